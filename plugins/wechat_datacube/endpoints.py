@@ -1,0 +1,341 @@
+"""The one registry of WeChat datacube endpoint facts.
+
+Every other module (hook, storage, operator, DAGs, simulator, docs) reads endpoint facts
+from here instead of repeating them: the API path, the maximum span of one call, the
+first date with data, the natural key, the typed columns with their comments, whether
+rows are nested (getarticletotal's ``details``), and how long values keep maturing.
+
+Facts come from ``shared/reference/wechat-datacube-api.md``. Items the reference marks
+as uncertain (span and first date of getbizsummary / getarticletotaldetail) are plain
+values here, so a wrong guess is a one-line change, not a rewrite.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Literal
+
+ColumnType = Literal["int", "bigint", "text", "date", "float", "jsonb", "bool"]
+Family = Literal["legacy", "replacement"]
+
+#: WeChat keeps no usable history before this Beijing-time date.
+HISTORY_START = dt.date(2014, 12, 1)
+#: The replacement endpoints serve data from this date on.
+REPLACEMENT_START = dt.date(2025, 11, 1)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One typed column: the API's own field name, its SQL type and what it means."""
+
+    name: str
+    type: ColumnType
+    comment: str
+    #: Key columns are NOT NULL and part of the primary key.
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """Everything the pipeline needs to know about one datacube endpoint."""
+
+    name: str
+    family: Family
+    table: str
+    max_span: int
+    first_date: dt.date
+    description: str
+    #: Natural key (without ``account``), in primary-key order.
+    key: tuple[str, ...]
+    #: Typed columns of the stored (flattened) row, key columns included.
+    columns: tuple[Column, ...]
+    #: Name of the nested list to flatten (one stored row per element), if any.
+    nested: str | None = None
+    #: Columns of the stored row that come from the parent object when ``nested`` is set.
+    parent_columns: tuple[str, ...] = ()
+    #: Days after ref_date during which values still change (cumulative series).
+    maturity_days: int = 0
+    #: The response carries a top-level ``is_delay`` flag.
+    has_is_delay: bool = False
+
+    @property
+    def path(self) -> str:
+        return f"/datacube/{self.name}"
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(f"{self.name} has no column {name!r}")
+
+    @property
+    def date_column(self) -> str:
+        """The column that places a row in the requested date window (always ref_date)."""
+        return "ref_date"
+
+
+# --- column building blocks ------------------------------------------------------
+
+def _c(name: str, type_: ColumnType, comment: str, required: bool = False) -> Column:
+    return Column(name, type_, comment, required)
+
+
+REF_DATE = _c("ref_date", "date", "Beijing-time calendar date the row describes.", True)
+MSGID = _c("msgid", "text", "Article id '<msg_data_id>_<index>' (index = position in the mass send).", True)
+TITLE = _c("title", "text", "Article title as WeChat reported it.")
+USER_SOURCE = _c(
+    "user_source",
+    "int",
+    "Read source: 99999999 all (use this for totals; channels overlap), 0 chat session, "
+    "1 friend forward, 2 Moments, 3 Tencent Weibo (legacy), 4 history page, 5 other, "
+    "6 Top Stories, 7 Search.",
+    True,
+)
+SHARE_SCENE = _c(
+    "share_scene", "int", "Share scene: 1 friend forward, 2 Moments, 3 Tencent Weibo (legacy), 255 other.", True
+)
+REF_HOUR = _c("ref_hour", "int", "Hour of the day as HHMM of its start: 0, 100, ..., 2300.", True)
+STAT_DATE = _c("stat_date", "date", "Day up to which the cumulative values are counted.", True)
+
+LEGACY_METRICS: tuple[Column, ...] = (
+    _c("int_page_read_user", "bigint", "Readers of the article page."),
+    _c("int_page_read_count", "bigint", "Reads of the article page."),
+    _c("ori_page_read_user", "bigint", "Readers of the 'read original' page."),
+    _c("ori_page_read_count", "bigint", "Reads of the 'read original' page."),
+    _c("share_user", "bigint", "Users who shared."),
+    _c("share_count", "bigint", "Shares."),
+    _c("add_to_fav_user", "bigint", "Users who added the article to favourites."),
+    _c("add_to_fav_count", "bigint", "Adds to favourites."),
+)
+
+_READ_CHANNELS = ("session", "hist_msg", "feed", "friends", "other", "kanyikan", "souyisou")
+_CHANNEL_LABEL = {
+    "session": "chat sessions",
+    "hist_msg": "the history page",
+    "feed": "Moments",
+    "friends": "friend forwards",
+    "other": "other sources",
+    "kanyikan": "Top Stories",
+    "souyisou": "Search",
+}
+ARTICLE_TOTAL_CHANNELS: tuple[Column, ...] = tuple(
+    _c(f"int_page_from_{ch}_read_{kind}", "bigint", f"Cumulative article page {label} from {_CHANNEL_LABEL[ch]}.")
+    for ch in _READ_CHANNELS
+    for kind, label in (("user", "readers"), ("count", "reads"))
+) + tuple(
+    _c(f"feed_share_from_{ch}_{kind}", "bigint", f"Cumulative Moments shares ({label}) from {_CHANNEL_LABEL[ch]}.")
+    for ch in ("session", "feed", "other")
+    for kind, label in (("user", "users"), ("cnt", "count"))
+)
+
+SHARE_METRICS: tuple[Column, ...] = (
+    _c("share_user", "bigint", "Users who shared."),
+    _c("share_count", "bigint", "Shares."),
+)
+
+READ_USER_SOURCE = _c(
+    "read_user_source", "jsonb", "Readers split by scene: list of {scene_desc, user_count}."
+)
+
+
+def _spec(**kwargs: object) -> EndpointSpec:
+    return EndpointSpec(**kwargs)  # type: ignore[arg-type]
+
+
+ENDPOINTS: dict[str, EndpointSpec] = {
+    spec.name: spec
+    for spec in (
+        _spec(
+            name="getarticlesummary",
+            family="legacy",
+            table="article_summary",
+            max_span=1,
+            first_date=HISTORY_START,
+            description="Per mass-sent article, what happened on ref_date (articles with >= 3 interactions, "
+            "for about 7 days after sending).",
+            key=("ref_date", "msgid"),
+            columns=(
+                REF_DATE,
+                MSGID,
+                TITLE,
+                _c("user_source", "int", "Undocumented; 0 when present."),
+                *LEGACY_METRICS,
+            ),
+        ),
+        _spec(
+            name="getarticletotal",
+            family="legacy",
+            table="article_total",
+            max_span=1,
+            first_date=HISTORY_START,
+            description="Per article sent on ref_date, cumulative values per stat_date for up to 7 days "
+            "(stored flat: one row per article and stat_date).",
+            key=("ref_date", "msgid", "stat_date"),
+            columns=(
+                _c("ref_date", "date", "Send date of the article (Beijing time).", True),
+                MSGID,
+                TITLE,
+                STAT_DATE,
+                _c("target_user", "bigint", "Users the mass send was delivered to."),
+                *LEGACY_METRICS,
+                *ARTICLE_TOTAL_CHANNELS,
+            ),
+            nested="details",
+            parent_columns=("ref_date", "msgid", "title"),
+            maturity_days=7,
+        ),
+        _spec(
+            name="getuserread",
+            family="legacy",
+            table="user_read",
+            max_span=3,
+            first_date=HISTORY_START,
+            description="Account-wide article reads per day and read source.",
+            key=("ref_date", "user_source"),
+            columns=(REF_DATE, USER_SOURCE, *LEGACY_METRICS),
+        ),
+        _spec(
+            name="getuserreadhour",
+            family="legacy",
+            table="user_read_hour",
+            max_span=1,
+            first_date=HISTORY_START,
+            description="Account-wide article reads per hour and read source.",
+            key=("ref_date", "ref_hour", "user_source"),
+            columns=(REF_DATE, REF_HOUR, USER_SOURCE, *LEGACY_METRICS),
+        ),
+        _spec(
+            name="getusershare",
+            family="legacy",
+            table="user_share",
+            max_span=7,
+            first_date=HISTORY_START,
+            description="Account-wide shares per day and share scene.",
+            key=("ref_date", "share_scene"),
+            columns=(REF_DATE, SHARE_SCENE, *SHARE_METRICS),
+        ),
+        _spec(
+            name="getusersharehour",
+            family="legacy",
+            table="user_share_hour",
+            max_span=1,
+            first_date=HISTORY_START,
+            description="Account-wide shares per hour and share scene.",
+            key=("ref_date", "ref_hour", "share_scene"),
+            columns=(REF_DATE, REF_HOUR, SHARE_SCENE, *SHARE_METRICS),
+        ),
+        _spec(
+            name="getarticleread",
+            family="replacement",
+            table="article_read",
+            max_span=1,
+            first_date=REPLACEMENT_START,
+            description="Per article, readers on ref_date with their split by scene.",
+            key=("ref_date", "msgid"),
+            columns=(
+                REF_DATE,
+                MSGID,
+                TITLE,
+                _c("read_user", "bigint", "Readers of the article that day."),
+                READ_USER_SOURCE,
+            ),
+            has_is_delay=True,
+        ),
+        _spec(
+            name="getarticleshare",
+            family="replacement",
+            table="article_share",
+            max_span=1,
+            first_date=REPLACEMENT_START,
+            description="Per article, sharers on ref_date.",
+            key=("ref_date", "msgid"),
+            columns=(REF_DATE, MSGID, TITLE, _c("share_user", "bigint", "Users who shared the article that day.")),
+            has_is_delay=True,
+        ),
+        _spec(
+            name="getbizsummary",
+            family="replacement",
+            table="biz_summary",
+            max_span=1,  # uncertain in the reference: assumed 1
+            first_date=REPLACEMENT_START,  # uncertain in the reference
+            description="Account daily totals.",
+            key=("ref_date",),
+            columns=(
+                REF_DATE,
+                _c("read_user", "bigint", "Readers of any article that day."),
+                READ_USER_SOURCE,
+                _c("share_user", "bigint", "Users who shared that day."),
+                _c("zaikan_user", "bigint", "Users who tapped 'Wow' (zaikan)."),
+                _c("like_user", "bigint", "Users who liked."),
+                _c("comment_count", "bigint", "Comments."),
+                _c("collection_user", "bigint", "Users who collected (favourited)."),
+            ),
+            has_is_delay=True,
+        ),
+        _spec(
+            name="getarticletotaldetail",
+            family="replacement",
+            table="article_total_detail",
+            max_span=1,  # uncertain in the reference: assumed 1
+            first_date=REPLACEMENT_START,  # uncertain in the reference
+            description="Per article published on ref_date, cumulative values per stat_date for up to 30 days "
+            "(stored flat: one row per article and stat_date).",
+            key=("ref_date", "msgid", "stat_date"),
+            columns=(
+                _c("ref_date", "date", "Publish date of the article (Beijing time).", True),
+                MSGID,
+                TITLE,
+                _c("publish_type", "int", "How the article was published (mass send, publish, ...)."),
+                STAT_DATE,
+                _c("read_user", "bigint", "Cumulative readers."),
+                _c("share_user", "bigint", "Cumulative sharers."),
+                _c("read_subscribe_user", "bigint", "Cumulative readers who are followers."),
+                _c("read_delivery_rate", "float", "Share of delivered followers who read."),
+                _c("read_finish_rate", "float", "Share of readers who read to the end."),
+                _c("read_avg_activetime", "float", "Average active reading time (seconds)."),
+                _c("zaikan_user", "bigint", "Cumulative 'Wow' users."),
+                _c("like_user", "bigint", "Cumulative likes."),
+                _c("comment_count", "bigint", "Cumulative comments."),
+                _c("collection_user", "bigint", "Cumulative collectors."),
+            ),
+            nested="detail_list",
+            parent_columns=("ref_date", "msgid", "title", "publish_type"),
+            maturity_days=30,
+            has_is_delay=True,
+        ),
+    )
+}
+
+LEGACY: tuple[str, ...] = tuple(n for n, s in ENDPOINTS.items() if s.family == "legacy")
+REPLACEMENT: tuple[str, ...] = tuple(n for n, s in ENDPOINTS.items() if s.family == "replacement")
+FAMILIES: dict[str, tuple[str, ...]] = {"legacy": LEGACY, "replacement": REPLACEMENT}
+
+
+class UnknownEndpointError(KeyError):
+    """Raised for an endpoint name the registry does not know."""
+
+
+def get_endpoint(name: str) -> EndpointSpec:
+    """Return the spec of ``name`` (the API name, e.g. ``getusershare``)."""
+    try:
+        return ENDPOINTS[name]
+    except KeyError:
+        raise UnknownEndpointError(
+            f"unknown datacube endpoint {name!r}; known: {', '.join(sorted(ENDPOINTS))}"
+        ) from None
+
+
+def expand_endpoints(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Expand family keywords (``legacy`` / ``replacement``) and check names, keeping order."""
+    out: list[str] = []
+    for name in names:
+        for expanded in FAMILIES.get(name, (name,)):
+            get_endpoint(expanded)
+            if expanded not in out:
+                out.append(expanded)
+    return tuple(out)

@@ -1,0 +1,196 @@
+"""Error classes and the one errcode classification table.
+
+The hook raises these, the operator maps them to task outcomes, and the DAGs' retry
+policy reads :data:`RETRY_ACTIONS` — so "which codes are worth retrying" is decided in
+exactly one place. No error ever carries an access token: messages are built from
+errcode, errmsg, account, endpoint and dates only, and URLs pass through
+:func:`redact_url` first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from enum import Enum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+class ErrorClass(str, Enum):
+    TRANSIENT = "transient"
+    TOKEN = "token"
+    QUOTA = "quota"
+    PERMANENT = "permanent"
+    NOT_READY = "not_ready"
+
+
+#: errcode -> (class, what a human should do about it)
+ERRCODES: dict[int, tuple[ErrorClass, str]] = {
+    -1: (ErrorClass.TRANSIENT, "WeChat system busy; retried with backoff"),
+    45011: (ErrorClass.TRANSIENT, "per-minute frequency limit; retried after the next minute"),
+    40001: (ErrorClass.TOKEN, "access token invalid or not the latest; refreshed once"),
+    40014: (ErrorClass.TOKEN, "invalid access token; refreshed once"),
+    42001: (ErrorClass.TOKEN, "access token expired; refreshed once"),
+    45009: (ErrorClass.QUOTA, "daily quota reached; resume after midnight Beijing time"),
+    40013: (ErrorClass.PERMANENT, "invalid AppID: check the connection's login"),
+    40125: (ErrorClass.PERMANENT, "invalid AppSecret: check the connection's password"),
+    40164: (ErrorClass.PERMANENT, "caller IP not on the account's API IP whitelist: add it in the MP console"),
+    41001: (ErrorClass.PERMANENT, "access token missing from the request (a bug)"),
+    48001: (ErrorClass.PERMANENT, "API not authorized for this account or token type"),
+    50001: (ErrorClass.PERMANENT, "user not authorized for this API"),
+    50002: (ErrorClass.PERMANENT, "API banned for this account"),
+    61007: (ErrorClass.PERMANENT, "third party: the account did not grant this permission set"),
+    61023: (ErrorClass.PERMANENT, "third party: authorizer refresh token invalid; re-authorize the account"),
+    61500: (ErrorClass.PERMANENT, "date format error (a bug)"),
+    61501: (ErrorClass.PERMANENT, "date range error: span too wide, end >= today or begin > end (clock/timezone?)"),
+}
+
+#: errcodes we do not know are treated as permanent: retrying the unknown burns quota.
+UNKNOWN_ERRCODE_CLASS = ErrorClass.PERMANENT
+
+
+def classify(errcode: int) -> ErrorClass:
+    return ERRCODES.get(errcode, (UNKNOWN_ERRCODE_CLASS, ""))[0]
+
+
+def advice(errcode: int) -> str:
+    return ERRCODES.get(errcode, (UNKNOWN_ERRCODE_CLASS, "unknown errcode"))[1]
+
+
+_TOKEN_IN_URL = re.compile(r"((?:access_token|component_access_token|secret)=)[^&#\s]*", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """Replace the value of token/secret query parameters with ``***``."""
+    return _TOKEN_IN_URL.sub(r"\1***", url)
+
+
+def next_beijing_midnight(now: dt.datetime | None = None) -> dt.datetime:
+    """When WeChat's daily quotas reset (00:00 Asia/Shanghai), as an aware datetime."""
+    now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(BEIJING)
+    tomorrow = now.date() + dt.timedelta(days=1)
+    return dt.datetime.combine(tomorrow, dt.time(0, 0), tzinfo=BEIJING)
+
+
+class WeChatDatacubeError(Exception):
+    """Base class. Carries the context a person needs; never a token or secret."""
+
+    error_class: ErrorClass = ErrorClass.PERMANENT
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errcode: int | None = None,
+        errmsg: str | None = None,
+        endpoint: str | None = None,
+        begin_date: dt.date | str | None = None,
+        end_date: dt.date | str | None = None,
+        account: str | None = None,
+    ) -> None:
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.endpoint = endpoint
+        self.begin_date = str(begin_date) if begin_date is not None else None
+        self.end_date = str(end_date) if end_date is not None else None
+        self.account = account
+        self.message = message
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = []
+        if self.account:
+            where.append(f"account={self.account}")
+        if self.endpoint:
+            where.append(f"endpoint={self.endpoint}")
+        if self.begin_date or self.end_date:
+            where.append(f"dates={self.begin_date}..{self.end_date}")
+        if self.errcode is not None:
+            where.append(f"errcode={self.errcode}")
+        if self.errmsg:
+            where.append(f"errmsg={self.errmsg!r}")
+        return f"{self.message} [{', '.join(where)}]" if where else self.message
+
+    def context(self) -> dict[str, Any]:
+        return {
+            "errcode": self.errcode,
+            "errmsg": self.errmsg,
+            "endpoint": self.endpoint,
+            "begin_date": self.begin_date,
+            "end_date": self.end_date,
+            "account": self.account,
+        }
+
+
+class TransientError(WeChatDatacubeError):
+    """Worth retrying: system busy, frequency limit, 5xx, timeouts, broken bodies."""
+
+    error_class = ErrorClass.TRANSIENT
+
+
+class TokenError(WeChatDatacubeError):
+    """The access token was rejected (40001/40014/42001)."""
+
+    error_class = ErrorClass.TOKEN
+
+
+class QuotaExceededError(WeChatDatacubeError):
+    """45009: no more calls today. ``reset_at`` is the next midnight in Beijing."""
+
+    error_class = ErrorClass.QUOTA
+
+    def __init__(self, message: str, *, reset_at: dt.datetime | None = None, **kwargs: Any) -> None:
+        self.reset_at = reset_at or next_beijing_midnight()
+        super().__init__(message, **kwargs)
+
+    def _render(self) -> str:
+        return f"{super()._render()} (quota resets at {self.reset_at.isoformat()})"
+
+
+class PermanentError(WeChatDatacubeError):
+    """Retrying cannot help: configuration, authorization or a bug. Fail fast."""
+
+    error_class = ErrorClass.PERMANENT
+
+
+class ConfigError(PermanentError):
+    """The connection, the accounts file or a parameter is wrong."""
+
+
+class DateRangeError(PermanentError):
+    """Requested dates are outside what the endpoint can serve (refused before any call)."""
+
+
+class MalformedResponseError(TransientError):
+    """The body was not the JSON we expect (HTML error page, truncated JSON, ...)."""
+
+
+class BadPayloadError(PermanentError):
+    """A well-formed response whose rows do not fit the registry (missing keys, wrong types)."""
+
+
+class DataNotReadyError(WeChatDatacubeError):
+    """The day's data is not published yet (empty list or ``is_delay`` before the deadline)."""
+
+    error_class = ErrorClass.NOT_READY
+
+    def __init__(self, message: str, *, deadline: dt.datetime | None = None, **kwargs: Any) -> None:
+        #: After this moment an empty answer is stored as "empty" instead of retried.
+        self.deadline = deadline
+        super().__init__(message, **kwargs)
+
+
+_CLASS_TO_EXCEPTION: dict[ErrorClass, type[WeChatDatacubeError]] = {
+    ErrorClass.TRANSIENT: TransientError,
+    ErrorClass.TOKEN: TokenError,
+    ErrorClass.QUOTA: QuotaExceededError,
+    ErrorClass.PERMANENT: PermanentError,
+}
+
+
+def error_for_errcode(errcode: int, errmsg: str | None, **context: Any) -> WeChatDatacubeError:
+    """Build the typed error for a body-level errcode."""
+    cls = _CLASS_TO_EXCEPTION[classify(errcode)]
+    return cls(f"WeChat API error: {advice(errcode)}", errcode=errcode, errmsg=errmsg, **context)
