@@ -1,0 +1,46 @@
+"""Configuration of the simulated WeChat API: who may log in and how strict it is.
+
+Limits that tests need to reach quickly (the classic token's daily quota, the stable
+token's force-refresh quota) are plain settings, so a test can set 5 instead of making
+2000 calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Credentials the demo server (``python -m wechat_datacube.simulator``) accepts by default.
+DEMO_APPID = "wx_demo_account"
+DEMO_SECRET = "demo-app-secret-change-me"
+
+
+@dataclass
+class SimulatorConfig:
+    """Everything that shapes one simulated WeChat backend.
+
+    ``components``: component_appid -> {"secret": ..., "verify_ticket": ...}.
+    ``authorizers``: authorizer_appid -> {"component_appid": ..., "refresh_token": ...}
+    (the initial refresh token; the simulator rotates it when ``rotate_refresh_token``).
+    ``faults``: rules installed at start and restored by ``state.reset()``.
+    """
+
+    accounts: dict[str, str] = field(default_factory=lambda: {DEMO_APPID: DEMO_SECRET})
+    components: dict[str, dict[str, str]] = field(default_factory=dict)
+    authorizers: dict[str, dict[str, str]] = field(default_factory=dict)
+    seed: int = 20141201
+    #: Beijing hour at which day D's data appears on D+1.
+    ready_hour: int = 8
+    ip_whitelist: list[str] | None = None
+    rotate_refresh_token: bool = True
+    #: Lifetime of every token the simulator issues (seconds on the settable clock).
+    token_ttl: int = 7200
+    #: How long a superseded classic/component/authorizer token keeps working.
+    overlap_seconds: int = 300
+    #: A stable token is handed out again only while it has at least this many seconds left.
+    stable_min_remaining: int = 300
+    #: Classic /cgi-bin/token calls per account per Beijing day before 45009.
+    classic_daily_limit: int = 2000
+    #: stable_token force_refresh calls per account per Beijing day before 45009.
+    stable_force_refresh_daily_limit: int = 20
+    faults: list[dict[str, Any]] = field(default_factory=list)

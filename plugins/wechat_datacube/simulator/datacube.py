@@ -1,0 +1,71 @@
+"""The datacube endpoints' rules: date checks, the data-ready hour and the response body.
+
+Dates before the endpoint's first date contribute no rows; a day D is published only
+once the simulated Beijing clock reaches D+1 at ``ready_hour``:00. Until then it adds no
+rows, and the replacement endpoints say ``"is_delay": true``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from wechat_datacube.dates import iter_days
+from wechat_datacube.endpoints import EndpointSpec
+from wechat_datacube.errors import BEIJING
+from wechat_datacube.simulator.data import rows_for_day
+from wechat_datacube.simulator.wire import ApiError
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def last_ready_day(now: dt.datetime, ready_hour: int) -> dt.date:
+    """The newest ref_date whose data is published at ``now``."""
+    beijing = now.astimezone(BEIJING)
+    lag = 1 if beijing.hour >= ready_hour else 2
+    return beijing.date() - dt.timedelta(days=lag)
+
+
+def _parse(value: Any, what: str) -> dt.date:
+    if not isinstance(value, str) or not _DATE.match(value):
+        raise ApiError(61500, f"{what} must be YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ApiError(61500, f"{what} is not a calendar date") from None
+
+
+def parse_range(spec: EndpointSpec, body: Any, now: dt.datetime) -> tuple[dt.date, dt.date]:
+    """Check a request body the way WeChat does: 61500 for format, 61501 for the range."""
+    if not isinstance(body, dict):
+        raise ApiError(47001)
+    begin = _parse(body.get("begin_date"), "begin_date")
+    end = _parse(body.get("end_date"), "end_date")
+    if begin > end:
+        raise ApiError(61501, "begin_date is after end_date")
+    if (end - begin).days + 1 > spec.max_span:
+        raise ApiError(61501, f"span exceeds {spec.max_span} day(s)")
+    if end >= now.astimezone(BEIJING).date():
+        raise ApiError(61501, "end_date must be before today")
+    return begin, end
+
+
+def answer(
+    spec: EndpointSpec, seed: int, appid: str, begin: dt.date, end: dt.date, now: dt.datetime, ready_hour: int
+) -> dict[str, Any]:
+    """The success body for a checked range at time ``now``."""
+    last_ready = last_ready_day(now, ready_hour)
+    rows: list[dict[str, Any]] = []
+    delayed = False
+    for day in iter_days(begin, end):
+        if day < spec.first_date:
+            continue
+        if day > last_ready:
+            delayed = True
+            continue
+        rows.extend(rows_for_day(spec, seed, appid, day, last_ready))
+    body: dict[str, Any] = {"list": rows}
+    if spec.has_is_delay:
+        body["is_delay"] = delayed
+    return body
