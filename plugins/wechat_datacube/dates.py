@@ -18,7 +18,7 @@ Clock = Callable[[], dt.datetime]
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def parse_date(value: DateLike, *, what: str = "date") -> dt.date:
@@ -46,7 +46,7 @@ def beijing_yesterday(now: dt.datetime | None = None) -> dt.date:
 def to_beijing_date(moment: dt.datetime) -> dt.date:
     """Calendar date in Beijing of an aware datetime (naive ones are taken as UTC)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(BEIJING).date()
 
 

@@ -13,7 +13,7 @@ values here, so a wrong guess is a one-line change, not a rewrite.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 ColumnType = Literal["int", "bigint", "text", "date", "float", "jsonb", "bool"]

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
 
-class ErrorClass(str, Enum):
+class ErrorClass(StrEnum):
     TRANSIENT = "transient"
     TOKEN = "token"
     QUOTA = "quota"
@@ -69,7 +69,7 @@ def redact_url(url: str) -> str:
 
 def next_beijing_midnight(now: dt.datetime | None = None) -> dt.datetime:
     """When WeChat's daily quotas reset (00:00 Asia/Shanghai), as an aware datetime."""
-    now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(BEIJING)
+    now = (now or dt.datetime.now(dt.UTC)).astimezone(BEIJING)
     tomorrow = now.date() + dt.timedelta(days=1)
     return dt.datetime.combine(tomorrow, dt.time(0, 0), tzinfo=BEIJING)
 
@@ -164,11 +164,23 @@ class DateRangeError(PermanentError):
 
 
 class MalformedResponseError(TransientError):
-    """The body was not the JSON we expect (HTML error page, truncated JSON, ...)."""
+    """The body was not the JSON we expect (HTML error page, truncated JSON, ...).
+
+    ``raw`` keeps what arrived (text or parsed JSON) for diagnosis; it is stored, never
+    put into the message.
+    """
+
+    def __init__(self, message: str, *, raw: Any = None, **kwargs: Any) -> None:
+        self.raw = raw
+        super().__init__(message, **kwargs)
 
 
 class BadPayloadError(PermanentError):
     """A well-formed response whose rows do not fit the registry (missing keys, wrong types)."""
+
+
+class DataQualityError(BadPayloadError):
+    """Stored rows fail a sanity check (negative metric, impossible ref_hour, duplicate key)."""
 
 
 class DataNotReadyError(WeChatDatacubeError):

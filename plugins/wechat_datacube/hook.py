@@ -1,0 +1,374 @@
+"""WeChatDatacubeHook: the one way this project talks to the WeChat datacube API.
+
+Like Airflow's HTTP hook, it owns the session, the credentials and the retries and knows
+nothing of DAG context. Endpoint facts (path, max span, first date) come from the
+registry in endpoints.py; date rules from dates.py; the errcode classification from
+errors.py; tokens from tokens.py.
+
+Token cache trade-off: pass ``token_store_conn_id`` (a Postgres connection) and every
+worker, process and host shares one token per (appid, mode), refreshed under a row lock.
+Without it the cache is process-local: correct for a single process, but parallel
+workers each fetch their own token — in ``classic`` mode each new token kills the
+previous one five minutes later and every fetch spends the 2000/day quota, and a rotated
+authorizer refresh token is lost when the process ends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+from wechat_datacube.dates import DateLike, chunk_range, days_between, parse_date, utcnow, validate_range
+from wechat_datacube.endpoints import EndpointSpec, get_endpoint
+from wechat_datacube.errors import (
+    ConfigError,
+    DateRangeError,
+    MalformedResponseError,
+    TokenError,
+)
+from wechat_datacube.provider import DEFAULT_BASE_URL, TOKEN_MODES
+from wechat_datacube.tokens import (
+    DEFAULT_REFRESH_MARGIN,
+    AuthorizerTokenSource,
+    ClassicTokenSource,
+    ExternalTokenSource,
+    LocalTokenStore,
+    PostgresTokenStore,
+    StableTokenSource,
+    TokenManager,
+    TokenSource,
+    TokenStore,
+    mask_value,
+)
+from wechat_datacube.transport import CallContext, RetryPolicy, Transport
+
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """One API call's outcome: the window asked for, the body as received, the kept rows."""
+
+    begin: dt.date
+    end: dt.date
+    body: dict[str, Any]
+    rows: list[dict[str, Any]]
+    dropped: int
+    is_delay: bool
+
+
+def _as_bool(value: Any, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() not in ("0", "false", "no", "off")
+
+
+def _as_float(value: Any, default: float, name: str) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"connection extra {name!r} must be a number, got {value!r}") from None
+    if result <= 0:
+        raise ConfigError(f"connection extra {name!r} must be positive, got {value!r}")
+    return result
+
+
+class WeChatDatacubeHook(BaseHook):
+    """Fetch WeChat Official Account datacube statistics.
+
+    :param wechat_conn_id: connection of type ``wechat`` (login = AppID, password =
+        AppSecret, host = base URL; extras: token_mode, token_variable, component_appid,
+        component_token_variable, authorizer_appid, authorizer_refresh_token,
+        connect_timeout, read_timeout, verify).
+    :param token_store_conn_id: Postgres connection for the shared token cache; None means
+        a process-local cache (see the module docstring for the trade-off).
+    :param schema: Postgres schema of the token cache tables.
+    :param account: label used in error messages (default: the AppID).
+    :param clock: aware-UTC "now"; drives date validation and token expiry bookkeeping.
+    :param max_attempts: requests per call before a transient error is given up.
+    :param max_retry_seconds: total waiting between those attempts.
+    :param backoff_base: first backoff delay (doubling, with jitter).
+    :param rate_limit_wait_max: cap of the wait after 45011 (next minute by default).
+    :param sleep: how to wait (injectable so tests can advance a simulated clock).
+    :param refresh_margin: refresh tokens this many seconds before they expire.
+    """
+
+    conn_name_attr = "wechat_conn_id"
+    default_conn_name = "wechat_default"
+    conn_type = "wechat"
+    hook_name = "WeChat Official Account"
+
+    def __init__(
+        self,
+        wechat_conn_id: str = default_conn_name,
+        *,
+        token_store_conn_id: str | None = None,
+        schema: str = "wechat",
+        account: str | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+        max_attempts: int = 4,
+        max_retry_seconds: float = 120.0,
+        backoff_base: float = 1.0,
+        backoff_max: float = 30.0,
+        rate_limit_wait_max: float = 61.0,
+        sleep: Callable[[float], None] | None = None,
+        refresh_margin: float = DEFAULT_REFRESH_MARGIN,
+    ) -> None:
+        super().__init__()
+        if max_attempts < 1:
+            raise ConfigError("max_attempts must be >= 1")
+        self.wechat_conn_id = wechat_conn_id
+        self.token_store_conn_id = token_store_conn_id
+        self.schema = schema
+        self._account = account
+        self.clock: Callable[[], dt.datetime] = clock or utcnow
+        self.policy = RetryPolicy(
+            max_attempts=max_attempts,
+            max_retry_seconds=max_retry_seconds,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            rate_limit_wait_max=rate_limit_wait_max,
+        )
+        self._sleep = sleep or time.sleep
+        self.refresh_margin = refresh_margin
+        #: HTTP requests sent to datacube endpoints / token endpoints (each retry counts).
+        self.data_calls = 0
+        self.token_calls = 0
+
+    # --- configuration ------------------------------------------------------------
+
+    @cached_property
+    def _conn(self) -> Any:
+        conn = self.get_connection(self.wechat_conn_id)
+        if conn.password:
+            mask_value(conn.password)
+        return conn
+
+    @cached_property
+    def extras(self) -> dict[str, Any]:
+        return dict(self._conn.extra_dejson or {})
+
+    @property
+    def appid(self) -> str:
+        return (self._conn.login or "").strip()
+
+    @property
+    def account(self) -> str:
+        return self._account or self.appid or self.wechat_conn_id
+
+    @property
+    def token_mode(self) -> str:
+        mode = (self.extras.get("token_mode") or "stable").strip().lower()
+        if mode not in TOKEN_MODES:
+            raise ConfigError(
+                f"connection {self.wechat_conn_id!r}: token_mode {mode!r} is not one of {', '.join(TOKEN_MODES)}"
+            )
+        return mode
+
+    def _require(self, values: dict[str, Any]) -> None:
+        missing = [name for name, value in values.items() if not value]
+        if missing:
+            raise ConfigError(
+                f"connection {self.wechat_conn_id!r} (token_mode={self.token_mode}) is missing: {', '.join(missing)}",
+                account=self._account or self.appid or None,
+            )
+
+    @cached_property
+    def transport(self) -> Transport:
+        extras = self.extras
+        timeout = (
+            _as_float(extras.get("connect_timeout"), DEFAULT_CONNECT_TIMEOUT, "connect_timeout"),
+            _as_float(extras.get("read_timeout"), DEFAULT_READ_TIMEOUT, "read_timeout"),
+        )
+        base_url = (self._conn.host or "").strip() or DEFAULT_BASE_URL
+        if "://" not in base_url:
+            base_url = "https://" + base_url
+        return Transport(
+            base_url,
+            timeout=timeout,
+            verify=_as_bool(extras.get("verify"), True),
+            policy=self.policy,
+            clock=self.clock,
+            sleep=self._sleep,
+        )
+
+    def get_conn(self) -> Any:
+        """The hook's ``requests.Session`` (one per hook)."""
+        return self.transport.session
+
+    def _count_token_call(self) -> None:
+        self.token_calls += 1
+
+    def _source(self) -> tuple[TokenSource, str]:
+        """The token source for the configured mode and the appid its cache is keyed by."""
+        mode, extras, ctx = self.token_mode, self.extras, CallContext(account=self.account)
+        if mode in ("stable", "classic"):
+            secret = self._conn.password
+            self._require({"login (AppID)": self.appid, "password (AppSecret)": secret})
+            cls = StableTokenSource if mode == "stable" else ClassicTokenSource
+            return cls(self.transport, self.appid, secret, ctx, self._count_token_call), self.appid
+        if mode == "authorizer":
+            authorizer_appid = extras.get("authorizer_appid") or self.appid
+            self._require(
+                {
+                    "component_appid": extras.get("component_appid"),
+                    "authorizer_appid (or login)": authorizer_appid,
+                    "authorizer_refresh_token": extras.get("authorizer_refresh_token"),
+                    "component_token_variable": extras.get("component_token_variable"),
+                }
+            )
+            mask_value(extras["authorizer_refresh_token"])
+            source = AuthorizerTokenSource(
+                self.transport,
+                component_appid=extras["component_appid"],
+                authorizer_appid=authorizer_appid,
+                initial_refresh_token=extras["authorizer_refresh_token"],
+                component_token_variable=extras["component_token_variable"],
+                ctx=ctx,
+                on_call=self._count_token_call,
+            )
+            return source, authorizer_appid
+        self._require({"token_variable": extras.get("token_variable")})
+        return ExternalTokenSource(extras["token_variable"], ctx), self.appid or self.wechat_conn_id
+
+    @cached_property
+    def tokens(self) -> TokenManager:
+        source, appid = self._source()
+        store: TokenStore = (
+            PostgresTokenStore(self.token_store_conn_id, self.schema) if self.token_store_conn_id else LocalTokenStore()
+        )
+        return TokenManager(
+            source, store, conn_id=self.wechat_conn_id, appid=appid, clock=self.clock, margin=self.refresh_margin
+        )
+
+    # --- tokens ---------------------------------------------------------------------
+
+    def get_access_token(self, force_refresh: bool = False) -> str:
+        """A usable access token (shared cache first; WeChat only when it must)."""
+        return self.tokens.get(force=force_refresh)
+
+    # --- data -----------------------------------------------------------------------
+
+    def call(self, endpoint: str, begin_date: DateLike, end_date: DateLike) -> dict[str, Any]:
+        """One POST for [begin_date, end_date]; the parsed body, or a typed error.
+
+        The span is checked against the registry before calling. A token error refreshes
+        the token (unless the cache already holds a newer one) and retries once; a second
+        token error raises.
+        """
+        spec = get_endpoint(endpoint)
+        ctx = CallContext(self.account, spec.name, begin_date, end_date)
+        begin = parse_date(begin_date, what="begin_date")
+        end = parse_date(end_date, what="end_date")
+        if begin > end:
+            raise DateRangeError("begin_date is after end_date", **ctx.kwargs())
+        if days_between(begin, end) > spec.max_span:
+            raise DateRangeError(f"{spec.name} allows at most {spec.max_span} day(s) per call", **ctx.kwargs())
+        body_json = {"begin_date": begin.isoformat(), "end_date": end.isoformat()}
+        started = time.monotonic()
+        token = self.get_access_token()
+        try:
+            body = self._post(spec, token, body_json, ctx)
+        except TokenError as first:
+            self.log.warning("token rejected (errcode %s) on %s; refreshing once", first.errcode, spec.name)
+            token = self.tokens.get(failed=token)
+            try:
+                body = self._post(spec, token, body_json, ctx)
+            except TokenError as second:
+                second.message = f"token rejected again after one refresh: {second.message}"
+                second.args = (second._render(),)
+                raise
+        rows = body.get("list")
+        if not isinstance(rows, list):
+            raise MalformedResponseError("response has no 'list' array", raw=body, **ctx.kwargs())
+        self.log.info(
+            "wechat %s %s..%s account=%s: %d row(s) in %.2f s",
+            spec.name,
+            begin.isoformat(),
+            end.isoformat(),
+            self.account,
+            len(rows),
+            time.monotonic() - started,
+        )
+        return body
+
+    def _post(self, spec: EndpointSpec, token: str, body: dict[str, str], ctx: CallContext) -> dict[str, Any]:
+        def count() -> None:
+            self.data_calls += 1
+
+        return self.transport.request(
+            "POST", spec.path, params={"access_token": token}, json_body=body, context=ctx, on_attempt=count
+        )
+
+    def fetch_chunks(self, endpoint: str, begin_date: DateLike, end_date: DateLike) -> list[ChunkResult]:
+        """Validate the range, call once per max-span chunk, keep only in-range rows."""
+        spec = get_endpoint(endpoint)
+        begin, end = validate_range(spec, begin_date, end_date, now=self.clock(), account=self.account)
+        results = []
+        for chunk_begin, chunk_end in chunk_range(begin, end, spec.max_span):
+            body = self.call(spec.name, chunk_begin, chunk_end)
+            rows, dropped = _in_range(body["list"], spec, chunk_begin, chunk_end)
+            if dropped:
+                self.log.warning(
+                    "wechat %s %s..%s: dropped %d row(s) dated outside the requested range",
+                    spec.name,
+                    chunk_begin.isoformat(),
+                    chunk_end.isoformat(),
+                    dropped,
+                )
+            results.append(
+                ChunkResult(chunk_begin, chunk_end, body, rows, dropped, bool(body.get("is_delay", False)))
+            )
+        return results
+
+    def fetch(self, endpoint: str, begin_date: DateLike, end_date: DateLike) -> list[dict[str, Any]]:
+        """All in-range rows of [begin_date, end_date] (validated, chunked by max span)."""
+        return [row for chunk in self.fetch_chunks(endpoint, begin_date, end_date) for row in chunk.rows]
+
+    # --- Airflow niceties -----------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Used by the UI's Test button: can we obtain a token?"""
+        try:
+            self.get_access_token()
+        except Exception as exc:  # the UI wants a message, not a traceback
+            return False, str(exc)
+        return True, f"obtained an access token ({self.token_mode} mode)"
+
+    def close(self) -> None:
+        if "transport" in self.__dict__:
+            self.transport.close()
+
+
+def _in_range(
+    rows: list[Any], spec: EndpointSpec, begin: dt.date, end: dt.date
+) -> tuple[list[dict[str, Any]], int]:
+    """Split rows into those dated inside [begin, end] and a count of the rest.
+
+    Rows without a parsable date are kept: storage rejects them with a clear error
+    instead of the hook hiding a malformed payload.
+    """
+    kept: list[dict[str, Any]] = []
+    dropped = 0
+    for row in rows:
+        day = row.get(spec.date_column) if isinstance(row, dict) else None
+        try:
+            inside = begin <= dt.date.fromisoformat(str(day)) <= end
+        except (TypeError, ValueError):
+            inside = True  # not a date at all: let validation report it
+        if inside:
+            kept.append(row)
+        else:
+            dropped += 1
+    return kept, dropped

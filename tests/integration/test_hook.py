@@ -1,0 +1,333 @@
+"""WeChatDatacubeHook against the simulator over real HTTP: calls, chunks, errors, secrets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.fixtures.simulator import TEST_APPID, TEST_SECRET
+from wechat_datacube.dates import chunk_range
+from wechat_datacube.endpoints import get_endpoint
+from wechat_datacube.errors import (
+    BEIJING,
+    ERRCODES,
+    ConfigError,
+    DateRangeError,
+    ErrorClass,
+    MalformedResponseError,
+    PermanentError,
+    QuotaExceededError,
+    TokenError,
+    TransientError,
+)
+from wechat_datacube.hook import ChunkResult, WeChatDatacubeHook
+from wechat_datacube.tokens import clear_local_store, clear_token_memo
+
+# 10:00 in Beijing on 2024-06-15: data up to 2024-06-14 is published.
+NOW = dt.datetime(2024, 6, 15, 2, 0, tzinfo=dt.UTC)
+CONN_ID = "wechat_hook_test"
+DATA = "/datacube/getusershare"
+
+
+def use_conn(monkeypatch: pytest.MonkeyPatch, base_url: str, **extra: Any) -> None:
+    extra.setdefault("token_mode", "classic")
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}",
+        json.dumps(
+            {"conn_type": "wechat", "host": base_url, "login": TEST_APPID, "password": TEST_SECRET, "extra": extra}
+        ),
+    )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_token_caches() -> Iterator[None]:
+    clear_token_memo()
+    clear_local_store()
+    yield
+    clear_token_memo()
+    clear_local_store()
+
+
+@pytest.fixture
+def sim(simulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    simulator.state.clock.set(NOW)
+    use_conn(monkeypatch, simulator.base_url)
+    return simulator
+
+
+def make_hook(sim: Any, **kwargs: Any) -> WeChatDatacubeHook:
+    kwargs.setdefault("max_attempts", 3)
+    kwargs.setdefault("backoff_base", 0.01)
+    kwargs.setdefault("sleep", sim.state.clock.advance)
+    return WeChatDatacubeHook(CONN_ID, clock=sim.state.clock.now, **kwargs)
+
+
+def calls(sim: Any, path: str) -> int:
+    return sim.state.counters()["paths"].get(path, 0)
+
+
+def fault(sim: Any, **rule: Any) -> None:
+    rule.setdefault("path", DATA)
+    sim.state.set_faults([rule])
+
+
+def truth(sim: Any, endpoint: str, begin: str, end: str) -> list[dict[str, Any]]:
+    """What WeChat holds for the range, asked chunk by chunk (the simulator enforces spans too)."""
+    span = get_endpoint(endpoint).max_span
+    return [
+        row
+        for b, e in chunk_range(dt.date.fromisoformat(begin), dt.date.fromisoformat(end), span)
+        for row in sim.state.truth(TEST_APPID, endpoint, b.isoformat(), e.isoformat())
+    ]
+
+
+def codes_of(cls: ErrorClass) -> list[int]:
+    return sorted(code for code, (klass, _) in ERRCODES.items() if klass is cls)
+
+
+# --- errcode classes -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("errcode", codes_of(ErrorClass.PERMANENT))
+def test_permanent_errcode_fails_after_exactly_one_call(sim: Any, errcode: int) -> None:
+    fault(sim, kind="errcode", errcode=errcode, rate=1.0)
+    hook = make_hook(sim)
+    with pytest.raises(PermanentError) as info:
+        hook.call("getusershare", "2024-06-01", "2024-06-07")
+    assert info.value.errcode == errcode
+    assert info.value.endpoint == "getusershare" and info.value.account == TEST_APPID
+    assert calls(sim, DATA) == 1
+
+
+@pytest.mark.parametrize("errcode", codes_of(ErrorClass.TRANSIENT))
+def test_transient_errcode_is_retried_up_to_max_attempts_then_raises(sim: Any, errcode: int) -> None:
+    fault(sim, kind="errcode", errcode=errcode, rate=1.0)
+    hook = make_hook(sim, max_attempts=3, max_retry_seconds=300)  # 45011 waits ~a minute each
+    with pytest.raises(TransientError) as info:
+        hook.call("getusershare", "2024-06-01", "2024-06-07")
+    assert info.value.errcode == errcode
+    assert calls(sim, DATA) == 3 == hook.data_calls
+
+
+def test_transient_errcode_then_success_returns_the_body(sim: Any) -> None:
+    fault(sim, kind="errcode", errcode=-1, count=2)
+    hook = make_hook(sim, max_attempts=3)
+    body = hook.call("getusershare", "2024-06-01", "2024-06-07")
+    assert body["list"] == sim.state.truth(TEST_APPID, "getusershare", "2024-06-01", "2024-06-07")
+    assert calls(sim, DATA) == 3
+
+
+def test_frequency_limit_waits_for_the_next_minute(sim: Any) -> None:
+    sim.state.clock.set(NOW.replace(second=20))
+    fault(sim, kind="errcode", errcode=45011, count=1)
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        sim.state.clock.advance(seconds)
+
+    make_hook(sim, sleep=sleep).call("getusershare", "2024-06-01", "2024-06-07")
+    assert len(waits) == 1 and 40 <= waits[0] <= 41
+
+
+def test_retry_waits_are_capped_by_max_retry_seconds(sim: Any) -> None:
+    fault(sim, kind="errcode", errcode=45011, rate=1.0)
+    hook = make_hook(sim, max_attempts=10, max_retry_seconds=30)
+    with pytest.raises(TransientError, match="gave up after 1 attempt"):
+        hook.call("getusershare", "2024-06-01", "2024-06-07")
+    assert calls(sim, DATA) == 1
+
+
+def test_daily_quota_stops_at_once_with_the_reset_time(sim: Any) -> None:
+    fault(sim, kind="errcode", errcode=45009, rate=1.0)
+    hook = make_hook(sim)
+    with pytest.raises(QuotaExceededError) as info:
+        hook.fetch("getusershare", "2024-05-01", "2024-05-30")
+    assert info.value.reset_at == dt.datetime(2024, 6, 16, 0, 0, tzinfo=BEIJING)
+    assert calls(sim, DATA) == 1
+
+
+@pytest.mark.parametrize("errcode", codes_of(ErrorClass.TOKEN))
+def test_token_error_refreshes_once_then_succeeds(sim: Any, errcode: int) -> None:
+    fault(sim, kind="errcode", errcode=errcode, count=1)
+    hook = make_hook(sim)
+    hook.call("getusershare", "2024-06-01", "2024-06-07")
+    assert hook.token_calls == 2 == calls(sim, "/cgi-bin/token")
+    assert calls(sim, DATA) == 2
+
+
+@pytest.mark.parametrize("errcode", codes_of(ErrorClass.TOKEN))
+def test_token_error_refreshes_once_then_fails(sim: Any, errcode: int) -> None:
+    fault(sim, kind="errcode", errcode=errcode, rate=1.0)
+    hook = make_hook(sim)
+    with pytest.raises(TokenError, match="again after one refresh") as info:
+        hook.call("getusershare", "2024-06-01", "2024-06-07")
+    assert info.value.errcode == errcode
+    assert calls(sim, DATA) == 2
+    assert calls(sim, "/cgi-bin/token") == 2
+
+
+# --- HTTP-level failures ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_http_5xx_is_retried_then_succeeds(sim: Any, status: int) -> None:
+    fault(sim, kind="http_status", status=status, count=2)
+    hook = make_hook(sim)
+    assert hook.call("getusershare", "2024-06-01", "2024-06-07")["list"]
+    assert calls(sim, DATA) == 3
+
+
+@pytest.mark.parametrize("kind", ["malformed_json", "html"])
+def test_broken_body_is_a_transient_malformed_response(sim: Any, kind: str) -> None:
+    fault(sim, kind=kind, rate=1.0)
+    hook = make_hook(sim, max_attempts=2)
+    with pytest.raises(MalformedResponseError):
+        hook.call("getusershare", "2024-06-01", "2024-06-07")
+    assert calls(sim, DATA) == 2
+
+
+def test_timeout_is_transient(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_conn(monkeypatch, sim.base_url, read_timeout=0.2)
+    fault(sim, kind="slow", delay=1.0, count=1)
+    hook = make_hook(sim, max_attempts=1)
+    with pytest.raises(TransientError, match="timeout"):
+        hook.call("getusershare", "2024-06-01", "2024-06-07")
+
+
+def test_dropped_connection_is_retried(sim: Any) -> None:
+    fault(sim, kind="drop", count=1)
+    hook = make_hook(sim)
+    assert hook.call("getusershare", "2024-06-01", "2024-06-07")["list"]
+    assert hook.data_calls == 2
+
+
+# --- ranges and chunks ------------------------------------------------------------
+
+
+def test_thirty_days_of_getusershare_take_five_calls(sim: Any) -> None:
+    hook = make_hook(sim)
+    rows = hook.fetch("getusershare", "2024-05-01", "2024-05-30")
+    assert calls(sim, DATA) == 5 == hook.data_calls
+    assert rows == truth(sim, "getusershare", "2024-05-01", "2024-05-30")
+    assert {r["ref_date"] for r in rows} == {f"2024-05-{d:02d}" for d in range(1, 31)}
+
+
+def test_thirty_days_of_getuserread_take_ten_calls(sim: Any) -> None:
+    hook = make_hook(sim)
+    hook.fetch("getuserread", "2024-05-01", "2024-05-30")
+    assert calls(sim, "/datacube/getuserread") == 10
+
+
+def test_stray_rows_outside_the_chunk_are_dropped(sim: Any) -> None:
+    fault(sim, kind="stray_rows", rate=1.0)
+    chunks = make_hook(sim).fetch_chunks("getusershare", "2024-05-01", "2024-05-14")
+    assert [(c.begin, c.end) for c in chunks] == [
+        (dt.date(2024, 5, 1), dt.date(2024, 5, 7)),
+        (dt.date(2024, 5, 8), dt.date(2024, 5, 14)),
+    ]
+    assert all(isinstance(c, ChunkResult) and c.dropped > 0 for c in chunks)
+    assert all(len(c.body["list"]) == len(c.rows) + c.dropped for c in chunks)
+    kept = [r for c in chunks for r in c.rows]
+    assert kept == truth(sim, "getusershare", "2024-05-01", "2024-05-14")
+
+
+def test_range_reaching_today_in_beijing_is_refused_before_any_call(sim: Any) -> None:
+    hook = make_hook(sim)
+    with pytest.raises(DateRangeError):
+        hook.fetch("getusershare", "2024-06-10", "2024-06-15")
+    assert sim.state.counters()["paths"] == {}
+
+
+def test_range_before_history_start_is_refused_before_any_call(sim: Any) -> None:
+    hook = make_hook(sim)
+    with pytest.raises(DateRangeError):
+        hook.fetch("getusershare", "2014-11-30", "2014-12-03")
+    assert sim.state.counters()["paths"] == {}
+
+
+def test_call_refuses_a_span_wider_than_the_endpoint_allows(sim: Any) -> None:
+    with pytest.raises(DateRangeError, match="at most 3"):
+        make_hook(sim).call("getuserread", "2024-06-01", "2024-06-04")
+    assert sim.state.counters()["paths"] == {}
+
+
+def test_replacement_endpoint_reports_is_delay(sim: Any) -> None:
+    sim.state.clock.set(dt.datetime(2026, 1, 10, 2, 0, tzinfo=dt.UTC))
+    fault(sim, path="/datacube/getarticleread", kind="empty", rate=1.0)
+    (chunk,) = make_hook(sim).fetch_chunks("getarticleread", "2026-01-09", "2026-01-09")
+    assert chunk.is_delay is True and chunk.rows == []
+
+
+# --- configuration ----------------------------------------------------------------
+
+
+def test_missing_credentials_are_listed_in_one_error(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}",
+        json.dumps({"conn_type": "wechat", "host": sim.base_url, "extra": {"token_mode": "authorizer"}}),
+    )
+    with pytest.raises(ConfigError) as info:
+        make_hook(sim).get_access_token()
+    for name in ("component_appid", "authorizer_refresh_token", "component_token_variable"):
+        assert name in str(info.value)
+
+
+def test_unknown_token_mode_is_a_config_error(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_conn(monkeypatch, sim.base_url, token_mode="magic")
+    with pytest.raises(ConfigError, match="token_mode"):
+        make_hook(sim).get_access_token()
+
+
+def test_invalid_secret_is_permanent_and_not_retried(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}",
+        json.dumps({"conn_type": "wechat", "host": sim.base_url, "login": TEST_APPID, "password": "wrong-secret",
+                    "extra": {"token_mode": "classic"}}),
+    )
+    with pytest.raises(PermanentError) as info:
+        make_hook(sim).get_access_token()
+    assert info.value.errcode == 40125
+    assert calls(sim, "/cgi-bin/token") == 1
+
+
+# --- secrets never leak -----------------------------------------------------------
+
+
+def test_secret_and_tokens_never_reach_logs_or_exceptions(
+    sim: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    hook = make_hook(sim, max_attempts=2)
+    hook.fetch("getusershare", "2024-06-01", "2024-06-07")
+    for rule in (
+        {"kind": "errcode", "errcode": 40001, "rate": 1.0},
+        {"kind": "errcode", "errcode": -1, "rate": 1.0},
+        {"kind": "drop", "rate": 1.0},
+        {"kind": "http_status", "status": 502, "rate": 1.0},
+        {"kind": "html", "rate": 1.0},
+    ):
+        fault(sim, **rule)
+        with pytest.raises(Exception) as info:
+            hook.call("getusershare", "2024-06-01", "2024-06-07")
+        texts.append(str(info.value) + repr(info.value))
+    sim.state.clear_faults()
+    use_conn(monkeypatch, sim.base_url, read_timeout=0.2)
+    fault(sim, kind="slow", delay=1.0, rate=1.0)
+    with pytest.raises(TransientError) as info:
+        make_hook(sim, max_attempts=1).call("getusershare", "2024-06-01", "2024-06-07")
+    texts.append(str(info.value) + repr(info.value))
+
+    out, err = capfd.readouterr()
+    captured = "\n".join([caplog.text, out, err, *texts])
+    secrets = [TEST_SECRET, *sim.state.issued_tokens()]
+    assert len(secrets) >= 3
+    assert "row(s) in" in caplog.text + out + err  # the per-call line was logged (without the token)
+    leaked = [s for s in secrets if s in captured]
+    assert leaked == []

@@ -1,0 +1,84 @@
+"""The errcode table and the error classes: what each code means for the caller."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from wechat_datacube.errors import (
+    BEIJING,
+    ERRCODES,
+    ErrorClass,
+    PermanentError,
+    QuotaExceededError,
+    TokenError,
+    TransientError,
+    classify,
+    error_for_errcode,
+    next_beijing_midnight,
+    redact_url,
+)
+
+TRANSIENT = (-1, 45011)
+TOKEN = (40001, 40014, 42001)
+PERMANENT = (40013, 40125, 40164, 41001, 48001, 50001, 50002, 61007, 61023, 61500, 61501)
+
+
+@pytest.mark.parametrize("errcode", TRANSIENT)
+def test_busy_and_frequency_limit_are_transient(errcode: int) -> None:
+    assert isinstance(error_for_errcode(errcode, "busy"), TransientError)
+
+
+@pytest.mark.parametrize("errcode", TOKEN)
+def test_token_codes_are_token_errors(errcode: int) -> None:
+    assert isinstance(error_for_errcode(errcode, "bad token"), TokenError)
+
+
+@pytest.mark.parametrize("errcode", PERMANENT)
+def test_configuration_and_bug_codes_are_permanent(errcode: int) -> None:
+    assert isinstance(error_for_errcode(errcode, "no"), PermanentError)
+
+
+def test_daily_quota_is_a_quota_error() -> None:
+    assert isinstance(error_for_errcode(45009, "quota"), QuotaExceededError)
+
+
+def test_every_documented_code_is_in_the_table() -> None:
+    assert set(ERRCODES) == {*TRANSIENT, *TOKEN, *PERMANENT, 45009}
+
+
+def test_unknown_errcode_is_permanent_so_quota_is_not_burned() -> None:
+    assert classify(987654) is ErrorClass.PERMANENT
+
+
+def test_error_text_carries_context() -> None:
+    err = error_for_errcode(
+        61501, "invalid range", endpoint="getusershare", begin_date=dt.date(2024, 1, 1),
+        end_date="2024-01-07", account="wx_acct",
+    )
+    text = str(err)
+    for part in ("61501", "getusershare", "2024-01-01..2024-01-07", "wx_acct", "invalid range"):
+        assert part in text
+    assert err.context()["errcode"] == 61501
+
+
+def test_quota_error_resets_at_next_beijing_midnight() -> None:
+    now = dt.datetime(2024, 3, 1, 17, 30, tzinfo=dt.UTC)  # 01:30 on 2 March in Beijing
+    err = QuotaExceededError("quota", reset_at=next_beijing_midnight(now), errcode=45009)
+    assert err.reset_at == dt.datetime(2024, 3, 3, 0, 0, tzinfo=BEIJING)
+    assert "2024-03-03T00:00:00+08:00" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("https://api.weixin.qq.com/datacube/getusershare?access_token=TOK123&x=1", "TOK123"),
+        ("http://h/cgi-bin/token?grant_type=client_credential&appid=a&secret=S3CR3T", "S3CR3T"),
+        ("http://h/cgi-bin/component/api_authorizer_token?component_access_token=CT99", "CT99"),
+    ],
+)
+def test_redact_url_hides_tokens_and_secrets(url: str, secret: str) -> None:
+    redacted = redact_url(url)
+    assert secret not in redacted
+    assert "***" in redacted
