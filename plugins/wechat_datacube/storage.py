@@ -1,0 +1,411 @@
+"""PostgreSQL storage: the public API the operator uses.
+
+One call per (account, endpoint, date window):
+
+* :func:`write_window` — the response was good: keep it raw, replace the typed rows of
+  exactly that window, mark each date ``loaded`` or ``empty``; all in ONE transaction,
+  so a reader sees the old window or the new one, never a mix, and a crash half-way
+  leaves the old rows in place.
+* :func:`record_failure` — it was not (bad payload, not ready, error): keep the raw
+  body for diagnosis and mark the dates ``failed`` / ``not_ready``, without touching
+  typed rows and without downgrading a date that is already loaded.
+* :func:`loaded_dates` — what the backfill planner can skip.
+
+Schema management lives in :mod:`wechat_datacube.storage_schema` (:func:`migrate`),
+row typing in :mod:`wechat_datacube.storage_rows`, checks in
+:mod:`wechat_datacube.storage_checks`; their public names are re-exported here.
+
+Connections are psycopg 3 connections as returned by ``PostgresHook.get_conn()``; every
+function commits its own work and refuses a connection with a transaction open.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+from psycopg.types.json import Jsonb
+
+from wechat_datacube.dates import iter_days, parse_date
+from wechat_datacube.endpoints import EndpointSpec
+from wechat_datacube.errors import ConfigError, DateRangeError, redact_url
+from wechat_datacube.storage_checks import check_window, metric_columns, run_checks
+from wechat_datacube.storage_rows import (
+    ACCOUNT_COLUMN,
+    EXTRA_COLUMN,
+    normalize_rows,
+    rows_from_body,
+)
+from wechat_datacube.storage_schema import (
+    DEFAULT_SCHEMA,
+    MIGRATIONS,
+    STATUSES,
+    migrate,
+    own_transaction,
+    read_transaction,
+    validate_schema_name,
+)
+
+__all__ = [
+    "DEFAULT_SCHEMA",
+    "MIGRATIONS",
+    "STATUSES",
+    "WriteResult",
+    "load_status",
+    "loaded_dates",
+    "metric_columns",
+    "migrate",
+    "normalize_rows",
+    "record_failure",
+    "rows_from_body",
+    "run_checks",
+    "validate_schema_name",
+    "write_window",
+]
+
+FAILURE_STATUSES = ("failed", "not_ready")
+#: States the backfill planner treats as done; record_failure never overwrites them.
+DONE_STATUSES = ("loaded", "empty")
+
+BeforeCommit = Callable[[psycopg.Cursor[Any]], None]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What :func:`write_window` stored."""
+
+    response_id: int
+    row_count: int
+    #: Dates of the window that got rows / that got none (marked ``empty``).
+    loaded_dates: tuple[dt.date, ...] = ()
+    empty_dates: tuple[dt.date, ...] = ()
+
+
+def _window(spec: EndpointSpec, account: str, begin: Any, end: Any) -> tuple[dt.date, dt.date]:
+    b, e = parse_date(begin, what="begin_date"), parse_date(end, what="end_date")
+    if b > e:
+        raise DateRangeError(
+            "begin_date is after end_date", account=account, endpoint=spec.name, begin_date=b, end_date=e
+        )
+    return b, e
+
+
+def _meta(meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    meta = dict(meta or {})
+    unknown = set(meta) - {"dag_id", "run_id", "try_number", "fetched_at"}
+    if unknown:
+        raise ConfigError(f"unknown meta key(s) {sorted(unknown)}: expected dag_id, run_id, try_number, fetched_at")
+    return {
+        "dag_id": meta.get("dag_id"),
+        "run_id": meta.get("run_id"),
+        "try_number": meta.get("try_number"),
+        "fetched_at": meta.get("fetched_at"),
+    }
+
+
+def _insert_response(
+    cur: psycopg.Cursor[Any],
+    schema: str,
+    *,
+    spec: EndpointSpec,
+    account: str,
+    begin: dt.date,
+    end: dt.date,
+    meta: dict[str, Any],
+    status: str,
+    row_count: int | None,
+    error: str | None,
+    payload: Any,
+) -> int:
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {}.api_response"
+            " (account, endpoint, begin_date, end_date, fetched_at, dag_id, run_id, try_number,"
+            "  row_count, status, error, payload)"
+            " VALUES (%s, %s, %s, %s, coalesce(%s, now()), %s, %s, %s, %s, %s, %s, %s) RETURNING id"
+        ).format(sql.Identifier(schema)),
+        (
+            account,
+            spec.name,
+            begin,
+            end,
+            meta["fetched_at"],
+            meta["dag_id"],
+            meta["run_id"],
+            meta["try_number"],
+            row_count,
+            status,
+            error,
+            Jsonb(payload),
+        ),
+    )
+    row = cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _copy_rows(
+    cur: psycopg.Cursor[Any], schema: str, spec: EndpointSpec, rows: Sequence[Mapping[str, Any]], response_id: int
+) -> None:
+    """Insert all rows with one COPY statement.
+
+    Measured on 20k getarticletotal rows (37 columns): COPY text 0.19-0.25 s, COPY binary
+    the same, pipelined executemany 0.5 s, jsonb_populate_recordset 0.7 s, chunked
+    multi-row INSERT 3.3 s; all five stored identical rows. Text COPY needs no per-column
+    type list, so it cannot drift from the registry.
+
+    psycopg escapes every value for the COPY text format itself, so tabs, newlines,
+    backslashes and quotes in titles or in jsonb survive unchanged.
+    """
+    if not rows:
+        return
+    columns = (ACCOUNT_COLUMN, *spec.column_names, EXTRA_COLUMN, "response_id")
+    jsonb = {c.name for c in spec.columns if c.type == "jsonb"}
+    copy_sql = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
+        sql.Identifier(schema), sql.Identifier(spec.table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with cur.copy(copy_sql) as copy:
+        for row in rows:
+            copy.write_row(
+                (
+                    row[ACCOUNT_COLUMN],
+                    *((Jsonb(row[c]) if c in jsonb and row[c] is not None else row[c]) for c in spec.column_names),
+                    Jsonb(row.get(EXTRA_COLUMN) or {}),
+                    response_id,
+                )
+            )
+
+
+def _upsert_load_log(
+    cur: psycopg.Cursor[Any],
+    schema: str,
+    entries: Sequence[tuple[str, str, dt.date, str, int, int, str | None]],
+    *,
+    protect_done: bool,
+) -> None:
+    """Upsert (account, endpoint, ref_date, status, row_count, response_id, message) rows in one statement."""
+    guard = (
+        sql.SQL(" WHERE l.status NOT IN ({})").format(sql.SQL(", ").join(map(sql.Literal, DONE_STATUSES)))
+        if protect_done
+        else sql.SQL("")
+    )
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {}.load_log AS l (account, endpoint, ref_date, status, row_count, response_id, message)"
+            " SELECT * FROM unnest(%s::text[], %s::text[], %s::date[], %s::text[], %s::int[], %s::bigint[], %s::text[])"
+            " ON CONFLICT (account, endpoint, ref_date) DO UPDATE SET"
+            " status = excluded.status, row_count = excluded.row_count, response_id = excluded.response_id,"
+            " message = excluded.message, updated_at = now()"
+        ).format(sql.Identifier(schema))
+        + guard,
+        [list(col) for col in zip(*entries, strict=True)],
+    )
+
+
+def write_window(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    *,
+    spec: EndpointSpec,
+    account: str,
+    begin_date: dt.date | str,
+    end_date: dt.date | str,
+    body: Any,
+    rows: Sequence[Any] | None = None,
+    meta: Mapping[str, Any] | None = None,
+    check: bool = True,
+    before_commit: BeforeCommit | None = None,
+) -> WriteResult:
+    """Store one good response: raw body + typed rows of exactly the window + load_log, atomically.
+
+    ``body`` is the response as received (stored as JSONB in ``api_response``); ``rows``
+    are its raw API rows (default: ``body["list"]``), normalised here before anything is
+    written — a :class:`BadPayloadError` therefore leaves the database untouched (call
+    :func:`record_failure` to keep the body). Typed rows of (account, ref_date in
+    [begin_date, end_date]) are deleted and replaced, so rerunning a window is idempotent
+    and rows that vanished upstream vanish here. With ``check`` the data-quality checks
+    run inside the transaction: failing ones roll the window back (DataQualityError).
+    ``before_commit(cursor)`` runs after every write, just before the commit; raising
+    there rolls everything back (tests use it to inject a crash).
+    ``meta``: optional ``dag_id``, ``run_id``, ``try_number``, ``fetched_at``.
+    """
+    schema = validate_schema_name(schema)
+    begin, end = _window(spec, account, begin_date, end_date)
+    info = _meta(meta)
+    raw = rows_from_body(spec, body, account=account, begin_date=begin, end_date=end) if rows is None else rows
+    typed = normalize_rows(spec, raw, account=account, begin_date=begin, end_date=end)
+    per_date = Counter(r[spec.date_column] for r in typed)
+    days = list(iter_days(begin, end))
+    status = "loaded" if typed else "empty"
+    with own_transaction(conn), conn.cursor(row_factory=tuple_row) as cur:
+        response_id = _insert_response(
+            cur,
+            schema,
+            spec=spec,
+            account=account,
+            begin=begin,
+            end=end,
+            meta=info,
+            status=status,
+            row_count=len(typed),
+            error=None,
+            payload=body,
+        )
+        cur.execute(
+            sql.SQL("DELETE FROM {}.{} WHERE {} = %s AND {} BETWEEN %s AND %s").format(
+                sql.Identifier(schema),
+                sql.Identifier(spec.table),
+                sql.Identifier(ACCOUNT_COLUMN),
+                sql.Identifier(spec.date_column),
+            ),
+            (account, begin, end),
+        )
+        _copy_rows(cur, schema, spec, typed, response_id)
+        if check:
+            check_window(cur, schema, spec, account, begin, end)
+        _upsert_load_log(
+            cur,
+            schema,
+            [
+                (account, spec.name, day, "loaded" if per_date[day] else "empty", per_date[day], response_id, None)
+                for day in days
+            ],
+            protect_done=False,
+        )
+        if before_commit is not None:
+            before_commit(cur)
+    return WriteResult(
+        response_id=response_id,
+        row_count=len(typed),
+        loaded_dates=tuple(d for d in days if per_date[d]),
+        empty_dates=tuple(d for d in days if not per_date[d]),
+    )
+
+
+def _redact(value: Any) -> Any:
+    """Redact token/secret query parameters in every string of a payload (defence in depth)."""
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, Mapping):
+        return {str(k): _redact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact(v) for v in value]
+    return value
+
+
+def _scrub_nul(value: Any) -> Any:
+    """jsonb cannot hold U+0000: replace it so a broken body can still be kept for diagnosis."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, Mapping):
+        return {_scrub_nul(str(k)): _scrub_nul(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub_nul(v) for v in value]
+    return value
+
+
+def failure_payload(body_or_text: Any) -> Any:
+    """The JSON to keep for a failed response: parsed JSON when it is JSON, else the text as a JSON string."""
+    if isinstance(body_or_text, (bytes, bytearray)):
+        body_or_text = bytes(body_or_text).decode("utf-8", errors="replace")
+    if isinstance(body_or_text, str):
+        try:
+            body_or_text = json.loads(body_or_text)
+        except ValueError:
+            pass
+    try:
+        json.dumps(body_or_text, allow_nan=False)
+    except (TypeError, ValueError):
+        body_or_text = repr(body_or_text)
+    return _scrub_nul(_redact(body_or_text))
+
+
+def record_failure(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    *,
+    spec: EndpointSpec,
+    account: str,
+    begin_date: dt.date | str,
+    end_date: dt.date | str,
+    body_or_text: Any,
+    status: str,
+    message: str,
+    meta: Mapping[str, Any] | None = None,
+) -> int:
+    """Keep a response that was not loaded, and mark its dates ``failed`` or ``not_ready``.
+
+    ``body_or_text`` is the parsed body, or the raw text/bytes when it was not JSON (kept
+    as a JSON string). Typed rows are never touched, and dates already ``loaded`` or
+    ``empty`` keep that state (their rows are still right; the failed attempt stays in
+    ``api_response``). Token-looking query parameters are redacted from the stored text.
+    Returns the ``api_response.id``.
+    """
+    if status not in FAILURE_STATUSES:
+        raise ConfigError(f"record_failure status must be one of {FAILURE_STATUSES}, not {status!r}")
+    schema = validate_schema_name(schema)
+    begin, end = _window(spec, account, begin_date, end_date)
+    info = _meta(meta)
+    message = redact_url(str(message)).replace("\x00", "\ufffd")
+    payload = failure_payload(body_or_text)
+    with own_transaction(conn), conn.cursor(row_factory=tuple_row) as cur:
+        response_id = _insert_response(
+            cur,
+            schema,
+            spec=spec,
+            account=account,
+            begin=begin,
+            end=end,
+            meta=info,
+            status=status,
+            row_count=None,
+            error=message,
+            payload=payload,
+        )
+        _upsert_load_log(
+            cur,
+            schema,
+            [(account, spec.name, day, status, 0, response_id, message) for day in iter_days(begin, end)],
+            protect_done=True,
+        )
+    return response_id
+
+
+def load_status(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    account: str,
+    endpoint: str,
+    begin: dt.date,
+    end: dt.date,
+) -> dict[dt.date, str]:
+    """ref_date -> load_log status for the dates of [begin, end] that have one."""
+    schema = validate_schema_name(schema)
+    with read_transaction(conn), conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT ref_date, status FROM {}.load_log"
+                " WHERE account = %s AND endpoint = %s AND ref_date BETWEEN %s AND %s"
+            ).format(sql.Identifier(schema)),
+            (account, endpoint, begin, end),
+        )
+        return {d: s for d, s in cur.fetchall()}
+
+
+def loaded_dates(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    account: str,
+    endpoint: str,
+    begin: dt.date,
+    end: dt.date,
+) -> set[dt.date]:
+    """Dates of [begin, end] already done (``loaded`` or ``empty``): the backfill planner skips them."""
+    return {d for d, s in load_status(conn, schema, account, endpoint, begin, end).items() if s in DONE_STATUSES}

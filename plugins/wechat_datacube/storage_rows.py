@@ -1,0 +1,303 @@
+"""Turn API rows into typed, flat rows that fit the endpoint's table (pure functions).
+
+The registry (:mod:`wechat_datacube.endpoints`) says which fields a row has and of which
+type; this module holds WeChat to it. Rules, chosen so that a surprise upstream becomes a
+clear error before anything is written rather than a half-written window:
+
+* nested lists (``spec.nested``) are flattened: one stored row per element, with the
+  parent's ``spec.parent_columns`` copied into each;
+* values are coerced to the column type (WeChat sends some integers as strings);
+  anything that cannot be coerced without guessing is a :class:`BadPayloadError`;
+* fields the registry does not know are kept in ``extra`` instead of failing, because
+  WeChat adds fields over time;
+* rows whose ``ref_date`` lies outside the requested window are dropped (WeChat has been
+  seen returning stray rows, some years old): storing them would overwrite other windows;
+* a natural key that appears twice is collapsed when the rows are identical and an error
+  when they disagree (the table's primary key would reject it anyway, less clearly).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from wechat_datacube.dates import parse_date
+from wechat_datacube.endpoints import Column, EndpointSpec
+from wechat_datacube.errors import BadPayloadError, DateRangeError
+
+log = logging.getLogger(__name__)
+
+#: Columns every typed table has besides the registry's; a registry column may not use them.
+ACCOUNT_COLUMN = "account"
+EXTRA_COLUMN = "extra"
+RESERVED_COLUMNS = (ACCOUNT_COLUMN, EXTRA_COLUMN, "loaded_at", "response_id")
+
+_INT_RANGES = {"int": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
+_INT_TEXT = re.compile(r"[+-]?\d+")
+_DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class _BadValue(ValueError):
+    """Internal: a value that does not fit its column (turned into BadPayloadError with context)."""
+
+
+def _coerce_int(value: Any, type_: str) -> int:
+    if isinstance(value, bool):
+        raise _BadValue("a boolean where an integer belongs")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+        number = int(value.strip())
+    else:
+        raise _BadValue("not an integer")
+    low, high = _INT_RANGES[type_]
+    if not low <= number <= high:
+        raise _BadValue(f"out of range for {type_}")
+    return number
+
+
+def _coerce_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise _BadValue("a boolean where a number belongs")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise _BadValue("not a number") from None
+    else:
+        raise _BadValue("not a number")
+    if not math.isfinite(number):
+        raise _BadValue("not a finite number")
+    return number
+
+
+def _coerce_text(value: Any) -> str:
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)  # e.g. a msgid sent as a number: the text is unambiguous
+    else:
+        raise _BadValue("not a string")
+    if "\x00" in text:
+        raise _BadValue("contains a NUL character (PostgreSQL text cannot store it)")
+    return text
+
+
+def _coerce_date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        raise _BadValue("a datetime where a calendar date belongs")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str) and _DATE_TEXT.fullmatch(value.strip()):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise _BadValue("not a YYYY-MM-DD date")
+
+
+def _coerce_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise _BadValue("not a boolean")
+
+
+def _jsonb_problem(value: Any) -> str | None:
+    """Why PostgreSQL jsonb would refuse ``value`` (a NUL character, NaN/Infinity), or None."""
+    if isinstance(value, str):
+        return "contains a NUL character (PostgreSQL jsonb cannot store it)" if "\x00" in value else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "contains NaN or Infinity (not valid JSON)"
+    if isinstance(value, Mapping):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        return None
+    for item in items:
+        problem = _jsonb_problem(item)
+        if problem:
+            return problem
+    return None
+
+
+def coerce_value(column: Column, value: Any) -> Any:
+    """Return ``value`` as the Python type of ``column`` (None stays None).
+
+    Raises ``ValueError`` with a short reason when the value does not fit.
+    """
+    if value is None:
+        return None
+    if column.type in _INT_RANGES:
+        return _coerce_int(value, column.type)
+    if column.type == "float":
+        return _coerce_float(value)
+    if column.type == "text":
+        return _coerce_text(value)
+    if column.type == "date":
+        return _coerce_date(value)
+    if column.type == "bool":
+        return _coerce_bool(value)
+    if column.type == "jsonb":
+        problem = _jsonb_problem(value)
+        if problem:
+            raise _BadValue(problem)
+        return value
+    raise _BadValue(f"unsupported column type {column.type!r}")  # pragma: no cover - registry bug
+
+
+def _window(begin_date: dt.date | str, end_date: dt.date | str) -> tuple[dt.date, dt.date]:
+    begin, end = parse_date(begin_date, what="begin_date"), parse_date(end_date, what="end_date")
+    if begin > end:
+        raise DateRangeError("begin_date is after end_date", begin_date=begin, end_date=end)
+    return begin, end
+
+
+def _preview(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def rows_from_body(
+    spec: EndpointSpec,
+    body: Any,
+    *,
+    account: str,
+    begin_date: dt.date | str,
+    end_date: dt.date | str,
+) -> list[Any]:
+    """Return the raw ``list`` of a successful datacube response body.
+
+    A body without a ``list`` (or whose ``list`` is not a JSON array) is a
+    :class:`BadPayloadError` naming account, endpoint and dates: it cannot be told apart
+    from "no data", so it must not be stored as an empty day.
+    """
+    ctx = {"account": account, "endpoint": spec.name, "begin_date": begin_date, "end_date": end_date}
+    if not isinstance(body, Mapping):
+        raise BadPayloadError(f"response body is a {type(body).__name__}, not a JSON object", **ctx)
+    if "list" not in body:
+        raise BadPayloadError(f"response body has no 'list' (keys: {sorted(body)[:10]})", **ctx)
+    rows = body["list"]
+    if not isinstance(rows, list):
+        raise BadPayloadError(f"response 'list' is a {type(rows).__name__}, not a list", **ctx)
+    return rows
+
+
+def _flatten(spec: EndpointSpec, rows: Sequence[Any], fail: Any) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Yield (where, known-or-unknown fields, parent extras) per stored row, before typing."""
+    if not isinstance(rows, (list, tuple)):
+        fail(f"rows are a {type(rows).__name__}, not a list")
+    flat: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            fail(f"row {i} is a {type(row).__name__}, not an object: {_preview(row)}")
+        if spec.nested is None:
+            flat.append((f"row {i}", dict(row), {}))
+            continue
+        children = row.get(spec.nested)
+        if not isinstance(children, list):
+            fail(
+                f"row {i} has no {spec.nested!r} list"
+                if children is None
+                else f"row {i}: {spec.nested!r} is a {type(children).__name__}, not a list"
+            )
+        parent = {k: row[k] for k in spec.parent_columns if k in row}
+        parent_extra = {k: v for k, v in row.items() if k not in spec.parent_columns and k != spec.nested}
+        for j, child in enumerate(children):
+            if not isinstance(child, Mapping):
+                fail(f"row {i} {spec.nested}[{j}] is a {type(child).__name__}, not an object: {_preview(child)}")
+            fields = dict(parent)
+            child_extra: dict[str, Any] = {}
+            for key, value in child.items():
+                if key in parent and parent[key] != value:
+                    # A parent column repeated with another value: keep both, the parent's is typed.
+                    child_extra[f"{spec.nested}.{key}"] = value
+                else:
+                    fields.setdefault(key, value)
+            flat.append((f"row {i} {spec.nested}[{j}]", fields, {**parent_extra, **child_extra}))
+    return flat
+
+
+def normalize_rows(
+    spec: EndpointSpec,
+    rows: Sequence[Any],
+    *,
+    account: str,
+    begin_date: dt.date | str,
+    end_date: dt.date | str,
+) -> list[dict[str, Any]]:
+    """Flatten, type and check API rows; return one dict per table row.
+
+    Each dict has ``account``, every registry column of ``spec`` (None when WeChat left
+    it out) and ``extra`` (a dict of the fields the registry does not know). Rows outside
+    [begin_date, end_date] are dropped with a warning. Raises :class:`BadPayloadError`
+    naming account, endpoint and dates for a non-object row, a missing or null key
+    field, or a value of the wrong type.
+    """
+    begin, end = _window(begin_date, end_date)
+    ctx = {"account": account, "endpoint": spec.name, "begin_date": begin, "end_date": end}
+
+    def fail(message: str) -> Any:
+        raise BadPayloadError(f"bad payload: {message}", **ctx)
+
+    known = {c.name: c for c in spec.columns}
+    required = {c.name for c in spec.columns if c.required} | set(spec.key)
+    out: list[dict[str, Any]] = []
+    by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
+    stray: list[dt.date] = []
+    for where, fields, extra in _flatten(spec, rows, fail):
+        typed: dict[str, Any] = {ACCOUNT_COLUMN: account}
+        extra = dict(extra)
+        for name, value in fields.items():
+            column = known.get(name)
+            if column is None:
+                extra[name] = value
+                continue
+            try:
+                typed[name] = coerce_value(column, value)
+            except _BadValue as exc:
+                fail(f"{where}: field {name!r} ({column.type}) {exc}: {_preview(value)}")
+        problem = _jsonb_problem(extra)
+        if problem:
+            fail(f"{where}: an unknown field {problem}")
+        for name in known:
+            typed.setdefault(name, None)
+        missing = sorted(n for n in required if typed[n] is None)
+        if missing:
+            fail(f"{where}: missing key field(s) {', '.join(missing)}")
+        ref_date = typed[spec.date_column]
+        if not begin <= ref_date <= end:
+            stray.append(ref_date)
+            continue
+        typed[EXTRA_COLUMN] = extra
+        key = tuple(typed[k] for k in spec.key)
+        seen = by_key.get(key)
+        if seen is not None:
+            if seen != typed:
+                fail(
+                    f"{where}: key {dict(zip(spec.key, map(str, key), strict=True))} appears twice with different values"
+                )
+            continue
+        by_key[key] = typed
+        out.append(typed)
+    if stray:
+        log.warning(
+            "%s account=%s %s..%s: dropped %d row(s) dated outside the window (e.g. %s)",
+            spec.name,
+            account,
+            begin,
+            end,
+            len(stray),
+            min(stray),
+        )
+    return out

@@ -1,0 +1,232 @@
+"""Schema migrations on real PostgreSQL: from empty, re-applied, concurrent, and equal to the registry."""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from wechat_datacube import storage_schema
+from wechat_datacube.endpoints import ENDPOINTS, Column
+from wechat_datacube.errors import ConfigError
+from wechat_datacube.storage import migrate
+
+#: How each registry type must appear in PostgreSQL (format_type spelling).
+EXPECTED_TYPES = {
+    "int": "integer",
+    "bigint": "bigint",
+    "text": "text",
+    "date": "date",
+    "float": "double precision",
+    "jsonb": "jsonb",
+    "bool": "boolean",
+}
+ALL_VERSIONS = [m.version for m in storage_schema.MIGRATIONS]
+
+
+@pytest.fixture
+def conn(fresh_pg: tuple[str, str]) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(fresh_pg[1]) as connection:
+        yield connection
+
+
+def tables(conn: psycopg.Connection[Any], schema: str = "wechat") -> set[str]:
+    rows = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,))
+    names = {r[0] for r in rows}
+    conn.rollback()
+    return names
+
+
+def live_columns(conn: psycopg.Connection[Any], table: str) -> dict[str, tuple[str, bool, str | None]]:
+    """column -> (type, not null, comment)."""
+    rows = conn.execute(
+        """SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, col_description(a.attrelid, a.attnum)
+             FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped""",
+        (f"wechat.{table}",),
+    ).fetchall()
+    conn.rollback()
+    return {name: (type_, notnull, comment) for name, type_, notnull, comment in rows}
+
+
+def test_migrate_creates_every_table_from_an_empty_database(conn: psycopg.Connection[Any]) -> None:
+    assert migrate(conn) == ALL_VERSIONS
+    expected = {"schema_migrations", "api_response", "load_log", "quota_block"} | {s.table for s in ENDPOINTS.values()}
+    assert tables(conn) == expected
+
+
+def test_migrate_again_is_a_no_op(conn: psycopg.Connection[Any]) -> None:
+    migrate(conn)
+    before = conn.execute("SELECT version, applied_at FROM wechat.schema_migrations ORDER BY 1").fetchall()
+    conn.rollback()
+    assert migrate(conn) == []
+    after = conn.execute("SELECT version, applied_at FROM wechat.schema_migrations ORDER BY 1").fetchall()
+    assert after == before
+
+
+def test_migrate_into_a_custom_schema(conn: psycopg.Connection[Any]) -> None:
+    migrate(conn, schema="analytics_wx")
+    assert "load_log" in tables(conn, "analytics_wx")
+    assert tables(conn, "wechat") == set()
+
+
+def test_migrate_rejects_a_bad_schema_name_before_touching_the_database(conn: psycopg.Connection[Any]) -> None:
+    with pytest.raises(ConfigError, match="invalid schema name"):
+        migrate(conn, schema="Robert'); DROP TABLE x;--")
+    assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'robert%'").fetchone() == (0,)
+
+
+def _migrate_in_process(dsn: str, barrier: Any, results: Any) -> None:
+    """Child process: connect, wait until all are ready, then migrate at the same moment."""
+    with psycopg.connect(dsn) as connection:
+        barrier.wait(timeout=30)
+        results.put(migrate(connection))
+
+
+def test_four_processes_migrating_at_once_all_succeed_with_one_set_of_tables(fresh_pg: tuple[str, str]) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_migrate_in_process, args=(fresh_pg[1], barrier, results)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    applied = sorted((results.get(timeout=5) for _ in procs), key=len)
+    assert applied == [[], [], [], ALL_VERSIONS]
+    with psycopg.connect(fresh_pg[1]) as check:
+        versions = [r[0] for r in check.execute("SELECT version FROM wechat.schema_migrations ORDER BY 1")]
+        assert versions == ALL_VERSIONS
+        assert len(tables(check)) == 4 + len(ENDPOINTS)  # schema_migrations, api_response, load_log, quota_block
+
+
+def test_every_registry_column_exists_with_its_type_nullability_and_comment(conn: psycopg.Connection[Any]) -> None:
+    migrate(conn)
+    for spec in ENDPOINTS.values():
+        live = live_columns(conn, spec.table)
+        for column in spec.columns:
+            assert column.name in live, f"{spec.table}.{column.name} missing"
+            type_, notnull, comment = live[column.name]
+            assert type_ == EXPECTED_TYPES[column.type], f"{spec.table}.{column.name}"
+            assert notnull == column.required, f"{spec.table}.{column.name}"
+            assert comment == column.comment, f"{spec.table}.{column.name}"
+        assert live["account"][:2] == ("text", True)
+        assert live["extra"][:2] == ("jsonb", True)
+        assert live["loaded_at"][:2] == ("timestamp with time zone", True)
+        assert live["response_id"][:2] == ("bigint", True)
+        assert all(comment for _, _, comment in live.values()), f"{spec.table} has an uncommented column"
+
+
+def test_every_typed_table_has_the_registry_key_comment_and_foreign_key(conn: psycopg.Connection[Any]) -> None:
+    migrate(conn)
+    for spec in ENDPOINTS.values():
+        pk = storage_schema._live_primary_key(conn.cursor(), "wechat", spec.table)
+        assert pk == ("account", *spec.key)
+        comment = conn.execute("SELECT obj_description(%s::regclass, 'pg_class')", (f"wechat.{spec.table}",)).fetchone()
+        assert comment is not None and spec.description in comment[0]
+        fk = conn.execute(
+            "SELECT confrelid::regclass::text FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'",
+            (f"wechat.{spec.table}",),
+        ).fetchall()
+        assert fk == [("wechat.api_response",)]
+    conn.rollback()
+
+
+def test_every_typed_table_has_an_index_led_by_account_and_ref_date(conn: psycopg.Connection[Any]) -> None:
+    migrate(conn)
+    for spec in ENDPOINTS.values():
+        leads = conn.execute(
+            """SELECT array_agg(a.attname ORDER BY k.pos)
+                 FROM pg_index i
+                 JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, pos) ON k.pos <= 2
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                WHERE i.indrelid = %s::regclass GROUP BY i.indexrelid""",
+            (f"wechat.{spec.table}",),
+        ).fetchall()
+        assert ["account", "ref_date"] in [r[0] for r in leads], spec.table
+    conn.rollback()
+
+
+def test_a_column_added_to_the_registry_is_added_by_the_next_migrate(
+    conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrate(conn)
+    spec = ENDPOINTS["getusershare"]
+    grown = dataclasses.replace(spec, columns=(*spec.columns, Column("forward_user", "bigint", "Users who forwarded.")))
+    monkeypatch.setitem(storage_schema.ENDPOINTS, "getusershare", grown)
+    assert migrate(conn) == []  # no numbered step: the reconcile pass does it
+    assert live_columns(conn, spec.table)["forward_user"] == ("bigint", False, "Users who forwarded.")
+
+
+def test_a_changed_registry_comment_is_applied_by_the_next_migrate(
+    conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrate(conn)
+    spec = ENDPOINTS["getusershare"]
+    cols = tuple(
+        dataclasses.replace(c, comment="Sharers (updated).") if c.name == "share_user" else c for c in spec.columns
+    )
+    monkeypatch.setitem(storage_schema.ENDPOINTS, "getusershare", dataclasses.replace(spec, columns=cols))
+    migrate(conn)
+    assert live_columns(conn, spec.table)["share_user"][2] == "Sharers (updated)."
+
+
+def test_a_new_registry_endpoint_gets_its_table_on_the_next_migrate(
+    conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrate(conn)
+    spec = dataclasses.replace(ENDPOINTS["getusershare"], name="getnewthing", table="new_thing")
+    monkeypatch.setitem(storage_schema.ENDPOINTS, "getnewthing", spec)
+    migrate(conn)
+    assert "new_thing" in tables(conn)
+
+
+def test_a_registry_type_change_stops_migrate_with_a_clear_error(
+    conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrate(conn)
+    spec = ENDPOINTS["getusershare"]
+    cols = tuple(dataclasses.replace(c, type="float") if c.name == "share_user" else c for c in spec.columns)
+    monkeypatch.setitem(storage_schema.ENDPOINTS, "getusershare", dataclasses.replace(spec, columns=cols))
+    with pytest.raises(ConfigError, match=r"user_share.share_user is bigint but the registry says double precision"):
+        migrate(conn)
+    assert live_columns(conn, spec.table)["share_user"][0] == "bigint"
+
+
+def test_a_registry_key_change_stops_migrate_with_a_clear_error(
+    conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrate(conn)
+    spec = ENDPOINTS["getusershare"]
+    monkeypatch.setitem(storage_schema.ENDPOINTS, "getusershare", dataclasses.replace(spec, key=("ref_date",)))
+    with pytest.raises(ConfigError, match="primary key is"):
+        migrate(conn)
+
+
+def test_a_database_migrated_by_a_newer_release_is_refused(conn: psycopg.Connection[Any]) -> None:
+    migrate(conn)
+    conn.execute("INSERT INTO wechat.schema_migrations (version, name) VALUES (999, 'future')")
+    conn.commit()
+    with pytest.raises(ConfigError, match=r"migration\(s\) \[999\] this code does not know"):
+        migrate(conn)
+
+
+def test_migrate_refuses_a_connection_inside_a_transaction(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("SELECT 1")
+    with pytest.raises(ConfigError, match="no open transaction"):
+        migrate(conn)
+
+
+def test_migrate_works_with_the_postgres_hook_connection(fresh_pg: tuple[str, str]) -> None:
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    hook_conn = PostgresHook(postgres_conn_id=fresh_pg[0]).get_conn()
+    try:
+        assert isinstance(hook_conn, psycopg.Connection)
+        assert migrate(hook_conn) == ALL_VERSIONS
+        assert hook_conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    finally:
+        hook_conn.close()
