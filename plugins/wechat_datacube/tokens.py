@@ -341,10 +341,30 @@ def clear_local_store() -> None:
     _LOCAL_REFRESH_TOKENS.clear()
 
 
+class _PlainText:
+    """Null cipher used when no Fernet key is configured (logged once, tokens kept in clear)."""
+
+    is_encrypted = False
+
+    def encrypt(self, msg: bytes) -> bytes:
+        return msg
+
+    def decrypt(self, msg: bytes) -> bytes:
+        return msg
+
+
 def _fernet() -> Any:
-    """Airflow's Fernet (task-SDK flavour); a null cipher when no key is configured."""
+    """Airflow's Fernet (task-SDK flavour); a null cipher when no key is configured.
+
+    Without an airflow.cfg the task SDK reports the unrendered template ``{FERNET_KEY}``
+    as the key: that means "not configured", not "broken".
+    """
+    from airflow.sdk.configuration import conf
     from airflow.sdk.crypto import get_fernet
 
+    if conf.get("core", "fernet_key", fallback="").strip() in ("", "{FERNET_KEY}"):
+        log.warning("no Fernet key configured: cached access tokens are stored unencrypted")
+        return _PlainText()
     return get_fernet()
 
 

@@ -1,0 +1,61 @@
+"""Airflow 3.3 retry policy driven by the hook's error classes.
+
+Evaluated in the worker after a task raised; the scheduler only sees the decision.
+Permanent problems fail at once (no retry burns quota on a wrong AppSecret), a 45009
+waits until the daily quota has reset in Beijing, data that is not published yet is
+retried shortly before/after its readiness deadline, and everything else falls back to
+the task's exponential backoff within ``retries``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import RetryDecision, RetryPolicy
+
+from wechat_datacube.errors import DataNotReadyError, PermanentError, QuotaExceededError
+
+#: Pause after the quota reset before trying again (WeChat's midnight is not to the second).
+QUOTA_RESET_MARGIN = dt.timedelta(minutes=10)
+#: Longest wait between not-ready retries.
+NOT_READY_MAX_DELAY = dt.timedelta(minutes=30)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class WeChatRetryPolicy(RetryPolicy):
+    """Map WeChat error classes to retry decisions (see module docstring)."""
+
+    def __init__(self, not_ready_max_delay: dt.timedelta = NOT_READY_MAX_DELAY) -> None:
+        self.not_ready_max_delay = not_ready_max_delay
+
+    def evaluate(
+        self,
+        exception: BaseException,
+        try_number: int,
+        max_tries: int,
+        context: Any = None,
+    ) -> RetryDecision:
+        if isinstance(exception, QuotaExceededError):
+            delay = max(exception.reset_at - _now(), dt.timedelta(0)) + QUOTA_RESET_MARGIN
+            return RetryDecision.retry(delay, reason=f"WeChat daily quota (45009): retry after {exception.reset_at}")
+        if isinstance(exception, DataNotReadyError):
+            delay = self.not_ready_max_delay
+            deadline = getattr(exception, "deadline", None)
+            if deadline is not None:
+                until = deadline - _now() + dt.timedelta(minutes=1)
+                delay = min(delay, max(until, dt.timedelta(minutes=1)))
+            return RetryDecision.retry(delay, reason="data not published yet")
+        if isinstance(exception, PermanentError):
+            return RetryDecision.fail(reason=f"permanent WeChat error, not retried: {exception}"[:500])
+        return RetryDecision.default()
+
+    def serialize(self) -> dict[str, Any]:
+        return {"__type": "WeChatRetryPolicy", "not_ready_max_delay": self.not_ready_max_delay.total_seconds()}
+
+    @classmethod
+    def deserialize(cls, data: dict[str, Any]) -> WeChatRetryPolicy:
+        return cls(dt.timedelta(seconds=data.get("not_ready_max_delay", NOT_READY_MAX_DELAY.total_seconds())))

@@ -1,0 +1,154 @@
+"""Load one date window: fetch through the hook, decide readiness, store atomically.
+
+The operator plans windows; this module runs each one and owns the rules of what a
+response *means*: a failed or unusable response is kept raw for diagnosis with typed rows
+untouched; an empty answer before the readiness deadline is "not ready" (retried); a
+45009 is remembered so no other task calls that endpoint again before the reset.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from wechat_datacube import quota_guard, storage
+from wechat_datacube.endpoints import EndpointSpec
+from wechat_datacube.errors import (
+    BEIJING,
+    BadPayloadError,
+    ConfigError,
+    DataNotReadyError,
+    DateRangeError,
+    MalformedResponseError,
+    QuotaExceededError,
+    WeChatDatacubeError,
+)
+from wechat_datacube.windows import Window
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from wechat_datacube.hook import WeChatDatacubeHook
+
+
+def readiness_deadline(ref_date: dt.date, deadline_hour: int) -> dt.datetime:
+    """Until this moment an empty answer for ``ref_date`` means "not published yet"."""
+    return dt.datetime.combine(ref_date + dt.timedelta(days=1), dt.time(deadline_hour), tzinfo=BEIJING)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    status: str  # "loaded" or "empty"
+    rows: int
+    response_id: int
+
+
+class WindowLoader:
+    """Runs windows of one (account, endpoint) against one Postgres connection."""
+
+    def __init__(
+        self,
+        *,
+        hook: WeChatDatacubeHook,
+        postgres_conn_id: str,
+        schema: str,
+        spec: EndpointSpec,
+        account: str,
+        ready_deadline_hour: int,
+        clock: Callable[[], dt.datetime],
+        meta: Mapping[str, Any],
+        log: logging.Logger | Any,
+    ) -> None:
+        self.hook = hook
+        self.postgres_conn_id = postgres_conn_id
+        self.schema = storage.validate_schema_name(schema)
+        self.spec = spec
+        self.account = account
+        self.ready_deadline_hour = ready_deadline_hour
+        self.clock = clock
+        self.meta = dict(meta)
+        self.log = log
+
+    @cached_property
+    def conn(self) -> psycopg.Connection[Any]:
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        conn = PostgresHook(postgres_conn_id=self.postgres_conn_id).get_conn()
+        storage.migrate(conn, self.schema)
+        return conn
+
+    def close(self) -> None:
+        if "conn" in self.__dict__:
+            self.conn.close()
+
+    def _keep_failure(self, window: Window, raw: Any, status: str, error: Exception) -> None:
+        storage.record_failure(
+            self.conn,
+            self.schema,
+            spec=self.spec,
+            account=self.account,
+            begin_date=window.begin,
+            end_date=window.end,
+            body_or_text=raw,
+            status=status,
+            message=str(error),
+            meta=self.meta,
+        )
+
+    def load(self, window: Window) -> LoadResult:
+        """Fetch and store ``window``; raise the typed error when it cannot be stored."""
+        ctx = {"account": self.account, "endpoint": self.spec.name, "begin_date": window.begin, "end_date": window.end}
+        until = quota_guard.blocked_until(
+            self.conn, self.schema, account=self.account, endpoint=self.spec.name, now=self.clock()
+        )
+        if until is not None:
+            raise QuotaExceededError("daily quota already spent (45009 seen earlier); not calling", reset_at=until, **ctx)
+        try:
+            (chunk,) = self.hook.fetch_chunks(self.spec.name, window.begin, window.end)
+        except QuotaExceededError as exc:
+            quota_guard.record_block(
+                self.conn, self.schema, account=self.account, endpoint=self.spec.name, until=exc.reset_at, message=str(exc)
+            )
+            self._keep_failure(window, exc.context(), "failed", exc)
+            raise
+        except MalformedResponseError as exc:
+            self._keep_failure(window, exc.raw, "failed", exc)
+            raise
+        except (DateRangeError, ConfigError):
+            raise  # nothing was fetched: nothing to keep
+        except WeChatDatacubeError as exc:
+            self._keep_failure(window, exc.context(), "failed", exc)
+            raise
+
+        deadline = readiness_deadline(window.end, self.ready_deadline_hour)
+        if (chunk.is_delay or not chunk.rows) and self.clock() < deadline:
+            why = "is_delay is true" if chunk.is_delay else "the list is empty"
+            error = DataNotReadyError(
+                f"data not published yet ({why}); retrying until {deadline.isoformat()}", deadline=deadline, **ctx
+            )
+            self._keep_failure(window, chunk.body, "not_ready", error)
+            raise error
+        if chunk.is_delay:
+            self.log.warning("%s %s..%s still flagged is_delay after the deadline; storing it",
+                             self.spec.name, window.begin, window.end)
+
+        try:
+            result = storage.write_window(
+                self.conn,
+                self.schema,
+                spec=self.spec,
+                account=self.account,
+                begin_date=window.begin,
+                end_date=window.end,
+                body=chunk.body,
+                rows=chunk.rows,
+                meta=self.meta,
+            )
+        except BadPayloadError as exc:
+            self._keep_failure(window, chunk.body, "failed", exc)
+            raise
+        return LoadResult("loaded" if result.row_count else "empty", result.row_count, result.response_id)
