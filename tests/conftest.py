@@ -28,4 +28,6 @@ if str(REPO / "plugins") not in sys.path:
 pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.simulator",
+    "tests.fixtures.airflow",
+    "tests.fixtures.wechat_conn",
 ]

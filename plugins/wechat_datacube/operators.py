@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from wechat_datacube.dates import parse_date, to_beijing_date, utcnow
 from wechat_datacube.endpoints import get_endpoint
-from wechat_datacube.errors import ConfigError
+from wechat_datacube.errors import ConfigError, QuotaExceededError
 from wechat_datacube.windows import plan_windows
 
 if TYPE_CHECKING:
@@ -47,9 +47,16 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         answer is "not ready" (retried) rather than "empty" (stored).
     :param selected_endpoints: templated list (or comma-separated text) of endpoints a
         manual run asked for; when non-empty and this endpoint is not in it, the task skips.
+    :param on_quota: ``"fail"`` (raise the 45009 error; the retry policy waits for the
+        reset) or ``"skip"`` (end the task as skipped with a message: the bulk backfill
+        stops cleanly and a later run resumes instead of retrying in a loop).
+    :param skip_loaded: skip windows whose dates are all ``loaded``/``empty`` in load_log
+        already (the bulk backfill: a retry does not re-fetch the windows its earlier try stored).
     """
 
-    template_fields: Sequence[str] = ("begin_date", "end_date", "selected_endpoints")
+    # ``end_date`` is BaseOperator's own (when the task stops being scheduled): the window
+    # dates therefore live in ``date_from`` / ``date_to``.
+    template_fields: Sequence[str] = ("date_from", "date_to", "selected_endpoints")
     ui_color = "#07c160"  # WeChat green
 
     def __init__(
@@ -69,8 +76,12 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         selected_endpoints: Any = None,
         clock: Callable[[], dt.datetime] | None = None,
         hook_kwargs: dict[str, Any] | None = None,
+        on_quota: str = "fail",
+        skip_loaded: bool = False,
         **kwargs: Any,
     ) -> None:
+        if on_quota not in ("fail", "skip"):
+            raise ConfigError(f"on_quota must be 'fail' or 'skip', not {on_quota!r}")
         spec = get_endpoint(endpoint)
         kwargs.setdefault("outlets", [table_asset(schema, spec.table)])
         super().__init__(**kwargs)
@@ -79,8 +90,8 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         self.wechat_conn_id = wechat_conn_id
         self.postgres_conn_id = postgres_conn_id
         self.schema = schema
-        self.begin_date = begin_date
-        self.end_date = end_date
+        self.date_from = begin_date
+        self.date_to = end_date
         self.refetch_matured = refetch_matured
         self.ready_deadline_hour = ready_deadline_hour
         self.active_from = active_from
@@ -88,6 +99,8 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         self.selected_endpoints = selected_endpoints
         self.clock = clock or utcnow
         self.hook_kwargs = hook_kwargs or {}
+        self.on_quota = on_quota
+        self.skip_loaded = skip_loaded
 
     # -- collaborators ------------------------------------------------------------
 
@@ -111,8 +124,8 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
 
     def resolve_dates(self, context: Context) -> tuple[dt.date, dt.date, bool]:
         """(begin, end, is_daily): explicit dates win, else the data interval's Beijing date."""
-        begin_raw = self.begin_date or None
-        end_raw = self.end_date or None
+        begin_raw = self.date_from or None
+        end_raw = self.date_to or None
         if begin_raw or end_raw:
             begin = parse_date(begin_raw or end_raw, what="begin_date")
             end = parse_date(end_raw or begin_raw, what="end_date")
@@ -185,6 +198,8 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
             log=self.log,
         )
         try:
+            if self.skip_loaded:
+                windows = self._unfinished(loader, windows)
             for window in windows:
                 result = loader.load(window)
                 summary["windows"].append(
@@ -192,6 +207,14 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
                      "rows": result.rows, "reason": window.reason}
                 )
                 summary["rows"] += result.rows
+        except QuotaExceededError as exc:
+            if self.on_quota != "skip":
+                raise
+            raise AirflowSkipException(
+                f"WeChat daily quota (45009) spent for {self.account} {self.endpoint} until "
+                f"{exc.reset_at.isoformat()}: stored {len(summary['windows'])} of {len(windows)} window(s), "
+                "the rest were not called; run the backfill again after the reset to resume"
+            ) from exc
         finally:
             summary["calls"] = self.hook.data_calls
             loader.close()
@@ -200,4 +223,18 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
             summary["rows"], self.endpoint, self.account, len(summary["windows"]), summary["calls"],
         )
         return summary
+
+    def _unfinished(self, loader: Any, windows: list[Any]) -> list[Any]:
+        """Drop windows whose dates are all loaded/empty already (one load_log read)."""
+        from wechat_datacube import storage
+        from wechat_datacube.dates import iter_days
+
+        done = storage.loaded_dates(
+            loader.conn, self.schema, self.account, self.endpoint,
+            min(w.begin for w in windows), max(w.end for w in windows),
+        )
+        todo = [w for w in windows if not all(d in done for d in iter_days(w.begin, w.end))]
+        if len(todo) < len(windows):
+            self.log.info("%d of %d window(s) already loaded; not fetching them again", len(windows) - len(todo), len(windows))
+        return todo
 

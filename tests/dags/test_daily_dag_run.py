@@ -1,0 +1,67 @@
+"""One day of one account through Airflow itself (`dag.test`) against the simulator + Postgres."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from tests.fixtures.simulator import TEST_APPID, TEST_SECRET
+from tests.fixtures.truth import stored_rows, truth_rows
+from wechat_datacube.dates import beijing_today
+from wechat_datacube.endpoints import LEGACY
+from wechat_datacube.tokens import clear_token_memo
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+BEIJING = dt.timezone(dt.timedelta(hours=8))
+
+
+@pytest.fixture
+def demo_dag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, simulator, fresh_pg, airflow_db  # noqa: ANN001
+) -> Iterator[object]:
+    conn_id, _dsn = fresh_pg
+    accounts = tmp_path / "accounts.yaml"
+    start = beijing_today() - dt.timedelta(days=10)
+    accounts.write_text(
+        "accounts:\n"
+        f"  - {{name: daytest, wechat_conn_id: wechat_daytest, postgres_conn_id: {conn_id}, "
+        f"start_date: {start.isoformat()}, endpoints: [legacy]}}\n"
+    )
+    monkeypatch.setenv("WECHAT_DATACUBE_ACCOUNTS", str(accounts))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WECHAT_DAYTEST",
+        json.dumps({"conn_type": "wechat", "host": simulator.base_url, "login": TEST_APPID, "password": TEST_SECRET}),
+    )
+    clear_token_memo()
+    bag = DagBag(dag_folder=str(DAGS))
+    assert bag.import_errors == {}
+    yield bag.dags["wechat_datacube_daily__daytest"]
+    clear_token_memo()
+
+
+def test_dag_test_loads_one_business_day_of_every_legacy_endpoint(demo_dag, simulator, fresh_pg) -> None:  # noqa: ANN001
+    _conn_id, dsn = fresh_pg
+    business_day = beijing_today() - dt.timedelta(days=3)
+    # A manual run (dag.test is one) at T covers the last complete interval before T:
+    # triggered at D+1 10:00 Beijing it pulls business day D.
+    run_after = dt.datetime.combine(business_day + dt.timedelta(days=1), dt.time(10), tzinfo=BEIJING)
+
+    run = demo_dag.test(logical_date=run_after)
+
+    assert run.state == "success", [(ti.task_id, ti.state) for ti in run.get_task_instances()]
+    for endpoint in LEGACY:
+        stored = stored_rows(dsn, endpoint, business_day, business_day, account="daytest")
+        truth = truth_rows(simulator, TEST_APPID, endpoint, business_day, business_day, account="daytest")
+        assert stored == truth, endpoint
+    # The business day is the interval start in Beijing: nothing of the next day was fetched.
+    assert stored_rows(dsn, "getuserread", business_day + dt.timedelta(days=1), business_day + dt.timedelta(days=1), account="daytest") == set()
+    paths = simulator.state.counters()["paths"]
+    assert paths["/datacube/getarticletotal"] == 2  # the day + the send date that just matured
+    assert all(paths[f"/datacube/{e}"] == 1 for e in LEGACY if e != "getarticletotal")
+    token_calls = sum(n for p, n in paths.items() if p.startswith("/cgi-bin/"))
+    assert token_calls == 1  # six tasks share one token through the Postgres cache
