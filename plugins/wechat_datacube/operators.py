@@ -18,8 +18,8 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from wechat_datacube.dates import parse_date, to_beijing_date, utcnow
 from wechat_datacube.endpoints import get_endpoint
-from wechat_datacube.errors import ConfigError, QuotaExceededError
-from wechat_datacube.windows import plan_windows
+from wechat_datacube.errors import BadPayloadError, ConfigError, MalformedResponseError, QuotaExceededError
+from wechat_datacube.windows import Window, plan_windows
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -200,13 +200,30 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         try:
             if self.skip_loaded:
                 windows = self._unfinished(loader, windows)
-            for window in windows:
+
+            def load(window: Window) -> None:
                 result = loader.load(window)
                 summary["windows"].append(
                     {"begin": window.begin.isoformat(), "end": window.end.isoformat(), "status": result.status,
                      "rows": result.rows, "reason": window.reason}
                 )
                 summary["rows"] += result.rows
+
+            # The requested dates go first: while the day is not published (every retry until
+            # the deadline) only that one call is spent; the matured re-fetch comes with the try
+            # that finds the day ready. A broken payload for the day must not cost the matured
+            # send date its only full re-fetch, so that one still runs before the error is raised.
+            matured = [w for w in windows if w.reason == "matured"]
+            try:
+                for window in windows:
+                    if window.reason != "matured":
+                        load(window)
+            except (BadPayloadError, MalformedResponseError):
+                for window in matured:
+                    load(window)
+                raise
+            for window in matured:
+                load(window)
         except QuotaExceededError as exc:
             if self.on_quota != "skip":
                 raise

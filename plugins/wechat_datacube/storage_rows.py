@@ -261,7 +261,11 @@ def normalize_rows(
         for name, value in fields.items():
             column = known.get(name)
             if column is None:
-                extra[name] = value
+                if spec.nested and name in extra and extra[name] != value:
+                    # The parent has an unknown field of the same name: keep both, as for known ones.
+                    extra[f"{spec.nested}.{name}"] = value
+                else:
+                    extra[name] = value
                 continue
             try:
                 typed[name] = coerce_value(column, value)

@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from wechat_datacube import quota_guard, storage
+from wechat_datacube.dates import iter_days
 from wechat_datacube.endpoints import EndpointSpec
 from wechat_datacube.errors import (
     BEIJING,
@@ -99,6 +100,20 @@ class WindowLoader:
             meta=self.meta,
         )
 
+    def _days_without_rows(self, window: Window, rows: list[Any], now: dt.datetime) -> list[dt.date]:
+        """Days of ``window`` that got no row and whose readiness deadline is still ahead.
+
+        Judged per day, not per window: a multi-day range ending yesterday, fetched before
+        WeChat published yesterday, has rows for the other days only; storing it would mark
+        yesterday ``empty`` (final for the backfill planner) instead of "not ready".
+        """
+        with_rows = {str(row.get(self.spec.date_column)) for row in rows if isinstance(row, Mapping)}
+        return [
+            day
+            for day in iter_days(window.begin, window.end)
+            if day.isoformat() not in with_rows and now < readiness_deadline(day, self.ready_deadline_hour)
+        ]
+
     def load(self, window: Window) -> LoadResult:
         """Fetch and store ``window``; raise the typed error when it cannot be stored."""
         ctx = {"account": self.account, "endpoint": self.spec.name, "begin_date": window.begin, "end_date": window.end}
@@ -125,8 +140,12 @@ class WindowLoader:
             raise
 
         deadline = readiness_deadline(window.end, self.ready_deadline_hour)
-        if (chunk.is_delay or not chunk.rows) and self.clock() < deadline:
-            why = "is_delay is true" if chunk.is_delay else "the list is empty"
+        now = self.clock()
+        waiting = self._days_without_rows(window, chunk.rows, now)
+        if now < deadline and (chunk.is_delay or waiting):
+            why = "is_delay is true" if chunk.is_delay else (
+                "the list is empty" if not chunk.rows else f"no rows yet for {', '.join(map(str, waiting))}"
+            )
             error = DataNotReadyError(
                 f"data not published yet ({why}); retrying until {deadline.isoformat()}", deadline=deadline, **ctx
             )

@@ -9,7 +9,10 @@ on every match. Kinds and their extra keys:
   ``http_status`` (+status), ``drop``, ``malformed_json``, ``html``; and ``slow``
   (+delay seconds), which only delays and can combine with the others;
 * data kinds, applied to a successful datacube answer: ``empty``, ``stray_rows``,
-  ``extra_fields``.
+  ``extra_fields``, ``fewer_rows`` (+keep: rows left, default 1; upstream lost rows) and
+  ``bad_rows`` (+variant: ``no_list`` = an errcode-0 body without ``list``,
+  ``missing_key`` = the first row loses a key field, ``wrong_type`` = a metric of the
+  first row becomes text).
 
 Matching and consuming happens under one lock, so ``count`` is exact under concurrency.
 Of several terminal rules only the first that fires is used; later ones are not
@@ -24,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TERMINAL_KINDS = frozenset({"errcode", "http_status", "drop", "malformed_json", "html"})
-DATA_KINDS = frozenset({"empty", "stray_rows", "extra_fields"})
+DATA_KINDS = frozenset({"empty", "stray_rows", "extra_fields", "fewer_rows", "bad_rows"})
+BAD_ROWS_VARIANTS = ("no_list", "missing_key", "wrong_type")
 KINDS = TERMINAL_KINDS | DATA_KINDS | {"slow"}
 
 
@@ -64,6 +68,10 @@ class FaultRule:
             rule.params["status"] = int(rule.params.get("status", 500))
         if kind == "slow":
             rule.params["delay"] = float(rule.params.get("delay", 1.0))
+        if kind == "fewer_rows":
+            rule.params["keep"] = int(rule.params.get("keep", 1))
+        if kind == "bad_rows" and rule.params.get("variant") not in BAD_ROWS_VARIANTS:
+            raise ValueError(f"a bad_rows rule needs a 'variant' out of {', '.join(BAD_ROWS_VARIANTS)}")
         return rule
 
     def to_dict(self) -> dict[str, Any]:

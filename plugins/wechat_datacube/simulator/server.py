@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from wechat_datacube.endpoints import ENDPOINTS, get_endpoint
+from wechat_datacube.endpoints import ENDPOINTS, EndpointSpec, get_endpoint
 from wechat_datacube.simulator import api, control
 from wechat_datacube.simulator.config import SimulatorConfig
 from wechat_datacube.simulator.data import rows_for_day
@@ -53,6 +53,28 @@ def _extra_fields(row: dict[str, Any], nested: str | None) -> None:
     if nested and isinstance(row.get(nested), list):
         for item in row[nested]:
             item["sim_unknown_metric"] = 3
+
+
+def _break_rows(body: dict[str, Any], spec: EndpointSpec, variant: str) -> None:
+    """Make a successful body unusable the way ``variant`` says (see faults.BAD_ROWS_VARIANTS)."""
+    if variant == "no_list":
+        body.pop("list", None)
+        body.update({"errcode": 0, "errmsg": "ok"})
+        return
+    rows = body["list"]
+    if not rows:
+        return
+    target = rows[0]
+    if spec.nested and target.get(spec.nested):
+        target = target[spec.nested][0]
+    if variant == "missing_key":
+        keys = [k for k in spec.key if k in target]
+        target.pop(next((k for k in keys if k != spec.date_column), keys[0]))
+    elif variant == "wrong_type":
+        metric = next(
+            c.name for c in spec.columns if c.type in ("int", "bigint") and c.name in target and c.name not in spec.key
+        )
+        target[metric] = "n/a"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -165,6 +187,10 @@ class _Handler(BaseHTTPRequestHandler):
             elif rule.kind == "extra_fields":
                 for row in body["list"]:
                     _extra_fields(row, spec.nested)
+            elif rule.kind == "fewer_rows" and "list" in body:
+                del body["list"][rule.params["keep"]:]
+            elif rule.kind == "bad_rows" and "list" in body:
+                _break_rows(body, spec, rule.params["variant"])
 
 
 class _Server(ThreadingHTTPServer):

@@ -1,0 +1,68 @@
+"""The simulator's data faults that shrink or break a successful answer: fewer_rows, bad_rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+import requests
+
+from tests.fixtures.simulator import TEST_APPID, TEST_SECRET
+from wechat_datacube.errors import BEIJING
+from wechat_datacube.simulator import SimulatorServer
+
+DAY = dt.date(2026, 6, 12)  # three articles were sent that day
+
+
+@pytest.fixture
+def sim(simulator: SimulatorServer) -> SimulatorServer:
+    simulator.state.clock.set(dt.datetime(2026, 6, 20, 13, tzinfo=BEIJING))
+    return simulator
+
+
+def call(sim: SimulatorServer, endpoint: str, begin: dt.date, end: dt.date) -> dict[str, Any]:
+    token = requests.get(
+        f"{sim.base_url}/cgi-bin/token",
+        params={"grant_type": "client_credential", "appid": TEST_APPID, "secret": TEST_SECRET},
+        timeout=5,
+    ).json()["access_token"]
+    response = requests.post(
+        f"{sim.base_url}/datacube/{endpoint}",
+        params={"access_token": token},
+        json={"begin_date": begin.isoformat(), "end_date": end.isoformat()},
+        timeout=5,
+    )
+    return response.json()
+
+
+def test_fewer_rows_keeps_only_the_first_rows(sim: SimulatorServer) -> None:
+    sim.state.set_faults([{"kind": "fewer_rows", "keep": 2, "count": 1}])
+    truth = sim.state.truth(TEST_APPID, "getuserread", DAY, DAY)
+    assert call(sim, "getuserread", DAY, DAY)["list"] == truth[:2]
+    assert call(sim, "getuserread", DAY, DAY)["list"] == truth  # count 1: the next answer is whole again
+
+
+def test_bad_rows_no_list_answers_errcode_0_without_a_list(sim: SimulatorServer) -> None:
+    sim.state.set_faults([{"kind": "bad_rows", "variant": "no_list"}])
+    assert call(sim, "getusershare", DAY, DAY) == {"errcode": 0, "errmsg": "ok"}
+
+
+def test_bad_rows_missing_key_drops_a_key_field_other_than_ref_date(sim: SimulatorServer) -> None:
+    sim.state.set_faults([{"kind": "bad_rows", "variant": "missing_key"}])
+    rows = call(sim, "getusershare", DAY, DAY)["list"]
+    assert "share_scene" not in rows[0] and rows[0]["ref_date"] == DAY.isoformat()
+    assert all("share_scene" in r for r in rows[1:])
+    nested = call(sim, "getarticletotal", DAY, DAY)["list"]
+    assert "stat_date" not in nested[0]["details"][0] and "msgid" in nested[0]
+
+
+def test_bad_rows_wrong_type_turns_a_metric_into_text(sim: SimulatorServer) -> None:
+    sim.state.set_faults([{"kind": "bad_rows", "variant": "wrong_type"}])
+    rows = call(sim, "getusershare", DAY, DAY)["list"]
+    assert rows[0]["share_user"] == "n/a" and rows[0]["share_scene"] == 1
+
+
+def test_bad_rows_needs_a_known_variant(sim: SimulatorServer) -> None:
+    with pytest.raises(ValueError, match="variant"):
+        sim.state.set_faults([{"kind": "bad_rows"}])
