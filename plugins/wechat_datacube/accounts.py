@@ -20,6 +20,8 @@ import yaml
 from wechat_datacube.endpoints import FAMILIES, HISTORY_START, REPLACEMENT_START, UnknownEndpointError, expand_endpoints
 from wechat_datacube.errors import ConfigError
 
+#: libyaml's safe loader when the wheel has it: parsing runs at every DAG-file parse.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 ACCOUNTS_ENV = "WECHAT_DATACUBE_ACCOUNTS"
 DEFAULT_ACCOUNTS_FILE = Path(__file__).resolve().parents[2] / "include" / "accounts.yaml"
 
@@ -184,7 +186,7 @@ def load_accounts(path: Path | str | None = None) -> AccountsFile:
     except OSError as exc:
         raise AccountConfigError(f"accounts file {path}: cannot read it ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=_YAML_LOADER) or {}
     except yaml.YAMLError as exc:
         raise AccountConfigError(f"accounts file {path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("accounts", []), list):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+from airflow.sdk import DAG, CronDataIntervalTimetable
 
 from wechat_datacube.accounts import AccountConfig
 from wechat_datacube.endpoints import get_endpoint
@@ -23,6 +23,13 @@ TIMEZONE = "Asia/Shanghai"
 DAILY_CRON = "0 10 * * *"
 DAILY_DAG_PREFIX = "wechat_datacube_daily__"
 
+# Manual runs pass their window through the run's conf, not DAG params: declared params
+# are validated with jsonschema and deep-copied into every task at each parse, which
+# cost more than the rest of the DAG put together (bench/parse_time.py).
+CONF_BEGIN = "{{ (dag_run.conf or {}).get('begin_date') or '' }}"
+CONF_END = "{{ (dag_run.conf or {}).get('end_date') or '' }}"
+CONF_ENDPOINTS = "{{ ((dag_run.conf or {}).get('endpoints') or []) | join(',') }}"
+
 DEFAULT_TASK_ARGS: dict[str, Any] = {
     "owner": "data-engineering",
     "retries": 8,
@@ -32,6 +39,10 @@ DEFAULT_TASK_ARGS: dict[str, Any] = {
     "execution_timeout": dt.timedelta(minutes=30),
     "pool": API_POOL,
 }
+
+
+#: Stateless, so one instance serves every task of every DAG.
+RETRY_POLICY = WeChatRetryPolicy()
 
 
 def daily_timetable() -> CronDataIntervalTimetable:
@@ -54,8 +65,10 @@ def _doc(account: AccountConfig) -> str:
         f"independent and share the `{API_POOL}` pool. Empty answers before "
         f"{account.ready_deadline_hour:02d}:00 on the next day are retried as *not ready*.",
         "",
-        "**Manual runs**: trigger with params `begin_date` / `end_date` (YYYY-MM-DD, Beijing dates) "
-        "and optionally a subset of `endpoints`; a trigger without a logical date needs the dates.",
+        "**Manual runs**: trigger with a run configuration (conf) such as "
+        '`{"begin_date": "2026-01-01", "end_date": "2026-01-31", "endpoints": ["getusershare"]}` '
+        "(Beijing dates; `endpoints` optional, empty = all). Without dates a manual run covers the "
+        "last complete day before it; a trigger without a logical date needs the dates.",
         "",
         "| task | table | max span |",
         "|---|---|---|",
@@ -69,26 +82,17 @@ def _doc(account: AccountConfig) -> str:
 def build_daily_dag(account: AccountConfig, **overrides: Any) -> DAG:
     """The daily DAG ``wechat_datacube_daily__<name>`` for ``account``."""
     start = dt.datetime.combine(account.start_date, dt.time(10), tzinfo=dt.timezone(dt.timedelta(hours=8)))
-    task_args = {**DEFAULT_TASK_ARGS, **overrides.pop("default_args", {})}
+    # Task settings go to each operator directly rather than through DAG default_args,
+    # which Airflow deep-copies into every task at every parse.
+    task_args = {**DEFAULT_TASK_ARGS, "retry_policy": RETRY_POLICY, **overrides.pop("task_args", {})}
     dag = DAG(
         dag_id=f"{DAILY_DAG_PREFIX}{account.name}",
         schedule=daily_timetable(),
         start_date=start,
         catchup=True,
         max_active_runs=account.max_active_runs,
-        default_args=task_args,
         tags=["wechat", "datacube", f"account:{account.name}"],
         doc_md=_doc(account),
-        params={
-            "begin_date": Param(None, type=["null", "string"], format="date", description="First Beijing date (manual runs)."),
-            "end_date": Param(None, type=["null", "string"], format="date", description="Last Beijing date (manual runs)."),
-            "endpoints": Param(
-                [],
-                type="array",
-                items={"type": "string", "enum": list(account.endpoints)},
-                description="Subset of endpoints to run; empty = all.",
-            ),
-        },
         **overrides,
     )
     with dag:
@@ -101,12 +105,12 @@ def build_daily_dag(account: AccountConfig, **overrides: Any) -> DAG:
                 wechat_conn_id=account.wechat_conn_id,
                 postgres_conn_id=account.postgres_conn_id,
                 schema=account.schema,
-                begin_date="{{ params.begin_date or '' }}",
-                end_date="{{ params.end_date or '' }}",
-                selected_endpoints="{{ (params.endpoints or []) | join(',') }}",
+                begin_date=CONF_BEGIN,
+                end_date=CONF_END,
+                selected_endpoints=CONF_ENDPOINTS,
                 ready_deadline_hour=account.ready_deadline_hour,
                 active_from=active_from,
                 active_until=active_until,
-                retry_policy=WeChatRetryPolicy(),
+                **task_args,
             )
     return dag

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator
@@ -19,16 +19,21 @@ from airflow.sdk.exceptions import AirflowSkipException
 from wechat_datacube.dates import parse_date, to_beijing_date, utcnow
 from wechat_datacube.endpoints import get_endpoint
 from wechat_datacube.errors import BadPayloadError, ConfigError, MalformedResponseError, QuotaExceededError
-from wechat_datacube.windows import Window, plan_windows
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from wechat_datacube.hook import WeChatDatacubeHook
+    from wechat_datacube.windows import Window
 
 
+@cache
 def table_asset(schema: str, table: str) -> Asset:
-    """The lineage asset of one typed table (shared by the operator and the DAGs)."""
+    """The lineage asset of one typed table (shared by the operator and the DAGs).
+
+    Cached: a DAG folder with many accounts builds the same few assets hundreds of times
+    at every parse.
+    """
     return Asset(name=f"wechat_datacube.{schema}.{table}", uri=f"wechat-datacube://{schema}/{table}")
 
 
@@ -153,6 +158,8 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
     # -- execution ----------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from wechat_datacube.windows import plan_windows  # not needed at parse time
+
         selected = self._selected()
         if selected and self.endpoint not in selected:
             raise AirflowSkipException(f"{self.endpoint} not among the endpoints this run asked for: {selected}")
