@@ -1,0 +1,138 @@
+"""Bulk backfill Airflow DAG `wechat_datacube_backfill`: history of many accounts and endpoints.
+
+Manual only (schedule=None). Params: ``accounts`` (names from the accounts file; empty =
+all), ``begin_date`` / ``end_date`` (Beijing dates; end defaults to and is capped at
+yesterday), ``endpoints`` (names or the family keywords ``legacy`` / ``replacement``;
+empty = each account's configured endpoints), ``reprocess`` (``missing``: skip windows
+whose dates are all loaded/empty in load_log; ``all``: fetch everything again) and
+``windows_per_task``.
+
+Tasks: ``plan`` (reads the accounts file and load_log — at run time, never at parse
+time) → ``load``, the ordinary ``WeChatDatacubeToPostgresOperator`` mapped over the plan
+with ``expand_kwargs`` in the ``wechat_api`` pool, one mapped task per (account,
+endpoint, batch of consecutive windows), labelled e.g. ``acme getusershare
+2026-01-01..2026-01-21`` → ``report`` (what is still missing afterwards).
+
+Why batches, not one task per window: Airflow caps a mapped task at ``[core]
+max_map_length`` (1024) instances and every instance costs scheduler/metadata work; a
+decade of six endpoints is ~16,000 windows. Each batch holds ``windows_per_task`` windows
+(default 15) and the planner widens batches when the count would pass the configured cap
+(it never raises the limit, nor drops work); see ``wechat_datacube.backfill_plan``.
+
+Daily quota (45009): the window loader records a quota block in Postgres; the mapped
+tasks run with ``on_quota="skip"``, so the task that hit it and every later task of that
+(account, endpoint) — which sees the block and does not call — end as *skipped* with the
+reset time in their message instead of failing and retrying in a loop. Trigger the DAG
+again after midnight Beijing time: finished windows are skipped, the rest is fetched.
+The mapped tasks emit no asset events (their table set is only known at run time).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+
+from wechat_datacube.accounts import load_accounts
+from wechat_datacube.backfill_plan import DEFAULT_WINDOWS_PER_TASK, REPROCESS_MODES
+from wechat_datacube.dag_factory import API_POOL, DEFAULT_TASK_ARGS
+from wechat_datacube.endpoints import ENDPOINTS, FAMILIES
+from wechat_datacube.operators import WeChatDatacubeToPostgresOperator
+from wechat_datacube.retry_policy import WeChatRetryPolicy
+
+DAG_ID = "wechat_datacube_backfill"
+#: Task logs: "airflow.task" loggers reach the task log (a module logger would not).
+log = logging.getLogger("airflow.task")
+MAP_INDEX_TEMPLATE = "{{ task.account }} {{ task.endpoint }} {{ task.date_from }}..{{ task.date_to }}"
+
+
+def _account_names() -> list[str]:
+    """Names for the params form; a missing/broken accounts file must not break parsing."""
+    try:
+        return [a.name for a in load_accounts().accounts]
+    except Exception:  # the plan task reports the real problem at run time
+        return []
+
+
+def _names_schema(names: list[str]) -> dict[str, Any]:
+    """JSON schema of one list item: one of ``names`` (no enum when there are none)."""
+    return {"type": "string", "enum": names} if names else {"type": "string"}
+
+
+def _plan() -> list[dict[str, Any]]:
+    """Plan task body: the operator kwargs of every mapped task."""
+    from airflow.sdk import get_current_context
+    from airflow.sdk.configuration import conf
+
+    from wechat_datacube.backfill_plan import plan_from_params
+
+    params = get_current_context()["params"]
+    max_tasks = conf.getint("core", "max_map_length")
+    plan = plan_from_params(params, all_accounts=load_accounts().accounts, max_tasks=max_tasks)
+    log.info("%s", plan.summary())
+    return [t.operator_kwargs(skip_loaded=plan.reprocess == "missing") for t in plan.tasks]
+
+
+def _report() -> dict[str, Any]:
+    """Report task body: what is still missing after this run (one load_log read)."""
+    from airflow.sdk import get_current_context
+
+    from wechat_datacube.backfill_plan import plan_from_params
+
+    params = get_current_context()["params"]
+    left = plan_from_params(params, all_accounts=load_accounts().accounts, reprocess="missing", max_tasks=10**9)
+    if left.calls:
+        log.warning("INCOMPLETE: %d window(s) still missing (daily quota or failures); trigger again to resume",
+                    left.calls)
+    else:
+        log.info("complete: every window of %s..%s is loaded", left.begin, left.end)
+    log.info("%s", left.summary())
+    return {"missing_windows": left.calls, "begin": left.begin.isoformat(), "end": left.end.isoformat()}
+
+
+def build_backfill_dag(**overrides: Any) -> DAG:
+    """The backfill DAG; ``default_args`` in ``overrides`` are merged over the project's defaults."""
+    task_args = {**DEFAULT_TASK_ARGS, **overrides.pop("default_args", {})}
+    families = list(FAMILIES)
+    dag = DAG(
+        dag_id=DAG_ID,
+        schedule=None,
+        start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+        catchup=False,
+        max_active_runs=1,
+        default_args=task_args,
+        tags=["wechat", "datacube", "backfill"],
+        doc_md=__doc__,
+        params={
+            "accounts": Param([], type="array", items=_names_schema(_account_names()),
+                              description="Accounts to backfill; empty = all accounts in the accounts file."),
+            "begin_date": Param(None, type=["null", "string"], format="date", description="First Beijing date."),
+            "end_date": Param(None, type=["null", "string"], format="date",
+                              description="Last Beijing date; empty or later = yesterday in Beijing."),
+            "endpoints": Param([], type="array", items=_names_schema([*families, *ENDPOINTS]),
+                               description="Endpoints or families; empty = each account's configured endpoints."),
+            "reprocess": Param("missing", type="string", enum=list(REPROCESS_MODES),
+                               description="missing: skip windows already loaded; all: fetch everything again."),
+            "windows_per_task": Param(DEFAULT_WINDOWS_PER_TASK, type="integer", minimum=1,
+                                      description="API calls (windows) per mapped task; widened to fit max_map_length."),
+        },
+        **overrides,
+    )
+    with dag:
+        plan = task(task_id="plan", retries=0, pool="default_pool")(_plan)()
+        load = WeChatDatacubeToPostgresOperator.partial(
+            task_id="load",
+            pool=API_POOL,
+            on_quota="skip",
+            outlets=[],
+            retry_policy=WeChatRetryPolicy(),
+            map_index_template=MAP_INDEX_TEMPLATE,
+        ).expand_kwargs(plan)
+        report = task(task_id="report", retries=0, pool="default_pool", trigger_rule="all_done")(_report)()
+        load >> report
+    return dag
+
+
+globals()[DAG_ID] = build_backfill_dag()

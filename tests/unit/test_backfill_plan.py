@@ -1,0 +1,244 @@
+"""The bulk backfill planner: windows, skipping what is done, reprocess, active ranges, batching, counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from wechat_datacube.accounts import AccountConfig
+from wechat_datacube.backfill_plan import (
+    BackfillTask,
+    choose_batch_size,
+    contiguous_runs,
+    plan_backfill,
+    resolve_accounts,
+    resolve_dates,
+    resolve_endpoints,
+    tasks_needed,
+)
+from wechat_datacube.dates import iter_days
+from wechat_datacube.endpoints import LEGACY, REPLACEMENT, REPLACEMENT_START, get_endpoint
+from wechat_datacube.errors import ConfigError
+from wechat_datacube.windows import Window, calls_needed
+
+BEGIN = dt.date(2025, 1, 1)
+END = dt.date(2025, 3, 31)  # 90 days
+
+
+def account(name: str = "acme", endpoints: tuple[str, ...] = LEGACY, **kwargs: object) -> AccountConfig:
+    return AccountConfig(
+        name=name,
+        wechat_conn_id=f"wechat_{name}",
+        postgres_conn_id="wechat_pg",
+        start_date=dt.date(2025, 1, 1),
+        endpoints=endpoints,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def days(begin: dt.date, end: dt.date) -> set[dt.date]:
+    return set(iter_days(begin, end))
+
+
+def plan(accounts: list[AccountConfig], begin: dt.date = BEGIN, end: dt.date = END, **kwargs: object):  # noqa: ANN201
+    kwargs.setdefault("done", {})
+    return plan_backfill(accounts, {a.name: a.endpoints for a in accounts}, begin, end, **kwargs)  # type: ignore[arg-type]
+
+
+def covered(tasks: list[BackfillTask], endpoint: str) -> set[dt.date]:
+    return {d for t in tasks if t.endpoint == endpoint for d in iter_days(t.begin, t.end)}
+
+
+# --- counts -----------------------------------------------------------------------------
+
+
+def test_ninety_days_of_the_six_legacy_endpoints_cost_403_calls() -> None:
+    result = plan([account()])
+    assert result.calls == 90 + 90 + 30 + 90 + 13 + 90 == 403
+    assert result.calls == sum(calls_needed(90, get_endpoint(e).max_span) for e in LEGACY)
+
+
+def test_every_date_of_the_range_is_covered_once_per_endpoint() -> None:
+    result = plan([account()])
+    for endpoint in LEGACY:
+        tasks = [t for t in result.tasks if t.endpoint == endpoint]
+        assert sum((t.end - t.begin).days + 1 for t in tasks) == 90
+        assert covered(tasks, endpoint) == days(BEGIN, END)
+
+
+def test_each_task_holds_at_most_windows_per_task_windows() -> None:
+    result = plan([account()], windows_per_task=15)
+    assert max(t.windows for t in result.tasks) == 15
+    # 90 single-day windows -> 6 tasks; getuserread 30 -> 2; getusershare 13 -> 1
+    assert len(result.tasks) == 4 * 6 + 2 + 1
+
+
+def test_batches_keep_the_endpoints_window_alignment() -> None:
+    """A task's range re-chunked by the operator gives the planner's windows (full spans, short last)."""
+    result = plan([account(endpoints=("getusershare",))], windows_per_task=4)
+    assert [(t.begin, t.end, t.windows) for t in result.tasks] == [
+        (dt.date(2025, 1, 1), dt.date(2025, 1, 28), 4),
+        (dt.date(2025, 1, 29), dt.date(2025, 2, 25), 4),
+        (dt.date(2025, 2, 26), dt.date(2025, 3, 25), 4),
+        (dt.date(2025, 3, 26), dt.date(2025, 3, 31), 1),
+    ]
+
+
+# --- skipping what is done ----------------------------------------------------------------
+
+
+def test_windows_already_loaded_are_not_planned() -> None:
+    done = {("acme", "getarticlesummary"): days(BEGIN, dt.date(2025, 2, 14))}  # first 45 days
+    result = plan([account(endpoints=("getarticlesummary",))], done=done)
+    assert result.calls == 45
+    assert covered(result.tasks, "getarticlesummary") == days(dt.date(2025, 2, 15), END)
+    assert result.skipped == 45
+
+
+def test_second_run_after_a_complete_one_plans_nothing() -> None:
+    done = {("acme", e): days(BEGIN, END) for e in LEGACY}
+    result = plan([account()], done=done)
+    assert result.tasks == [] and result.calls == 0 and result.skipped == 403
+
+
+def test_a_window_with_one_missing_date_is_fetched_whole() -> None:
+    done = {("acme", "getusershare"): days(BEGIN, END) - {dt.date(2025, 1, 10)}}
+    result = plan([account(endpoints=("getusershare",))], done=done)
+    assert [(t.begin, t.end) for t in result.tasks] == [(dt.date(2025, 1, 8), dt.date(2025, 1, 14))]
+
+
+def test_holes_split_into_separate_contiguous_tasks() -> None:
+    done = {("acme", "getuserreadhour"): days(BEGIN, END) - {dt.date(2025, 1, 5), dt.date(2025, 1, 6), dt.date(2025, 3, 1)}}
+    result = plan([account(endpoints=("getuserreadhour",))], done=done)
+    assert [(t.begin, t.end, t.windows) for t in result.tasks] == [
+        (dt.date(2025, 1, 5), dt.date(2025, 1, 6), 2),
+        (dt.date(2025, 3, 1), dt.date(2025, 3, 1), 1),
+    ]
+
+
+def test_reprocess_all_ignores_what_is_loaded() -> None:
+    done = {("acme", e): days(BEGIN, END) for e in LEGACY}
+    result = plan([account()], done=done, reprocess="all")
+    assert result.calls == 403 and result.skipped == 0
+
+
+def test_unknown_reprocess_mode_is_refused() -> None:
+    with pytest.raises(ConfigError, match="reprocess"):
+        plan([account()], reprocess="failed")
+
+
+def test_done_dates_of_another_account_do_not_count() -> None:
+    done = {("other", "getusershare"): days(BEGIN, END)}
+    result = plan([account(endpoints=("getusershare",))], done=done)
+    assert result.calls == 13
+
+
+# --- active ranges and first dates ---------------------------------------------------------
+
+
+def test_cutover_account_uses_legacy_before_and_replacement_from_the_cutover() -> None:
+    cutover = dt.date(2025, 12, 1)
+    both = account(endpoints=(*LEGACY, *REPLACEMENT), cutover_date=cutover)
+    result = plan([both], dt.date(2025, 11, 21), dt.date(2025, 12, 10))
+    assert covered(result.tasks, "getusershare") == days(dt.date(2025, 11, 21), dt.date(2025, 11, 30))
+    assert covered(result.tasks, "getarticleread") == days(cutover, dt.date(2025, 12, 10))
+    assert result.calls == 4 * 10 + calls_needed(10, 3) + calls_needed(10, 7) + 4 * 10
+
+
+def test_replacement_endpoints_are_not_asked_before_their_first_date() -> None:
+    result = plan([account(endpoints=REPLACEMENT)], dt.date(2025, 10, 1), dt.date(2025, 11, 5))
+    assert all(t.begin >= REPLACEMENT_START for t in result.tasks)
+    assert result.calls == 4 * 5
+
+
+def test_range_entirely_outside_an_endpoints_dates_plans_no_task_for_it() -> None:
+    result = plan([account(endpoints=("getarticleread", "getusershare"))], dt.date(2025, 1, 1), dt.date(2025, 1, 7))
+    assert {t.endpoint for t in result.tasks} == {"getusershare"}
+    assert result.windows_total[("acme", "getarticleread")] == 0
+
+
+# --- the mapped-task cap ---------------------------------------------------------------------
+
+
+def test_batches_widen_until_the_task_count_fits_max_map_length() -> None:
+    ten_years = plan([account()], dt.date(2015, 1, 1), dt.date(2024, 12, 31), windows_per_task=1, max_tasks=1024)
+    assert len(ten_years.tasks) <= 1024
+    assert ten_years.calls == sum(calls_needed(3653, get_endpoint(e).max_span) for e in LEGACY)
+    assert ten_years.windows_per_task == choose_batch_size([3653] * 4 + [1218, 522], 1, 1024)
+
+
+def test_choose_batch_size_is_the_smallest_that_fits() -> None:
+    runs = [90, 90, 30, 13]
+    size = choose_batch_size(runs, 1, 20)
+    assert tasks_needed(runs, size) <= 20 < tasks_needed(runs, size - 1)
+
+
+def test_preferred_batch_size_is_kept_when_it_fits() -> None:
+    assert choose_batch_size([90, 13], 15, 1024) == 15
+
+
+def test_more_separate_runs_than_the_cap_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="max_map_length"):
+        choose_batch_size([1] * 5, 1, 4)
+
+
+def test_contiguous_runs_break_at_gaps() -> None:
+    w = [Window(dt.date(2025, 1, d), dt.date(2025, 1, d)) for d in (1, 2, 4, 5, 6, 9)]
+    assert [len(r) for r in contiguous_runs(w)] == [2, 3, 1]
+
+
+# --- params -------------------------------------------------------------------------------
+
+
+def test_empty_account_list_means_every_account() -> None:
+    accounts = [account("acme"), account("beta")]
+    assert resolve_accounts(accounts, []) == accounts
+    assert resolve_accounts(accounts, ["beta"]) == [accounts[1]]
+
+
+def test_unknown_account_is_named_in_the_error() -> None:
+    with pytest.raises(ConfigError, match="nope"):
+        resolve_accounts([account()], ["nope"])
+
+
+def test_endpoint_family_keyword_is_intersected_with_each_accounts_endpoints() -> None:
+    legacy_only, replacement_only = account("old"), account("new", endpoints=REPLACEMENT)
+    chosen = resolve_endpoints([legacy_only, replacement_only], ["replacement", "getusershare"])
+    assert chosen == {"old": ("getusershare",), "new": REPLACEMENT}
+
+
+def test_empty_endpoint_list_means_each_accounts_configured_endpoints() -> None:
+    assert resolve_endpoints([account(endpoints=("getuserread",))], []) == {"acme": ("getuserread",)}
+
+
+def test_endpoint_configured_for_no_selected_account_is_refused() -> None:
+    with pytest.raises(ConfigError, match="getarticleread"):
+        resolve_endpoints([account()], ["getarticleread"])
+
+
+def test_unknown_endpoint_is_refused() -> None:
+    with pytest.raises(ConfigError, match="getnothing"):
+        resolve_endpoints([account()], ["getnothing"])
+
+
+def test_end_date_defaults_to_and_is_capped_at_yesterday() -> None:
+    yesterday = dt.date(2026, 5, 9)
+    assert resolve_dates("2026-05-01", None, yesterday=yesterday) == (dt.date(2026, 5, 1), yesterday)
+    assert resolve_dates("2026-05-01", "2026-06-30", yesterday=yesterday) == (dt.date(2026, 5, 1), yesterday)
+
+
+def test_begin_date_is_required_and_not_after_end() -> None:
+    with pytest.raises(ConfigError, match="begin_date"):
+        resolve_dates(None, "2026-05-01", yesterday=dt.date(2026, 5, 9))
+    with pytest.raises(ConfigError, match="after end_date"):
+        resolve_dates("2026-05-10", None, yesterday=dt.date(2026, 5, 9))
+
+
+def test_operator_kwargs_are_json_safe_and_name_the_range() -> None:
+    task = plan([account(endpoints=("getusershare",))]).tasks[0]
+    kwargs = task.operator_kwargs(skip_loaded=True)
+    assert kwargs["begin_date"] == "2025-01-01" and kwargs["end_date"] == task.end.isoformat()
+    assert kwargs["account"] == "acme" and kwargs["endpoint"] == "getusershare" and kwargs["skip_loaded"] is True
+    assert all(isinstance(v, (str, int, bool)) for v in kwargs.values())
+    assert task.label == f"acme getusershare 2025-01-01..{task.end.isoformat()}"
