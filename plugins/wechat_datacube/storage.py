@@ -113,17 +113,21 @@ def _meta(meta: Mapping[str, Any] | None) -> dict[str, Any]:
 def _insert_response(
     cur: psycopg.Cursor[Any],
     schema: str,
-    *,
     spec: EndpointSpec,
     account: str,
     begin: dt.date,
     end: dt.date,
     meta: dict[str, Any],
+    *,
     status: str,
     row_count: int | None,
     error: str | None,
     payload: Any,
 ) -> int:
+    """Keep one response as received, with its window and run metadata; returns its id.
+
+    Good and failed responses alike get a row, so every attempt can be traced afterwards.
+    """
     cur.execute(
         sql.SQL(
             "INSERT INTO {}.api_response"
@@ -246,17 +250,7 @@ def write_window(
     status = "loaded" if typed else "empty"
     with own_transaction(conn), conn.cursor(row_factory=tuple_row) as cur:
         response_id = _insert_response(
-            cur,
-            schema,
-            spec=spec,
-            account=account,
-            begin=begin,
-            end=end,
-            meta=info,
-            status=status,
-            row_count=len(typed),
-            error=None,
-            payload=body,
+            cur, schema, spec, account, begin, end, info, status=status, row_count=len(typed), error=None, payload=body
         )
         cur.execute(
             sql.SQL("DELETE FROM {}.{} WHERE {} = %s AND {} BETWEEN %s AND %s").format(
@@ -357,17 +351,7 @@ def record_failure(
     payload = failure_payload(body_or_text)
     with own_transaction(conn), conn.cursor(row_factory=tuple_row) as cur:
         response_id = _insert_response(
-            cur,
-            schema,
-            spec=spec,
-            account=account,
-            begin=begin,
-            end=end,
-            meta=info,
-            status=status,
-            row_count=None,
-            error=message,
-            payload=payload,
+            cur, schema, spec, account, begin, end, info, status=status, row_count=None, error=message, payload=payload
         )
         _upsert_load_log(
             cur,

@@ -276,6 +276,13 @@ class ExternalTokenSource:
 
 # --- stores -----------------------------------------------------------------------
 
+#: Whether the stored token (None: there is none) can be kept.
+StillGood = Callable[[CachedToken | None], bool]
+#: Obtain a new token, given the persisted refresh token (authorizer mode) or None.
+FetchToken = Callable[[str | None], IssuedToken]
+#: Turn a fetched token into the cached form (with its refresh time).
+MakeToken = Callable[[IssuedToken], CachedToken]
+
 
 class TokenStore(Protocol):
     """Where the current token of each key lives, with a lock for refreshing it."""
@@ -283,13 +290,7 @@ class TokenStore(Protocol):
     def read(self, key: TokenKey) -> CachedToken | None:
         """The stored token (no lock): the fast path."""
 
-    def refresh(
-        self,
-        key: TokenKey,
-        still_good: Callable[[CachedToken | None], bool],
-        fetch: Callable[[str | None], IssuedToken],
-        make: Callable[[IssuedToken], CachedToken],
-    ) -> CachedToken:
+    def refresh(self, key: TokenKey, still_good: StillGood, fetch: FetchToken, make: MakeToken) -> CachedToken:
         """Under the key's lock: keep the stored token if ``still_good``, else fetch and store.
 
         ``fetch`` gets the persisted refresh token (authorizer mode) or None.
@@ -313,13 +314,7 @@ class LocalTokenStore:
     def read(self, key: TokenKey) -> CachedToken | None:
         return _LOCAL_TOKENS.get(key)
 
-    def refresh(
-        self,
-        key: TokenKey,
-        still_good: Callable[[CachedToken | None], bool],
-        fetch: Callable[[str | None], IssuedToken],
-        make: Callable[[IssuedToken], CachedToken],
-    ) -> CachedToken:
+    def refresh(self, key: TokenKey, still_good: StillGood, fetch: FetchToken, make: MakeToken) -> CachedToken:
         with _LOCAL_GUARD:
             lock = _LOCAL_LOCKS.setdefault(key, threading.Lock())
         with lock:
@@ -462,13 +457,7 @@ class PostgresTokenStore:
             ).fetchone()
         return self._row_to_token(row)
 
-    def refresh(
-        self,
-        key: TokenKey,
-        still_good: Callable[[CachedToken | None], bool],
-        fetch: Callable[[str | None], IssuedToken],
-        make: Callable[[IssuedToken], CachedToken],
-    ) -> CachedToken:
+    def refresh(self, key: TokenKey, still_good: StillGood, fetch: FetchToken, make: MakeToken) -> CachedToken:
         s = self.schema
         with self._connect() as conn:
             self._ensure(conn)

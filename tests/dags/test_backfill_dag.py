@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.fixtures.simulator import TEST_APPID, TEST_SECRET
+from tests.fixtures.accounts import use_legacy_account
+from tests.fixtures.simulator import TEST_APPID
 from tests.fixtures.truth import stored_rows, truth_rows
 from wechat_datacube.dates import beijing_today
 from wechat_datacube.endpoints import LEGACY, get_endpoint
@@ -50,17 +50,8 @@ def backfill(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, simulator: Any, fresh_pg: tuple[str, str], airflow_db: str
 ) -> Iterator[Any]:
     """The backfill DAG for one legacy account ``acme`` on the simulator and a fresh database."""
-    conn_id, _dsn = fresh_pg
-    accounts = tmp_path / "accounts.yaml"
-    accounts.write_text(
-        "accounts:\n"
-        f"  - {{name: {ACCOUNT}, wechat_conn_id: wechat_acme, postgres_conn_id: {conn_id}, "
-        f"start_date: {END.isoformat()}, endpoints: [legacy]}}\n"
-    )
-    monkeypatch.setenv("WECHAT_DATACUBE_ACCOUNTS", str(accounts))
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_WECHAT_ACME",
-        json.dumps({"conn_type": "wechat", "host": simulator.base_url, "login": TEST_APPID, "password": TEST_SECRET}),
+    use_legacy_account(
+        monkeypatch, tmp_path, name=ACCOUNT, postgres_conn_id=fresh_pg[0], start_date=END, base_url=simulator.base_url
     )
     clear_token_memo()
     yield build_dag()

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from tests.fixtures.simulator import TEST_APPID, TEST_SECRET
+from tests.fixtures.accounts import use_legacy_account
+from tests.fixtures.simulator import TEST_APPID
 from tests.fixtures.truth import stored_rows, truth_rows
 from wechat_datacube.dates import beijing_today
 from wechat_datacube.endpoints import LEGACY
@@ -24,18 +24,9 @@ BEIJING = dt.timezone(dt.timedelta(hours=8))
 def demo_dag(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, simulator, fresh_pg, airflow_db  # noqa: ANN001
 ) -> Iterator[object]:
-    conn_id, _dsn = fresh_pg
-    accounts = tmp_path / "accounts.yaml"
     start = beijing_today() - dt.timedelta(days=10)
-    accounts.write_text(
-        "accounts:\n"
-        f"  - {{name: daytest, wechat_conn_id: wechat_daytest, postgres_conn_id: {conn_id}, "
-        f"start_date: {start.isoformat()}, endpoints: [legacy]}}\n"
-    )
-    monkeypatch.setenv("WECHAT_DATACUBE_ACCOUNTS", str(accounts))
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_WECHAT_DAYTEST",
-        json.dumps({"conn_type": "wechat", "host": simulator.base_url, "login": TEST_APPID, "password": TEST_SECRET}),
+    use_legacy_account(
+        monkeypatch, tmp_path, name="daytest", postgres_conn_id=fresh_pg[0], start_date=start, base_url=simulator.base_url
     )
     clear_token_memo()
     bag = DagBag(dag_folder=str(DAGS))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.fixtures.simulator import TEST_APPID, TEST_SECRET
+from tests.fixtures.wechat_conn import HOOK_CONN_ID, SIM_NOW, calls, sim_hook, use_hook_conn
 from wechat_datacube.dates import chunk_range
 from wechat_datacube.endpoints import get_endpoint
 from wechat_datacube.errors import (
@@ -26,49 +26,21 @@ from wechat_datacube.errors import (
     TransientError,
 )
 from wechat_datacube.hook import ChunkResult, WeChatDatacubeHook
-from wechat_datacube.tokens import clear_local_store, clear_token_memo
+from wechat_datacube.simulator import SimulatorServer
 
-# 10:00 in Beijing on 2024-06-15: data up to 2024-06-14 is published.
-NOW = dt.datetime(2024, 6, 15, 2, 0, tzinfo=dt.UTC)
-CONN_ID = "wechat_hook_test"
 DATA = "/datacube/getusershare"
 
 
-def use_conn(monkeypatch: pytest.MonkeyPatch, base_url: str, **extra: Any) -> None:
-    extra.setdefault("token_mode", "classic")
-    monkeypatch.setenv(
-        f"AIRFLOW_CONN_{CONN_ID.upper()}",
-        json.dumps(
-            {"conn_type": "wechat", "host": base_url, "login": TEST_APPID, "password": TEST_SECRET, "extra": extra}
-        ),
-    )
-
-
-@pytest.fixture(autouse=True)
-def _fresh_token_caches() -> Iterator[None]:
-    clear_token_memo()
-    clear_local_store()
-    yield
-    clear_token_memo()
-    clear_local_store()
-
-
 @pytest.fixture
-def sim(simulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    simulator.state.clock.set(NOW)
-    use_conn(monkeypatch, simulator.base_url)
-    return simulator
+def sim(hook_sim: SimulatorServer) -> SimulatorServer:
+    """The simulator at SIM_NOW with the test account as HOOK_CONN_ID (classic tokens)."""
+    return hook_sim
 
 
 def make_hook(sim: Any, **kwargs: Any) -> WeChatDatacubeHook:
+    """Three attempts unless said otherwise, so retry tests count to a known number."""
     kwargs.setdefault("max_attempts", 3)
-    kwargs.setdefault("backoff_base", 0.01)
-    kwargs.setdefault("sleep", sim.state.clock.advance)
-    return WeChatDatacubeHook(CONN_ID, clock=sim.state.clock.now, **kwargs)
-
-
-def calls(sim: Any, path: str) -> int:
-    return sim.state.counters()["paths"].get(path, 0)
+    return sim_hook(sim, **kwargs)
 
 
 def fault(sim: Any, **rule: Any) -> None:
@@ -123,7 +95,7 @@ def test_transient_errcode_then_success_returns_the_body(sim: Any) -> None:
 
 
 def test_frequency_limit_waits_for_the_next_minute(sim: Any) -> None:
-    sim.state.clock.set(NOW.replace(second=20))
+    sim.state.clock.set(SIM_NOW.replace(second=20))
     fault(sim, kind="errcode", errcode=45011, count=1)
     waits: list[float] = []
 
@@ -193,7 +165,7 @@ def test_broken_body_is_a_transient_malformed_response(sim: Any, kind: str) -> N
 
 
 def test_timeout_is_transient(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    use_conn(monkeypatch, sim.base_url, read_timeout=0.2)
+    use_hook_conn(monkeypatch, sim.base_url, read_timeout=0.2)
     fault(sim, kind="slow", delay=1.0, count=1)
     hook = make_hook(sim, max_attempts=1)
     with pytest.raises(TransientError, match="timeout"):
@@ -269,7 +241,7 @@ def test_replacement_endpoint_reports_is_delay(sim: Any) -> None:
 
 def test_missing_credentials_are_listed_in_one_error(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(
-        f"AIRFLOW_CONN_{CONN_ID.upper()}",
+        f"AIRFLOW_CONN_{HOOK_CONN_ID.upper()}",
         json.dumps({"conn_type": "wechat", "host": sim.base_url, "extra": {"token_mode": "authorizer"}}),
     )
     with pytest.raises(ConfigError) as info:
@@ -279,17 +251,13 @@ def test_missing_credentials_are_listed_in_one_error(sim: Any, monkeypatch: pyte
 
 
 def test_unknown_token_mode_is_a_config_error(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    use_conn(monkeypatch, sim.base_url, token_mode="magic")
+    use_hook_conn(monkeypatch, sim.base_url, token_mode="magic")
     with pytest.raises(ConfigError, match="token_mode"):
         make_hook(sim).get_access_token()
 
 
 def test_invalid_secret_is_permanent_and_not_retried(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(
-        f"AIRFLOW_CONN_{CONN_ID.upper()}",
-        json.dumps({"conn_type": "wechat", "host": sim.base_url, "login": TEST_APPID, "password": "wrong-secret",
-                    "extra": {"token_mode": "classic"}}),
-    )
+    use_hook_conn(monkeypatch, sim.base_url, password="wrong-secret")
     with pytest.raises(PermanentError) as info:
         make_hook(sim).get_access_token()
     assert info.value.errcode == 40125
@@ -318,7 +286,7 @@ def test_secret_and_tokens_never_reach_logs_or_exceptions(
             hook.call("getusershare", "2024-06-01", "2024-06-07")
         texts.append(str(info.value) + repr(info.value))
     sim.state.clear_faults()
-    use_conn(monkeypatch, sim.base_url, read_timeout=0.2)
+    use_hook_conn(monkeypatch, sim.base_url, read_timeout=0.2)
     fault(sim, kind="slow", delay=1.0, rate=1.0)
     with pytest.raises(TransientError) as info:
         make_hook(sim, max_attempts=1).call("getusershare", "2024-06-01", "2024-06-07")

@@ -11,11 +11,13 @@ import psycopg
 import pytest
 
 from wechat_datacube import storage_schema
-from wechat_datacube.endpoints import ENDPOINTS, Column
+from wechat_datacube.endpoints import ENDPOINTS, Column, EndpointSpec
 from wechat_datacube.errors import ConfigError
 from wechat_datacube.storage import migrate
 
-#: How each registry type must appear in PostgreSQL (format_type spelling).
+#: How each registry type must appear in PostgreSQL (format_type spelling). Written out on
+#: purpose rather than imported from storage_schema.SQL_TYPES: it is the independent oracle
+#: for that mapping, which the migrations themselves use.
 EXPECTED_TYPES = {
     "int": "integer",
     "bigint": "bigint",
@@ -50,6 +52,18 @@ def live_columns(conn: psycopg.Connection[Any], table: str) -> dict[str, tuple[s
     ).fetchall()
     conn.rollback()
     return {name: (type_, notnull, comment) for name, type_, notnull, comment in rows}
+
+
+def change_registry(monkeypatch: pytest.MonkeyPatch, **changes: Any) -> EndpointSpec:
+    """Put a variant of getusershare into the registry, as a newer release of the code would."""
+    spec = dataclasses.replace(ENDPOINTS["getusershare"], **changes)
+    monkeypatch.setitem(storage_schema.ENDPOINTS, spec.name, spec)
+    return spec
+
+
+def share_columns_with(name: str, **changes: Any) -> tuple[Column, ...]:
+    """getusershare's columns with column ``name`` changed."""
+    return tuple(dataclasses.replace(c, **changes) if c.name == name else c for c in ENDPOINTS["getusershare"].columns)
 
 
 def test_migrate_creates_every_table_from_an_empty_database(conn: psycopg.Connection[Any]) -> None:
@@ -154,9 +168,9 @@ def test_a_column_added_to_the_registry_is_added_by_the_next_migrate(
     conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     migrate(conn)
-    spec = ENDPOINTS["getusershare"]
-    grown = dataclasses.replace(spec, columns=(*spec.columns, Column("forward_user", "bigint", "Users who forwarded.")))
-    monkeypatch.setitem(storage_schema.ENDPOINTS, "getusershare", grown)
+    spec = change_registry(
+        monkeypatch, columns=(*ENDPOINTS["getusershare"].columns, Column("forward_user", "bigint", "Users who forwarded."))
+    )
     assert migrate(conn) == []  # no numbered step: the reconcile pass does it
     assert live_columns(conn, spec.table)["forward_user"] == ("bigint", False, "Users who forwarded.")
 
@@ -165,11 +179,7 @@ def test_a_changed_registry_comment_is_applied_by_the_next_migrate(
     conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     migrate(conn)
-    spec = ENDPOINTS["getusershare"]
-    cols = tuple(
-        dataclasses.replace(c, comment="Sharers (updated).") if c.name == "share_user" else c for c in spec.columns
-    )
-    monkeypatch.setitem(storage_schema.ENDPOINTS, "getusershare", dataclasses.replace(spec, columns=cols))
+    spec = change_registry(monkeypatch, columns=share_columns_with("share_user", comment="Sharers (updated)."))
     migrate(conn)
     assert live_columns(conn, spec.table)["share_user"][2] == "Sharers (updated)."
 
@@ -178,8 +188,7 @@ def test_a_new_registry_endpoint_gets_its_table_on_the_next_migrate(
     conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     migrate(conn)
-    spec = dataclasses.replace(ENDPOINTS["getusershare"], name="getnewthing", table="new_thing")
-    monkeypatch.setitem(storage_schema.ENDPOINTS, "getnewthing", spec)
+    change_registry(monkeypatch, name="getnewthing", table="new_thing")
     migrate(conn)
     assert "new_thing" in tables(conn)
 
@@ -188,9 +197,7 @@ def test_a_registry_type_change_stops_migrate_with_a_clear_error(
     conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     migrate(conn)
-    spec = ENDPOINTS["getusershare"]
-    cols = tuple(dataclasses.replace(c, type="float") if c.name == "share_user" else c for c in spec.columns)
-    monkeypatch.setitem(storage_schema.ENDPOINTS, "getusershare", dataclasses.replace(spec, columns=cols))
+    spec = change_registry(monkeypatch, columns=share_columns_with("share_user", type="float"))
     with pytest.raises(ConfigError, match=r"user_share.share_user is bigint but the registry says double precision"):
         migrate(conn)
     assert live_columns(conn, spec.table)["share_user"][0] == "bigint"
@@ -200,8 +207,7 @@ def test_a_registry_key_change_stops_migrate_with_a_clear_error(
     conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     migrate(conn)
-    spec = ENDPOINTS["getusershare"]
-    monkeypatch.setitem(storage_schema.ENDPOINTS, "getusershare", dataclasses.replace(spec, key=("ref_date",)))
+    change_registry(monkeypatch, key=("ref_date",))
     with pytest.raises(ConfigError, match="primary key is"):
         migrate(conn)
 

@@ -15,15 +15,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.fixtures.simulator import (
-    TEST_APPID,
-    TEST_AUTHORIZER_APPID,
-    TEST_AUTHORIZER_REFRESH_TOKEN,
-    TEST_COMPONENT_APPID,
-    TEST_COMPONENT_SECRET,
-    TEST_SECRET,
-    TEST_VERIFY_TICKET,
-)
+from tests.fixtures.simulator import TEST_APPID, TEST_AUTHORIZER_APPID, TEST_AUTHORIZER_REFRESH_TOKEN
+from tests.fixtures.token_requests import authorizer_token, classic_token, component_token, stable_token
 from wechat_datacube.endpoints import ENDPOINTS
 from wechat_datacube.simulator import SimulatorServer
 
@@ -35,17 +28,6 @@ NOW_REPLACEMENT = dt.datetime(2025, 12, 20, 10, 0, tzinfo=BJ)
 
 
 # --- helpers -------------------------------------------------------------------------
-
-
-def classic_token(sim: SimulatorServer, appid: str = TEST_APPID, secret: str = TEST_SECRET) -> dict[str, Any]:
-    params = {"grant_type": "client_credential", "appid": appid, "secret": secret}
-    return requests.get(f"{sim.base_url}/cgi-bin/token", params=params, timeout=5).json()
-
-
-def stable_token(sim: SimulatorServer, force_refresh: bool = False) -> dict[str, Any]:
-    body = {"grant_type": "client_credential", "appid": TEST_APPID, "secret": TEST_SECRET,
-            "force_refresh": force_refresh}
-    return requests.post(f"{sim.base_url}/cgi-bin/stable_token", json=body, timeout=5).json()
 
 
 def call(sim: SimulatorServer, endpoint: str, begin: dt.date | str, end: dt.date | str | None = None,
@@ -170,19 +152,6 @@ def test_datacube_with_unknown_token_gives_40014(simulator: SimulatorServer) -> 
 
 
 # --- third-party platform tokens ---------------------------------------------------------
-
-
-def component_token(sim: SimulatorServer, ticket: str = TEST_VERIFY_TICKET) -> dict[str, Any]:
-    body = {"component_appid": TEST_COMPONENT_APPID, "component_appsecret": TEST_COMPONENT_SECRET,
-            "component_verify_ticket": ticket}
-    return requests.post(f"{sim.base_url}/cgi-bin/component/api_component_token", json=body, timeout=5).json()
-
-
-def authorizer_token(sim: SimulatorServer, component: str, refresh: str) -> dict[str, Any]:
-    body = {"component_appid": TEST_COMPONENT_APPID, "authorizer_appid": TEST_AUTHORIZER_APPID,
-            "authorizer_refresh_token": refresh}
-    return requests.post(f"{sim.base_url}/cgi-bin/component/api_authorizer_token",
-                         params={"component_access_token": component}, json=body, timeout=5).json()
 
 
 def test_authorizer_token_from_component_token_opens_datacube(simulator: SimulatorServer) -> None:

@@ -66,6 +66,23 @@ def write_share(
     )
 
 
+def fail_share(
+    conn: psycopg.Connection[Any], body_or_text: Any, status: str, message: str, first: int = 0, last: int = 0
+) -> int:
+    """record_failure for ACCOUNT's share window of days ``first``..``last``; returns the api_response id."""
+    return record_failure(
+        conn,
+        SCHEMA,
+        spec=SHARE,
+        account=ACCOUNT,
+        begin_date=day(first),
+        end_date=day(last),
+        body_or_text=body_or_text,
+        status=status,
+        message=message,
+    )
+
+
 def query(conn: psycopg.Connection[Any], text: str, params: Any = ()) -> list[tuple[Any, ...]]:
     rows = conn.execute(text, params).fetchall()
     conn.rollback()
@@ -232,17 +249,7 @@ def test_a_bad_payload_is_refused_clearly_kept_raw_and_leaves_typed_rows_unchang
     assert f"account={ACCOUNT}" in text and "endpoint=getusershare" in text and "dates=2025-03-10..2025-03-11" in text
     assert query(db, f"SELECT count(*) FROM {SCHEMA}.api_response") == [(1,)]  # nothing written by the failed call
 
-    response_id = record_failure(
-        db,
-        SCHEMA,
-        spec=SHARE,
-        account=ACCOUNT,
-        begin_date=day(0),
-        end_date=day(1),
-        body_or_text=body,
-        status="failed",
-        message=text,
-    )
+    response_id = fail_share(db, body, "failed", text, first=0, last=1)
     assert query(db, f"SELECT status, payload, error FROM {SCHEMA}.api_response WHERE id = %s", (response_id,)) == [
         ("failed", body, text)
     ]
@@ -256,67 +263,27 @@ def test_a_bad_payload_is_refused_clearly_kept_raw_and_leaves_typed_rows_unchang
 def test_record_failure_never_downgrades_a_loaded_or_empty_date(db: psycopg.Connection[Any]) -> None:
     write_share(db, share_rows([0]), first=0, last=1)  # day 0 loaded, day 1 empty
     before = checksum(db, SHARE)
-    record_failure(
-        db,
-        SCHEMA,
-        spec=SHARE,
-        account=ACCOUNT,
-        begin_date=day(0),
-        end_date=day(3),
-        body_or_text={"list": []},
-        status="not_ready",
-        message="is_delay true",
-    )
+    fail_share(db, {"list": []}, "not_ready", "is_delay true", first=0, last=3)
     assert statuses(db, SHARE, 0, 3) == {day(0): "loaded", day(1): "empty", day(2): "not_ready", day(3): "not_ready"}
     assert checksum(db, SHARE) == before
 
 
 def test_a_failed_date_becomes_loaded_when_a_later_write_succeeds(db: psycopg.Connection[Any]) -> None:
-    record_failure(
-        db,
-        SCHEMA,
-        spec=SHARE,
-        account=ACCOUNT,
-        begin_date=D1,
-        end_date=D1,
-        body_or_text="<html>502</html>",
-        status="failed",
-        message="bad gateway",
-    )
+    fail_share(db, "<html>502</html>", "failed", "bad gateway")
     write_share(db, share_rows([0]), first=0, last=0)
     assert query(db, f"SELECT status, message FROM {SCHEMA}.load_log") == [("loaded", None)]
 
 
 def test_a_body_that_is_not_json_is_stored_as_a_json_string(db: psycopg.Connection[Any]) -> None:
     text = '<html><body>502 Bad Gateway</body></html>{"list": ['
-    response_id = record_failure(
-        db,
-        SCHEMA,
-        spec=SHARE,
-        account=ACCOUNT,
-        begin_date=D1,
-        end_date=D1,
-        body_or_text=text.encode(),
-        status="failed",
-        message="malformed JSON",
-    )
+    response_id = fail_share(db, text.encode(), "failed", "malformed JSON")
     assert query(
         db, f"SELECT jsonb_typeof(payload), payload #>> '{{}}' FROM {SCHEMA}.api_response WHERE id = %s", (response_id,)
     ) == [("string", text)]
 
 
 def test_a_json_text_body_is_stored_parsed(db: psycopg.Connection[Any]) -> None:
-    response_id = record_failure(
-        db,
-        SCHEMA,
-        spec=SHARE,
-        account=ACCOUNT,
-        begin_date=D1,
-        end_date=D1,
-        body_or_text='{"errcode": 45009, "errmsg": "quota"}',
-        status="failed",
-        message="quota",
-    )
+    response_id = fail_share(db, '{"errcode": 45009, "errmsg": "quota"}', "failed", "quota")
     assert query(db, f"SELECT payload FROM {SCHEMA}.api_response WHERE id = %s", (response_id,)) == [
         ({"errcode": 45009, "errmsg": "quota"},)
     ]
@@ -324,17 +291,8 @@ def test_a_json_text_body_is_stored_parsed(db: psycopg.Connection[Any]) -> None:
 
 def test_record_failure_never_stores_an_access_token(db: psycopg.Connection[Any]) -> None:
     token = "TOKEN-1234567890-secret"
-    record_failure(
-        db,
-        SCHEMA,
-        spec=SHARE,
-        account=ACCOUNT,
-        begin_date=D1,
-        end_date=D1,
-        body_or_text=f"<a href='https://api.weixin.qq.com/datacube/getusershare?access_token={token}'>",
-        status="failed",
-        message=f"POST /datacube/getusershare?access_token={token} failed",
-    )
+    body = f"<a href='https://api.weixin.qq.com/datacube/getusershare?access_token={token}'>"
+    fail_share(db, body, "failed", f"POST /datacube/getusershare?access_token={token} failed")
     [(stored,)] = query(db, f"SELECT concat_ws(' ', payload::text, error) FROM {SCHEMA}.api_response")
     assert token not in stored
     assert "access_token=***" in stored
@@ -342,17 +300,7 @@ def test_record_failure_never_stores_an_access_token(db: psycopg.Connection[Any]
 
 def test_record_failure_rejects_an_unknown_status(db: psycopg.Connection[Any]) -> None:
     with pytest.raises(ConfigError, match="status must be one of"):
-        record_failure(
-            db,
-            SCHEMA,
-            spec=SHARE,
-            account=ACCOUNT,
-            begin_date=D1,
-            end_date=D1,
-            body_or_text="",
-            status="loaded",
-            message="",
-        )
+        fail_share(db, "", "loaded", "")
 
 
 # --- loaded_dates -------------------------------------------------------------------------------
@@ -360,17 +308,7 @@ def test_record_failure_rejects_an_unknown_status(db: psycopg.Connection[Any]) -
 
 def test_loaded_dates_lists_loaded_and_empty_dates_only(db: psycopg.Connection[Any]) -> None:
     write_share(db, share_rows([0]), first=0, last=1)
-    record_failure(
-        db,
-        SCHEMA,
-        spec=SHARE,
-        account=ACCOUNT,
-        begin_date=day(2),
-        end_date=day(3),
-        body_or_text={"list": []},
-        status="not_ready",
-        message="not yet",
-    )
+    fail_share(db, {"list": []}, "not_ready", "not yet", first=2, last=3)
     assert loaded_dates(db, SCHEMA, ACCOUNT, "getusershare", day(0), day(5)) == {day(0), day(1)}
     assert loaded_dates(db, SCHEMA, "someone_else", "getusershare", day(0), day(5)) == set()
     assert loaded_dates(db, SCHEMA, ACCOUNT, "getuserread", day(0), day(5)) == set()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import multiprocessing as mp
 import time
 from typing import Any
@@ -16,10 +15,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.fixtures.simulator import TEST_APPID, TEST_SECRET
+from tests.fixtures.wechat_conn import SIM_NOW, register_wechat_conn
 
 WORKERS = 8
-NOW = dt.datetime(2024, 6, 15, 2, 0, tzinfo=dt.UTC)
 CONN_ID = "wechat_concurrency_test"
 WEEK = ("2024-06-01", "2024-06-07")
 TWO_HOURS = 7200
@@ -66,14 +64,8 @@ def test_eight_processes_share_one_classic_token_across_two_hours(
     simulator: Any, fresh_pg: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base = simulator.base_url
-    simulator.state.clock.set(NOW)
-    monkeypatch.setenv(
-        f"AIRFLOW_CONN_{CONN_ID.upper()}",
-        json.dumps(
-            {"conn_type": "wechat", "host": base, "login": TEST_APPID, "password": TEST_SECRET,
-             "extra": {"token_mode": "classic"}}
-        ),
-    )
+    simulator.state.clock.set(SIM_NOW)
+    register_wechat_conn(monkeypatch, base, CONN_ID, token_mode="classic")
     ctx = mp.get_context("spawn")
     stop = ctx.Event()
     progress = ctx.Array("i", WORKERS)

@@ -5,113 +5,66 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-import requests
 
 from tests.fixtures.simulator import (
     TEST_APPID,
     TEST_AUTHORIZER_APPID,
     TEST_AUTHORIZER_REFRESH_TOKEN,
     TEST_COMPONENT_APPID,
-    TEST_COMPONENT_SECRET,
-    TEST_SECRET,
-    TEST_VERIFY_TICKET,
+)
+from tests.fixtures.token_requests import component_token, stable_token
+from tests.fixtures.wechat_conn import (
+    HOOK_CONN_ID,
+    SIM_NOW,
+    calls,
+    clear_token_caches,
+    sim_hook,
+    use_hook_conn,
 )
 from wechat_datacube.errors import PermanentError, TokenError
 from wechat_datacube.hook import WeChatDatacubeHook
-from wechat_datacube.tokens import CachedToken, IssuedToken, clear_local_store, clear_token_memo, decrypt
+from wechat_datacube.simulator import SimulatorServer
+from wechat_datacube.tokens import CachedToken, IssuedToken, clear_token_memo, decrypt
 
-NOW = dt.datetime(2024, 6, 15, 2, 0, tzinfo=dt.UTC)
-CONN_ID = "wechat_tokens_test"
 DATA = "/datacube/getusershare"
 WEEK = ("2024-06-01", "2024-06-07")
 
 
-def use_conn(monkeypatch: pytest.MonkeyPatch, base_url: str, login: str = TEST_APPID, **extra: Any) -> None:
-    extra.setdefault("token_mode", "classic")
-    conn = {"conn_type": "wechat", "host": base_url, "login": login, "password": TEST_SECRET, "extra": extra}
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
-
-
-@pytest.fixture(autouse=True)
-def _fresh_token_caches() -> Iterator[None]:
-    clear_token_memo()
-    clear_local_store()
-    yield
-    clear_token_memo()
-    clear_local_store()
-
-
 @pytest.fixture
-def sim(simulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    simulator.state.clock.set(NOW)
-    use_conn(monkeypatch, simulator.base_url)
-    return simulator
-
-
-def make_hook(sim: Any, **kwargs: Any) -> WeChatDatacubeHook:
-    kwargs.setdefault("backoff_base", 0.01)
-    kwargs.setdefault("sleep", sim.state.clock.advance)
-    return WeChatDatacubeHook(CONN_ID, clock=sim.state.clock.now, **kwargs)
-
-
-def calls(sim: Any, path: str) -> int:
-    return sim.state.counters()["paths"].get(path, 0)
-
-
-def stable_token_from_wechat(sim: Any, force: bool = False) -> str:
-    """What a central token service would do (outside the hook)."""
-    body = requests.post(
-        f"{sim.base_url}/cgi-bin/stable_token",
-        json={"grant_type": "client_credential", "appid": TEST_APPID, "secret": TEST_SECRET, "force_refresh": force},
-        timeout=5,
-    ).json()
-    return body["access_token"]
-
-
-def component_token_from_wechat(sim: Any) -> str:
-    body = requests.post(
-        f"{sim.base_url}/cgi-bin/component/api_component_token",
-        json={
-            "component_appid": TEST_COMPONENT_APPID,
-            "component_appsecret": TEST_COMPONENT_SECRET,
-            "component_verify_ticket": TEST_VERIFY_TICKET,
-        },
-        timeout=5,
-    ).json()
-    return body["component_access_token"]
+def sim(hook_sim: SimulatorServer) -> SimulatorServer:
+    """The simulator at SIM_NOW with the test account as HOOK_CONN_ID (classic tokens)."""
+    return hook_sim
 
 
 # --- the four modes ---------------------------------------------------------------
 
 
 def test_stable_mode_uses_stable_token_and_reuses_it(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    use_conn(monkeypatch, sim.base_url, token_mode="stable")
-    first = make_hook(sim)
+    use_hook_conn(monkeypatch, sim.base_url, token_mode="stable")
+    first = sim_hook(sim)
     first.fetch("getusershare", *WEEK)
-    clear_token_memo()
-    clear_local_store()
-    second = make_hook(sim)  # a fresh process, in effect: WeChat hands back the same token
+    clear_token_caches()
+    second = sim_hook(sim)  # a fresh process, in effect: WeChat hands back the same token
     second.fetch("getusershare", *WEEK)
     assert calls(sim, "/cgi-bin/stable_token") == 2 and calls(sim, "/cgi-bin/token") == 0
     assert first.get_access_token() == second.get_access_token()
 
 
 def test_stable_mode_token_error_takes_a_newer_stable_token(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    use_conn(monkeypatch, sim.base_url, token_mode="stable")
-    hook = make_hook(sim)
+    use_hook_conn(monkeypatch, sim.base_url, token_mode="stable")
+    hook = sim_hook(sim)
     old = hook.get_access_token()
-    new = stable_token_from_wechat(sim, force=True)  # someone else forced a refresh: old is dead now
+    new = stable_token(sim, force_refresh=True)["access_token"]  # someone else forced a refresh: old is dead now
     hook.fetch("getusershare", *WEEK)
     assert hook.get_access_token() == new != old
 
 
 def test_classic_mode_uses_cgi_bin_token_once_per_token_lifetime(sim: Any) -> None:
-    hook = make_hook(sim)
+    hook = sim_hook(sim)
     for _ in range(3):
         hook.fetch("getusershare", *WEEK)
     assert calls(sim, "/cgi-bin/token") == 1 == hook.token_calls
@@ -119,11 +72,11 @@ def test_classic_mode_uses_cgi_bin_token_once_per_token_lifetime(sim: Any) -> No
 
 
 def test_external_mode_reads_the_variable_and_never_fetches(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    token = stable_token_from_wechat(sim)
+    token = stable_token(sim)["access_token"]
     monkeypatch.setenv("AIRFLOW_VAR_WECHAT_CENTRAL_TOKEN", token)
-    use_conn(monkeypatch, sim.base_url, token_mode="external", token_variable="wechat_central_token")
+    use_hook_conn(monkeypatch, sim.base_url, token_mode="external", token_variable="wechat_central_token")
     sim.state.reset_counters()
-    hook = make_hook(sim)
+    hook = sim_hook(sim)
     assert hook.fetch("getusershare", *WEEK)
     assert hook.get_access_token() == token
     assert hook.token_calls == 0
@@ -133,11 +86,11 @@ def test_external_mode_reads_the_variable_and_never_fetches(sim: Any, monkeypatc
 def test_external_mode_rereads_a_rotated_variable_after_a_token_error(
     sim: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AIRFLOW_VAR_WECHAT_CENTRAL_TOKEN", stable_token_from_wechat(sim))
-    use_conn(monkeypatch, sim.base_url, token_mode="external", token_variable="wechat_central_token")
-    hook = make_hook(sim)
+    monkeypatch.setenv("AIRFLOW_VAR_WECHAT_CENTRAL_TOKEN", stable_token(sim)["access_token"])
+    use_hook_conn(monkeypatch, sim.base_url, token_mode="external", token_variable="wechat_central_token")
+    hook = sim_hook(sim)
     hook.fetch("getusershare", *WEEK)
-    rotated = stable_token_from_wechat(sim, force=True)  # the central service rotated it
+    rotated = stable_token(sim, force_refresh=True)["access_token"]  # the central service rotated it
     monkeypatch.setenv("AIRFLOW_VAR_WECHAT_CENTRAL_TOKEN", rotated)
     assert hook.fetch("getusershare", *WEEK)
     assert hook.get_access_token() == rotated and hook.token_calls == 0
@@ -147,8 +100,8 @@ def test_external_mode_raises_when_the_variable_still_holds_the_failed_token(
     sim: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AIRFLOW_VAR_WECHAT_CENTRAL_TOKEN", "not-a-token-wechat-knows")
-    use_conn(monkeypatch, sim.base_url, token_mode="external", token_variable="wechat_central_token")
-    hook = make_hook(sim)
+    use_hook_conn(monkeypatch, sim.base_url, token_mode="external", token_variable="wechat_central_token")
+    hook = sim_hook(sim)
     with pytest.raises(TokenError, match="has not changed") as info:
         hook.call("getusershare", *WEEK)
     assert "not-a-token-wechat-knows" not in str(info.value)
@@ -156,8 +109,8 @@ def test_external_mode_raises_when_the_variable_still_holds_the_failed_token(
 
 
 def _authorizer_conn(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_VAR_WECHAT_COMPONENT_TOKEN", component_token_from_wechat(sim))
-    use_conn(
+    monkeypatch.setenv("AIRFLOW_VAR_WECHAT_COMPONENT_TOKEN", component_token(sim)["component_access_token"])
+    use_hook_conn(
         monkeypatch,
         sim.base_url,
         login=TEST_AUTHORIZER_APPID,
@@ -173,7 +126,7 @@ def test_authorizer_mode_fetches_with_the_component_token_from_a_variable(
     sim: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _authorizer_conn(sim, monkeypatch)
-    hook = make_hook(sim)
+    hook = sim_hook(sim)
     rows = hook.fetch("getusershare", *WEEK)
     assert rows == sim.state.truth(TEST_AUTHORIZER_APPID, "getusershare", *WEEK)
     assert calls(sim, "/cgi-bin/component/api_authorizer_token") == 1 == hook.token_calls
@@ -184,10 +137,10 @@ def test_rotated_refresh_token_is_persisted_and_preferred_over_the_connection(
 ) -> None:
     pg_conn_id, dsn = fresh_pg
     _authorizer_conn(sim, monkeypatch)
-    make_hook(sim, token_store_conn_id=pg_conn_id).get_access_token()
+    sim_hook(sim, token_store_conn_id=pg_conn_id).get_access_token()
     clear_token_memo()
     # The connection still holds the initial refresh token, which WeChat no longer accepts.
-    second = make_hook(sim, token_store_conn_id=pg_conn_id)
+    second = sim_hook(sim, token_store_conn_id=pg_conn_id)
     assert second.get_access_token(force_refresh=True)
     assert second.fetch("getusershare", *WEEK)
     assert calls(sim, "/cgi-bin/component/api_authorizer_token") == 2
@@ -202,11 +155,10 @@ def test_rotated_refresh_token_is_persisted_and_preferred_over_the_connection(
 def test_without_persistence_a_rotated_refresh_token_is_lost(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Why the refresh token must be persisted: the initial one is dead after one rotation."""
     _authorizer_conn(sim, monkeypatch)
-    make_hook(sim).get_access_token()
-    clear_token_memo()
-    clear_local_store()
+    sim_hook(sim).get_access_token()
+    clear_token_caches()
     with pytest.raises(PermanentError) as info:
-        make_hook(sim).get_access_token()
+        sim_hook(sim).get_access_token()
     assert info.value.errcode == 61023
 
 
@@ -217,14 +169,14 @@ def test_fifty_hook_instances_share_one_token_through_postgres(sim: Any, fresh_p
     pg_conn_id, _ = fresh_pg
     for _ in range(50):
         clear_token_memo()
-        make_hook(sim, token_store_conn_id=pg_conn_id).fetch("getusershare", *WEEK)
+        sim_hook(sim, token_store_conn_id=pg_conn_id).fetch("getusershare", *WEEK)
     assert calls(sim, "/cgi-bin/token") == 1
     assert calls(sim, DATA) == 50
 
 
 def test_tokens_at_rest_are_encrypted(sim: Any, fresh_pg: tuple[str, str]) -> None:
     pg_conn_id, dsn = fresh_pg
-    token = make_hook(sim, token_store_conn_id=pg_conn_id).get_access_token()
+    token = sim_hook(sim, token_store_conn_id=pg_conn_id).get_access_token()
     with psycopg.connect(dsn) as conn:
         rows = conn.execute("SELECT appid, mode, token, encrypted FROM wechat.access_token_cache").fetchall()
     assert [(r[0], r[1], r[3]) for r in rows] == [(TEST_APPID, "classic", True)]
@@ -232,7 +184,7 @@ def test_tokens_at_rest_are_encrypted(sim: Any, fresh_pg: tuple[str, str]) -> No
 
 
 def test_token_expiry_mid_run_refreshes_exactly_once(sim: Any, fresh_pg: tuple[str, str]) -> None:
-    hook = make_hook(sim, token_store_conn_id=fresh_pg[0])
+    hook = sim_hook(sim, token_store_conn_id=fresh_pg[0])
     hook.fetch("getusershare", *WEEK)
     sim.state.clock.advance(7000)  # inside the refresh margin
     for _ in range(3):
@@ -245,9 +197,9 @@ def test_token_error_does_not_invalidate_a_newer_cached_token(
 ) -> None:
     pg_conn_id, _ = fresh_pg
     # Two connections to the same account: separate in-process memos, one shared store row.
-    other_conn = json.loads(os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"])
+    other_conn = json.loads(os.environ[f"AIRFLOW_CONN_{HOOK_CONN_ID.upper()}"])
     monkeypatch.setenv("AIRFLOW_CONN_WECHAT_TOKENS_OTHER", json.dumps(other_conn))
-    stale_holder = make_hook(sim, token_store_conn_id=pg_conn_id)
+    stale_holder = sim_hook(sim, token_store_conn_id=pg_conn_id)
     old = stale_holder.get_access_token()
     newer_holder = WeChatDatacubeHook(
         "wechat_tokens_other", token_store_conn_id=pg_conn_id, clock=sim.state.clock.now
@@ -259,18 +211,18 @@ def test_token_error_does_not_invalidate_a_newer_cached_token(
     assert calls(sim, "/cgi-bin/token") == 2  # no third token: the newer one was kept
     assert stale_holder.get_access_token() == newer
     clear_token_memo()
-    assert make_hook(sim, token_store_conn_id=pg_conn_id).get_access_token() == newer
+    assert sim_hook(sim, token_store_conn_id=pg_conn_id).get_access_token() == newer
 
 
 def test_process_local_cache_is_shared_by_hooks_in_one_process(sim: Any) -> None:
     for _ in range(5):
-        make_hook(sim).fetch("getusershare", *WEEK)
+        sim_hook(sim).fetch("getusershare", *WEEK)
     assert calls(sim, "/cgi-bin/token") == 1
 
 
 def test_short_lived_stable_token_is_not_refreshed_in_a_loop() -> None:
     """A stable token can arrive with less life than the margin: refresh half-way, not at once."""
-    cached = CachedToken.from_issued(IssuedToken("t", expires_in=400), NOW, margin=600)
-    assert cached.refresh_at == NOW + dt.timedelta(seconds=200)
-    full = CachedToken.from_issued(IssuedToken("t", expires_in=7200), NOW, margin=600)
-    assert full.refresh_at == NOW + dt.timedelta(seconds=6600)
+    cached = CachedToken.from_issued(IssuedToken("t", expires_in=400), SIM_NOW, margin=600)
+    assert cached.refresh_at == SIM_NOW + dt.timedelta(seconds=200)
+    full = CachedToken.from_issued(IssuedToken("t", expires_in=7200), SIM_NOW, margin=600)
+    assert full.refresh_at == SIM_NOW + dt.timedelta(seconds=6600)
