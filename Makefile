@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install test test-fast lint bench-parse clean
+.PHONY: run demo psql docs
+.PHONY: bench reliability
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,10 +26,35 @@ test-fast: install
 	$(VENV)/bin/pytest -m "not scheduler"
 
 lint: install
-	$(VENV)/bin/ruff check plugins dags tests bench
+	$(VENV)/bin/ruff check plugins dags tests bench reliability
+
+## the pipeline locally: PostgreSQL ($$WECHAT_DATACUBE_PG_URL, else embedded under .local/),
+## the WeChat simulator and Airflow on :8080 catching up 14 days; Ctrl-C stops it all
+run: install
+	$(PY) -m wechat_datacube.localrun run
+
+## the same, headless: finish the catchup, print rows per table, stop (exit 0 = all good)
+demo: install
+	$(PY) -m wechat_datacube.localrun demo
+
+## psql on the data database of a running `make run` (another terminal)
+psql: install
+	$(PY) -m wechat_datacube.localrun psql
+
+## regenerate docs/tables.md and the README's generated sections from the code
+docs: install
+	$(PY) -m wechat_datacube.docgen
 
 bench-parse: install
 	$(PY) bench/parse_time.py
+
+## B1-B5 against a real Airflow cluster, Postgres and the simulator; writes docs/benchmarks.md (~15 min)
+bench: install
+	$(PY) -m bench
+
+## R1-R7 faults, kill -9, bad payloads, permanent errors, secrets, token concurrency; writes docs/reliability.md
+reliability: install
+	$(PY) -m reliability
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -12,13 +12,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 
-from tests.fixtures.airflow import AirflowCluster
+from tests.fixtures.airflow import AirflowCluster, last_business_day
 from tests.fixtures.postgres import _create_db, _drop_db
 from tests.fixtures.simulator import TEST_APPID, TEST_SECRET, make_simulator_config
-from tests.fixtures.truth import stored_rows, truth_rows
+from tests.fixtures.truth import stored_rows, table_checksums, truth_rows
 from wechat_datacube.dates import utcnow
 from wechat_datacube.endpoints import LEGACY
 from wechat_datacube.errors import BEIJING
@@ -29,12 +28,6 @@ pytestmark = pytest.mark.scheduler
 ACCOUNT = "sched"
 DAG_ID = f"wechat_datacube_daily__{ACCOUNT}"
 CATCHUP_DAYS = 7
-
-
-def last_business_day(now: dt.datetime) -> dt.date:
-    """The newest day a scheduled run has covered by ``now`` (runs fire at 10:00 Beijing)."""
-    local = now.astimezone(BEIJING)
-    return local.date() - dt.timedelta(days=1 if local.hour >= 10 else 2)
 
 
 class Setup:
@@ -78,19 +71,7 @@ def assert_matches_truth(s: Setup, begin: dt.date, end: dt.date, endpoints: tupl
 
 def table_fingerprint(dsn: str) -> dict[str, tuple[int, str]]:
     """Row count and an order-independent checksum of each legacy table."""
-    from wechat_datacube.endpoints import get_endpoint
-
-    out = {}
-    with psycopg.connect(dsn) as conn:
-        for endpoint in LEGACY:
-            spec = get_endpoint(endpoint)
-            cols = ", ".join(spec.column_names)
-            count, digest = conn.execute(
-                f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) "
-                f"FROM (SELECT account, {cols} FROM wechat.{spec.table}) t"
-            ).fetchone()
-            out[spec.table] = (count, digest)
-    return out
+    return table_checksums(dsn)
 
 
 def test_catchup_runs_every_day_since_start_and_stores_the_truth(setup: Setup) -> None:

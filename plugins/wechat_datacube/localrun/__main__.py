@@ -1,0 +1,85 @@
+"""``python -m wechat_datacube.localrun {run,demo,psql}`` — what ``make run``, ``make demo``, ``make psql`` call.
+
+Every option has an environment variable, so ``make`` targets take them too, e.g.
+``WECHAT_DATACUBE_RUN_PORT=8081 make run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ENV_STATE_DIR = "WECHAT_DATACUBE_LOCAL_DIR"
+ENV_PORT = "WECHAT_DATACUBE_RUN_PORT"
+ENV_DAYS = "WECHAT_DATACUBE_DEMO_DAYS"
+ENV_TIMEOUT = "WECHAT_DATACUBE_DEMO_TIMEOUT"
+ENV_DB_PREFIX = "WECHAT_DATACUBE_LOCAL_DB"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env = os.environ
+    parser = argparse.ArgumentParser(prog="python -m wechat_datacube.localrun", description=__doc__)
+    parser.add_argument(
+        "--state-dir", type=Path, default=Path(env.get(ENV_STATE_DIR, ".local")),
+        help=f"kept between runs: embedded PostgreSQL, AIRFLOW_HOME, accounts file (env {ENV_STATE_DIR}; .local)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("run", "start everything, keep it running until Ctrl-C"),
+                       ("demo", "start everything, finish the catchup, report, stop")):
+        cmd = sub.add_parser(name, help=text, description=text)
+        cmd.add_argument("--port", type=int, default=int(env.get(ENV_PORT, "8080")),
+                         help=f"Airflow api-server port (env {ENV_PORT}; 8080)")
+        cmd.add_argument("--host", default="127.0.0.1", help="address the api-server binds to (127.0.0.1)")
+        cmd.add_argument("--days", type=int, default=int(env.get(ENV_DAYS, "14")),
+                         help=f"days to catch up on a fresh state directory (env {ENV_DAYS}; 14)")
+        cmd.add_argument("--db-prefix", default=env.get(ENV_DB_PREFIX, "wechat_datacube"),
+                         help=f"databases <prefix> (data) and <prefix>_airflow (metadata) (env {ENV_DB_PREFIX})")
+        cmd.add_argument("--simulator-port", type=int, default=0, help="simulator port (0: any free port)")
+        if name == "demo":
+            cmd.add_argument("--timeout", type=float, default=float(env.get(ENV_TIMEOUT, "1200")),
+                             help=f"seconds to wait for the catchup (env {ENV_TIMEOUT}; 1200)")
+    sub.add_parser("psql", help="psql on the running stack's data database; further arguments go to psql")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "psql":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    state_dir = args.state_dir.resolve()
+    # Anything that imports Airflow in this process must find this home, not ~/airflow.
+    os.environ["AIRFLOW_HOME"] = str(state_dir / "airflow")
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+
+    from wechat_datacube.localrun import commands
+    from wechat_datacube.localrun.stack import StackConfig
+    from wechat_datacube.localrun.state import StateDir, StateError
+
+    if args.command == "psql":
+        try:
+            return commands.psql(StateDir(state_dir), extra)
+        except StateError as exc:
+            print(f"ERROR: {exc}")
+            return commands.EXIT_USAGE
+    if args.days < 1:
+        print("--days must be at least 1")
+        return commands.EXIT_USAGE
+    config = StackConfig(
+        state_dir=state_dir,
+        port=args.port,
+        host=args.host,
+        days=args.days,
+        db_prefix=args.db_prefix,
+        simulator_port=args.simulator_port,
+    )
+    commands.install_signal_handlers()
+    if args.command == "run":
+        return commands.run(config)
+    return commands.demo(config, timeout=args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

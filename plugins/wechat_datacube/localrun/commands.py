@@ -1,0 +1,246 @@
+"""The three things a person does with the local stack: run it, demo it, query it.
+
+``run``  starts the stack, prints where everything is, reports catchup progress and keeps
+         going until Ctrl-C (or SIGTERM), then stops every process it started.
+``demo`` starts the same stack, waits until the catchup has finished, prints rows per
+         table and a summary, stops everything; exit status 0 only if every run
+         succeeded and every table has rows.
+``psql`` opens psql on the data database of the running stack.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from types import FrameType
+
+import psycopg
+
+from wechat_datacube.endpoints import LEGACY
+from wechat_datacube.localrun.airflow_cluster import ClusterError
+from wechat_datacube.localrun.postgres import shell_command
+from wechat_datacube.localrun.report import (
+    CatchupStatus,
+    TableCount,
+    catchup_status,
+    format_counts,
+    last_scheduled_day,
+    table_counts,
+)
+from wechat_datacube.localrun.stack import (
+    DAG_ID,
+    DATA_SCHEMA,
+    DEMO_ACCOUNT,
+    UI_USER,
+    LocalStack,
+    StackConfig,
+    StackError,
+)
+from wechat_datacube.localrun.state import StateDir, StateError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXAMPLE_QUERY = (
+    f"SELECT ref_date, int_page_read_user, int_page_read_count FROM {DATA_SCHEMA}.user_read "
+    "WHERE user_source = 99999999 ORDER BY ref_date"
+)
+
+
+class Interrupted(Exception):
+    """SIGTERM/SIGHUP arrived: shut down as for Ctrl-C."""
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def install_signal_handlers() -> None:
+    """Ctrl-C, SIGTERM and SIGHUP all mean "stop everything" (also when started in the background,
+    where a shell hands us SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+
+
+def _shielded_stop(stack: LocalStack) -> None:
+    """Stop the stack with Ctrl-C/SIGTERM ignored, so a second press cannot leave processes behind."""
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        stack.stop()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _status(stack: LocalStack) -> CatchupStatus:
+    assert stack.cluster is not None and stack.first_day is not None
+    return catchup_status(stack.cluster.dag_runs(DAG_ID), stack.first_day, last_scheduled_day())
+
+
+def _counts(stack: LocalStack, status: CatchupStatus) -> list[TableCount]:
+    return table_counts(stack.data_params(), DEMO_ACCOUNT, status.first, status.last, schema=DATA_SCHEMA)
+
+
+def _relative(path: os.PathLike[str] | str) -> str:
+    """``path`` relative to the working directory when inside it (``.local/...``), else absolute."""
+    absolute = os.path.abspath(path)
+    cwd = os.getcwd()
+    return os.path.relpath(absolute, cwd) if absolute.startswith(cwd + os.sep) else absolute
+
+
+def banner(stack: LocalStack) -> str:
+    assert stack.cluster is not None and stack.pg is not None and stack.simulator is not None
+    url = stack.cluster.base_url
+    state = stack.state
+    binary, *args = stack.pg.psql_command(stack.config.data_db)
+    psql = shell_command([_relative(binary) if os.sep in binary else binary, *args])
+    first, last = stack.first_day, last_scheduled_day()
+    rule = "=" * 78
+    return "\n".join(
+        [
+            rule,
+            "WeChat datacube pipeline running locally",
+            f"  Airflow UI   {url}    login: {UI_USER} / {stack.password}",
+            f"  DAG          {url}/dags/{DAG_ID}  (catching up {first} .. {last})",
+            f"  REST API     {url}/api/v2  (token: POST {url}/auth/token with that login)",
+            f"  Simulator    {stack.simulator.base_url}  (stands in for api.weixin.qq.com)",
+            f"  PostgreSQL   {stack.pg.description}",
+            f"               WeChat data: database {stack.config.data_db}, schema {DATA_SCHEMA}; "
+            f"Airflow metadata: {stack.config.meta_db}",
+            "  Query        make psql       (another terminal, while this runs), or:",
+            f"               {psql} \\",
+            f"                 -c '{EXAMPLE_QUERY}'",
+            f"  Logs         {_relative(state.airflow_home)}/<component>.log, task logs in "
+            f"{_relative(state.airflow_home / 'logs')}/",
+            f"  State        {_relative(state.root)}/ is kept: the next run continues from here "
+            "(stop, then delete it to start over)",
+            "Press Ctrl-C to stop everything.",
+            rule,
+        ]
+    )
+
+
+def run(config: StackConfig, say: Callable[[str], None] = print, poll: float = 5.0) -> int:
+    """``make run``: start, report, wait for Ctrl-C, stop."""
+    stack = LocalStack(config, say)
+    try:
+        stack.start()
+        say(banner(stack))
+        last_line, announced = "", False
+        reported: set[str] = set()  # failed runs already announced
+        while True:
+            assert stack.cluster is not None
+            stack.cluster.check_alive()
+            status = _status(stack)
+            if status.line() != last_line:
+                last_line = status.line()
+                say(last_line)
+            if status.complete and not announced:
+                announced = True
+                say(format_counts(_counts(stack, status), status.days))
+                say("catchup complete; new days are loaded every day at 10:00 Beijing while this runs.")
+            for run_ in status.failed_runs():
+                if run_["dag_run_id"] not in reported:
+                    reported.add(run_["dag_run_id"])
+                    say(f"run {run_['dag_run_id']} FAILED: see the UI ({stack.cluster.base_url}/dags/{DAG_ID}/runs)")
+            time.sleep(poll)
+    except (KeyboardInterrupt, Interrupted):
+        say("\ninterrupted: stopping everything ...")
+        return EXIT_OK
+    except (StackError, StateError) as exc:
+        say(f"ERROR: {exc}")
+        return EXIT_USAGE
+    except (ClusterError, psycopg.Error) as exc:
+        say(f"ERROR: {exc}")
+        return EXIT_FAILED
+    finally:
+        _shielded_stop(stack)
+        say("stopped.")
+
+
+def _describe_failures(stack: LocalStack, status: CatchupStatus) -> list[str]:
+    assert stack.cluster is not None
+    lines = []
+    for run_ in status.failed_runs():
+        tis = stack.cluster.task_instances(DAG_ID, run_["dag_run_id"])
+        failed = [f"{ti['task_id']} (try {ti['try_number']})" for ti in tis if ti["state"] in ("failed", "upstream_failed")]
+        lines.append(f"  run {run_['dag_run_id']}: failed tasks {', '.join(failed) or '-'}")
+    lines.append(f"  task logs: {stack.state.airflow_home / 'logs'}/dag_id={DAG_ID}/")
+    return lines
+
+
+def demo(config: StackConfig, timeout: float, say: Callable[[str], None] = print, poll: float = 3.0) -> int:
+    """``make demo``: start, catch up to completion, print counts and a summary, stop."""
+    stack = LocalStack(config, say)
+    started = time.monotonic()
+    try:
+        stack.start_services()
+        assert stack.first_day is not None
+        before = table_counts(stack.data_params(), DEMO_ACCOUNT, stack.first_day, last_scheduled_day(),
+                              schema=DATA_SCHEMA)  # before any task can run
+        stack.start_airflow()
+        assert stack.cluster is not None and stack.simulator is not None
+        say(f"demo: waiting for the catchup runs of {DAG_ID} (timeout {timeout:.0f} s)")
+        deadline = time.monotonic() + timeout
+        last_line = ""
+        while True:
+            stack.cluster.check_alive()
+            status = _status(stack)
+            if status.line() != last_line:
+                last_line = status.line()
+                say(last_line)
+            if status.failed_runs():
+                say("DEMO FAILED: a catchup run failed")
+                for line in _describe_failures(stack, status):
+                    say(line)
+                return EXIT_FAILED
+            if status.complete:
+                break
+            if time.monotonic() > deadline:
+                say(f"DEMO FAILED: catchup not finished after {timeout:.0f} s ({status.line()})")
+                return EXIT_FAILED
+            time.sleep(poll)
+
+        counts = _counts(stack, status)
+        say("")
+        say(format_counts(counts, status.days, before))
+        calls = stack.simulator.state.counters()["paths"]
+        datacube = sum(n for p, n in calls.items() if p.startswith("/datacube/"))
+        tokens = sum(n for p, n in calls.items() if p.startswith("/cgi-bin/"))
+        empty = [c.table for c in counts if c.rows == 0]
+        unfinished = [c.table for c in counts if c.days_loaded < status.days]
+        say("")
+        say(
+            f"summary: {status.succeeded}/{status.days} daily runs of {DAG_ID} succeeded "
+            f"({status.first}..{status.last}, Beijing); {sum(c.rows for c in counts)} rows in "
+            f"{len(LEGACY)} tables, {sum(c.rows for c in counts) - sum(c.rows for c in before)} new; "
+            f"{datacube} datacube + {tokens} token calls to the simulator; {time.monotonic() - started:.0f} s."
+        )
+        if empty or unfinished:
+            say(f"DEMO FAILED: tables without rows {empty or '-'}; days not loaded in {unfinished or '-'}")
+            return EXIT_FAILED
+        say("DEMO OK")
+        return EXIT_OK
+    except (KeyboardInterrupt, Interrupted):
+        say("\ninterrupted")
+        return EXIT_FAILED
+    except (StackError, StateError) as exc:
+        say(f"ERROR: {exc}")
+        return EXIT_USAGE
+    except (ClusterError, psycopg.Error) as exc:
+        say(f"DEMO FAILED: {exc}")
+        return EXIT_FAILED
+    finally:
+        _shielded_stop(stack)
+        say("stopped.")
+
+
+def psql(state_dir: StateDir, extra_args: list[str]) -> int:
+    """Replace this process with psql on the running stack's data database."""
+    args = [*state_dir.read_connection()["psql"], *extra_args]
+    try:
+        os.execvp(args[0], args)
+    except FileNotFoundError:
+        print(f"{args[0]} not found; install the PostgreSQL client (e.g. apt-get install postgresql-client)")
+    return EXIT_FAILED

@@ -1,0 +1,213 @@
+"""The local stack: PostgreSQL, the WeChat API simulator and Airflow, started and stopped together.
+
+Start order is dependency order — database server, databases, simulator, the demo
+accounts file, Airflow (migrate, pool, components), login, the DAG visible and unpaused —
+and :meth:`LocalStack.stop` undoes it in reverse, so every process this started is gone
+afterwards (Airflow's process groups, the embedded server via ``pg_ctl stop``, the
+simulator's thread). Everything that must survive a restart lives in the state directory.
+
+The demo account talks to the simulator through an ordinary ``wechat`` connection and
+writes to an ordinary ``postgres`` connection, both given to Airflow as ``AIRFLOW_CONN_*``
+environment variables (so they are always current, but not listed under Admin →
+Connections).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from wechat_datacube.localrun.airflow_cluster import ALL_COMPONENTS, AirflowCluster, port_in_use
+from wechat_datacube.localrun.postgres import (
+    PostgresServer,
+    PostgresSetupError,
+    airflow_connection,
+    ensure_database,
+    server_from_env,
+    sqlalchemy_url,
+)
+from wechat_datacube.localrun.report import catchup_window
+from wechat_datacube.localrun.state import StateDir
+from wechat_datacube.simulator import DEMO_APPID, DEMO_SECRET, SimulatorConfig, SimulatorServer
+
+DEMO_ACCOUNT = "demo"
+DAG_ID = f"wechat_datacube_daily__{DEMO_ACCOUNT}"
+WECHAT_CONN_ID = "wechat_demo"
+PG_CONN_ID = "wechat_pg"
+DATA_SCHEMA = "wechat"
+UI_USER = "admin"
+
+
+class StackError(RuntimeError):
+    """The stack cannot start as configured (port taken, bad URL, ...): a message for the user."""
+
+
+@dataclass
+class StackConfig:
+    """Everything a launch can vary; defaults are what ``make run`` uses."""
+
+    state_dir: Path
+    port: int = 8080
+    host: str = "127.0.0.1"
+    #: Catchup length for a fresh state directory (later runs keep the first start date).
+    days: int = 14
+    #: Databases ``<prefix>`` (WeChat data) and ``<prefix>_airflow`` (metadata).
+    db_prefix: str = "wechat_datacube"
+    simulator_port: int = 0
+    parallelism: int = 4
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @property
+    def data_db(self) -> str:
+        return self.db_prefix
+
+    @property
+    def meta_db(self) -> str:
+        return f"{self.db_prefix}_airflow"
+
+
+def wechat_connection(base_url: str) -> str:
+    """The demo account on the simulator, as an Airflow ``wechat`` connection (JSON)."""
+    return json.dumps(
+        {
+            "conn_type": "wechat",
+            "host": base_url,
+            "login": DEMO_APPID,
+            "password": DEMO_SECRET,
+            "extra": {"token_mode": "stable"},
+        }
+    )
+
+
+class LocalStack:
+    """Start with :meth:`start` (or ``with``); :meth:`stop` is safe after a partial start."""
+
+    def __init__(self, config: StackConfig, say: Callable[[str], None] = print) -> None:
+        self.config = config
+        self.say = say
+        self.state = StateDir(config.state_dir)
+        self.pg: PostgresServer | None = None
+        self.simulator: SimulatorServer | None = None
+        self.cluster: AirflowCluster | None = None
+        self.first_day: dt.date | None = None
+        self.password: str | None = None
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- start ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Everything: :meth:`start_services`, then :meth:`start_airflow`."""
+        self.start_services()
+        self.start_airflow()
+
+    def start_services(self) -> None:
+        """PostgreSQL and its databases, the simulator and the accounts file: what Airflow needs."""
+        cfg = self.config
+        if port_in_use(cfg.port, cfg.host):
+            raise StackError(f"port {cfg.port} is in use; stop what listens there or pass --port / WECHAT_DATACUBE_RUN_PORT")
+        self.state.acquire()
+
+        try:
+            self.pg = server_from_env(dict(cfg.env), self.state.pg_dir)
+        except PostgresSetupError as exc:
+            raise StackError(str(exc)) from None
+        self.say(f"postgres:  {self.pg.description}")
+        for name in (cfg.meta_db, cfg.data_db):
+            if ensure_database(self.pg, self.pg.admin_db, name):
+                self.say(f"           created database {name}")
+
+        self.simulator = SimulatorServer(SimulatorConfig(ready_hour=0), port=cfg.simulator_port).start()
+        self.say(f"simulator: WeChat API stand-in on {self.simulator.base_url} (account {DEMO_APPID})")
+
+        first, _ = catchup_window(cfg.days)
+        if self.state.ensure_accounts_file(
+            name=DEMO_ACCOUNT, wechat_conn_id=WECHAT_CONN_ID, postgres_conn_id=PG_CONN_ID, start=first
+        ):
+            self.say(f"accounts:  wrote {self.state.accounts_file} (start date {first})")
+        self.first_day = self._configured_start()
+
+    def start_airflow(self) -> None:
+        """Migrate, start the components, log in, and make sure the demo DAG is there and unpaused."""
+        assert self.pg is not None
+        cfg = self.config
+        self.cluster = AirflowCluster(
+            self.state.airflow_home,
+            sqlalchemy_url(self.pg.params(cfg.meta_db)),
+            self._airflow_env(self.state.secrets()),
+            port=cfg.port,
+            host=cfg.host,
+            parallelism=cfg.parallelism,
+            components=ALL_COMPONENTS,
+        )
+        self.say("airflow:   migrating the metadata database (about a minute the first time)")
+        self.cluster.prepare()
+        self.say(f"airflow:   starting {', '.join(ALL_COMPONENTS)}")
+        self.cluster.launch(on_spawned=self.state.record_groups)
+        self.password = self.state.airflow_password(UI_USER)
+        if self.password is None:
+            raise StackError(f"the api-server wrote no password for {UI_USER!r} to {self.state.password_file}")
+        self.cluster.login(UI_USER, self.password)
+        self.cluster.wait_for_dag(DAG_ID)
+        self.cluster.set_paused(DAG_ID, False)
+        self.state.write_connection(
+            {"psql": self.pg.psql_command(cfg.data_db), "description": self.pg.description, "dbname": cfg.data_db}
+        )
+
+    def _configured_start(self) -> dt.date:
+        """The demo account's start date as the accounts file (possibly from an earlier run) says."""
+        from wechat_datacube.accounts import load_accounts
+
+        loaded = load_accounts(self.state.accounts_file)
+        for account in loaded.accounts:
+            if account.name == DEMO_ACCOUNT:
+                return account.start_date
+        problems = "; ".join(str(e) for e in loaded.errors) or "no account named demo"
+        raise StackError(f"{self.state.accounts_file}: {problems} (delete the file to regenerate it)")
+
+    def _airflow_env(self, secrets: dict[str, str]) -> dict[str, str]:
+        assert self.pg is not None and self.simulator is not None
+        return {
+            "WECHAT_DATACUBE_ACCOUNTS": str(self.state.accounts_file),
+            f"AIRFLOW_CONN_{WECHAT_CONN_ID.upper()}": wechat_connection(self.simulator.base_url),
+            f"AIRFLOW_CONN_{PG_CONN_ID.upper()}": airflow_connection(self.pg.params(self.config.data_db)),
+            "AIRFLOW__CORE__FERNET_KEY": secrets["fernet_key"],
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets["jwt_secret"],
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER}:admin",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        }
+
+    # -- use --------------------------------------------------------------------------
+
+    def data_params(self) -> dict[str, Any]:
+        """libpq keywords of the WeChat data database."""
+        assert self.pg is not None
+        return self.pg.params(self.config.data_db)
+
+    # -- stop -------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop whatever was started, in reverse order; the state directory stays."""
+        if self.cluster is not None:
+            self.say("stopping airflow ...")
+            self.cluster.stop()
+            self.cluster = None
+        if self.simulator is not None:
+            self.simulator.stop()
+            self.simulator = None
+        if self.pg is not None:
+            self.pg.stop()
+            self.pg = None
+        self.state.release()
