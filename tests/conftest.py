@@ -30,4 +30,5 @@ pytest_plugins = [
     "tests.fixtures.simulator",
     "tests.fixtures.airflow",
     "tests.fixtures.wechat_conn",
+    "tests.fixtures.dashboard",
 ]

@@ -1,0 +1,88 @@
+"""Who may see the dashboard: a logged-in Airflow user who may read the account's DAG.
+
+Airflow 3.3 mounts plugin FastAPI apps on the api-server *without* any authentication
+(``airflow.api_fastapi.app.init_plugins`` only checks the URL prefix; the core API guards
+its own routes with per-route dependencies, which a plugin app does not inherit). So the
+app guards itself, with the mechanism the core API uses: the Airflow JWT, from the
+``Authorization: Bearer`` header (API clients, ``POST /auth/token``) or else the ``_token``
+cookie the UI sets at login, validated by the configured auth manager. Permissions are the
+auth manager's too: reading an account's data needs GET on its daily DAG, so whoever may
+see ``wechat_datacube_daily__<account>`` in Airflow may see its charts, and nobody else.
+
+Airflow is imported inside the functions: the plugin module is loaded by every Airflow
+process, while these checks only ever run in the api-server.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import Request
+
+if TYPE_CHECKING:
+    from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+
+#: The cookie the Airflow UI keeps its JWT in (``base_auth_manager.COOKIE_NAME_JWT_TOKEN``).
+COOKIE_NAME = "_token"
+
+
+class AccessDeniedError(Exception):
+    """401: no valid login (the page redirects to the login form); 403: logged in, not allowed."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+def _token(request: Request) -> str | None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return request.cookies.get(COOKIE_NAME) or None
+
+
+async def authenticate(request: Request) -> BaseUser:
+    """The user of the request's Airflow JWT, or AccessDeniedError(401)."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from jwt import InvalidTokenError
+
+    token = _token(request)
+    if token is None:
+        raise AccessDeniedError(401, "Not authenticated: log in to Airflow first")
+    try:
+        return await get_auth_manager().get_user_from_token(token)
+    except InvalidTokenError:  # expired, forged, revoked or malformed
+        raise AccessDeniedError(401, "Not authenticated: the Airflow token is invalid or expired") from None
+
+
+def may_read_dags(user: BaseUser, dag_id: str | None = None) -> bool:
+    """Whether the auth manager lets ``user`` read ``dag_id`` (or DAGs in general when None)."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+    details = DagDetails(id=dag_id) if dag_id else None
+    return get_auth_manager().is_authorized_dag(method="GET", user=user, details=details)
+
+
+def account_dag_id(account: str) -> str:
+    from wechat_datacube.dag_factory import DAILY_DAG_PREFIX
+
+    return f"{DAILY_DAG_PREFIX}{account}"
+
+
+def may_read_account(user: BaseUser, account: str) -> bool:
+    return may_read_dags(user, account_dag_id(account))
+
+
+async def dashboard_user(request: Request) -> BaseUser:
+    """FastAPI dependency of every route: a logged-in user allowed to read DAGs."""
+    user = await authenticate(request)
+    if not may_read_dags(user):
+        raise AccessDeniedError(403, "Forbidden: reading DAGs is required to see the dashboard")
+    return user
+
+
+def require_account(user: BaseUser, account: str) -> None:
+    if not may_read_account(user, account):
+        raise AccessDeniedError(403, f"Forbidden: you may not read {account_dag_id(account)}")

@@ -1,0 +1,251 @@
+"""The dashboard page: a plain HTML form (account, date range) and the server-side SVG charts.
+
+Rendered from the same report data the JSON endpoints return (:mod:`.report`), so what
+the page shows and what the API says cannot drift. No JavaScript: changing the account or
+the range is a GET of the form, which also makes every view a shareable URL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+from wechat_datacube.accounts import AccountConfig
+from wechat_datacube.dashboard.svg import STATUS_COLORS, Series, legend, line_chart, status_grid
+from wechat_datacube.dates import iter_days
+
+#: Chart ids on the page (the browser test checks each rendered with points).
+CHART_IDS = (
+    "chart-daily-reads",
+    "chart-daily-engagement",
+    "chart-read-sources",
+    "chart-share-scenes",
+    "chart-hourly",
+    "chart-top-articles",
+    "chart-freshness",
+)
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans CJK SC",sans-serif;margin:16px;color:#222}
+h1{font-size:20px;margin:0 0 12px} h2{font-size:16px;margin:24px 0 4px} p.note{color:#666;margin:2px 0 8px;font-size:13px}
+form{display:flex;gap:12px;align-items:end;flex-wrap:wrap;margin-bottom:8px} label{font-size:12px;display:flex;flex-direction:column}
+.notice{background:#fff4ce;border:1px solid #e6c200;padding:8px;margin:8px 0;font-size:13px}
+.error{background:#fde2e1;border-color:#d62728}
+svg.chart{max-width:100%;height:auto;display:block} .axis{stroke:#444} .grid{stroke:#e5e5e5}
+.line{stroke-width:2} .tick,.y-title{font-size:11px;fill:#555} .no-data{font-size:14px;fill:#888}
+ul.legend{list-style:none;padding:0;margin:4px 0;display:flex;flex-wrap:wrap;gap:12px;font-size:12px}
+.swatch{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
+table{border-collapse:collapse;font-size:12px;margin-top:6px} td,th{border:1px solid #ddd;padding:3px 6px;text-align:left}
+td.num{text-align:right}
+"""
+
+
+def _date_ticks(begin: dt.date, end: dt.date, most: int = 8) -> list[float]:
+    days = (end - begin).days
+    step = max(1, -(-days // (most - 1))) if days else 1
+    ticks = [float(begin.toordinal() + i) for i in range(0, days + 1, step)]
+    if ticks[-1] != end.toordinal():
+        ticks.append(float(end.toordinal()))
+    return ticks
+
+
+def _date_label(x: float) -> str:
+    return dt.date.fromordinal(int(x)).isoformat()
+
+
+def _over_days(begin: dt.date, end: dt.date, rows: Sequence[dict[str, Any]], metric: str) -> list[tuple[float, Any]]:
+    """(day, value) for every day of the range; None where no row (the line breaks there)."""
+    by_day = {r["ref_date"]: r[metric] for r in rows}
+    return [(float(d.toordinal()), by_day.get(d)) for d in iter_days(begin, end)]
+
+
+def _date_chart(chart_id: str, title: str, series: list[Series], begin: dt.date, end: dt.date, y_title: str) -> str:
+    chart = line_chart(
+        chart_id, title, series, x_ticks=_date_ticks(begin, end), x_label=_date_label, y_title=y_title
+    )
+    return chart + legend([s.name for s in series])
+
+
+def _daily(data: dict[str, Any]) -> str:
+    begin, end, rows = data["begin"], data["end"], data["daily"]
+    reads = [
+        Series("readers", _over_days(begin, end, rows, "int_page_read_user")),
+        Series("reads", _over_days(begin, end, rows, "int_page_read_count")),
+    ]
+    engagement = [
+        Series("sharers", _over_days(begin, end, rows, "share_user")),
+        Series("shares", _over_days(begin, end, rows, "share_count")),
+        Series("favourite users", _over_days(begin, end, rows, "add_to_fav_user")),
+        Series("favourites", _over_days(begin, end, rows, "add_to_fav_count")),
+    ]
+    return (
+        "<h2>Article page readers and reads per day</h2>"
+        '<p class="note">getuserread, the all-sources (99999999) row: channels overlap and are never summed.</p>'
+        + _date_chart("chart-daily-reads", "Readers and reads per day", reads, begin, end, "per day")
+        + "<h2>Shares and favourites per day</h2>"
+        + _date_chart("chart-daily-engagement", "Shares and favourites per day", engagement, begin, end, "per day")
+    )
+
+
+def _by_code(data: dict[str, Any], section: str, metric: str) -> list[Series]:
+    begin, end = data["begin"], data["end"]
+    return [Series(s["label"], _over_days(begin, end, s["points"], metric)) for s in data[section]]
+
+
+def _sources(data: dict[str, Any]) -> str:
+    begin, end = data["begin"], data["end"]
+    return (
+        "<h2>Readers by read source</h2>"
+        '<p class="note">getuserread per user_source; a reader can arrive through several sources.</p>'
+        + _date_chart("chart-read-sources", "Readers by read source", _by_code(data, "sources", "int_page_read_user"),
+                      begin, end, "readers")
+        + "<h2>Shares by share scene</h2>"
+        + _date_chart("chart-share-scenes", "Shares by share scene", _by_code(data, "share_scenes", "share_count"),
+                      begin, end, "shares")
+    )
+
+
+def _hourly(data: dict[str, Any]) -> str:
+    rows = data["hourly"]
+    metrics = (("reads", "int_page_read_count"), ("readers", "int_page_read_user"), ("shares", "share_count"))
+    series = [Series(name, [(r["ref_hour"] / 100, r[m]) for r in rows]) for name, m in metrics]
+    chart = line_chart(
+        "chart-hourly",
+        "Hourly profile",
+        series,
+        x_ticks=[float(h) for h in range(0, 24, 3)] + [23.0],
+        x_label=lambda x: f"{int(x):02d}:00",
+        y_title="average per day",
+    )
+    days = max((r["days"] for r in rows), default=0)
+    return (
+        "<h2>Hourly profile</h2>"
+        f'<p class="note">Average per hour (Beijing time) over {days} day(s): getuserreadhour (all sources) '
+        "and getusersharehour (all scenes).</p>" + chart + legend([s.name for s in series])
+    )
+
+
+def _short(title: str | None, most: int = 28) -> str:
+    title = title or "(untitled)"
+    return title if len(title) <= most else title[: most - 1] + "…"
+
+
+def _articles(data: dict[str, Any]) -> str:
+    articles = data["articles"]
+    series = [
+        Series(f"{_short(a['title'])} ({a['ref_date']})", [(float(p["day"]), p["int_page_read_user"]) for p in a["curve"]])
+        for a in articles
+    ]
+    longest = max((p["day"] for a in articles for p in a["curve"]), default=6)
+    chart = line_chart(
+        "chart-top-articles",
+        "Top articles: cumulative readers after sending",
+        series,
+        x_ticks=[float(d) for d in range(0, max(longest, 6) + 1)],
+        x_label=lambda x: f"day {int(x)}",
+        y_title="cumulative readers",
+        empty_message="No articles sent in this range",
+    )
+    rows = "".join(
+        f"<tr><td>{escape(a['title'] or '')}</td><td>{a['ref_date']}</td><td class=num>{a['target_user'] or 0}</td>"
+        f"<td class=num>{a['int_page_read_user'] or 0}</td><td class=num>{a['int_page_read_count'] or 0}</td>"
+        f"<td>{a['latest_stat_date']}</td></tr>"
+        for a in articles
+    )
+    table = (
+        "<table><tr><th>title</th><th>sent</th><th>delivered to</th><th>readers</th><th>reads</th>"
+        f"<th>as of</th></tr>{rows}</table>"
+        if articles
+        else ""
+    )
+    return (
+        "<h2>Top articles and their 7-day cumulative curves</h2>"
+        '<p class="note">getarticletotal: articles sent in the range, ranked by their latest cumulative readers.</p>'
+        + chart + legend([s.name for s in series]) + table
+    )
+
+
+def _freshness(data: dict[str, Any]) -> str:
+    reports = data["freshness"]
+    grid = status_grid(
+        "chart-freshness",
+        "Data freshness per endpoint",
+        [(r["endpoint"], [(c["ref_date"].isoformat(), c["status"]) for c in r["calendar"]]) for r in reports],
+    )
+    keys = "".join(
+        f'<li><span class="swatch" style="background:{color};border:1px solid #bbb"></span>{escape(status)}</li>'
+        for status, color in STATUS_COLORS.items()
+    )
+
+    def days(values: list[dt.date]) -> str:
+        return escape(", ".join(d.isoformat() for d in values)) or "–"
+
+    rows = "".join(
+        f"<tr><td>{escape(r['endpoint'])}</td><td>{r['last_loaded'] or '–'}</td><td class=num>{r['loaded_days']}</td>"
+        f"<td>{days(r['empty_days'])}</td><td>{days(r['not_ready_days'])}</td><td>{days(r['failed_days'])}</td>"
+        f"<td>{escape(', '.join(_gap(g) for g in r['gaps'])) or '–'}</td></tr>"
+        for r in reports
+    )
+    return (
+        "<h2>Data freshness per endpoint</h2>"
+        '<p class="note">From load_log. Gaps are days the endpoint should have but never fetched.</p>'
+        + grid + f'<ul class="legend">{keys}</ul>'
+        + "<table><tr><th>endpoint</th><th>last loaded day</th><th>loaded days</th><th>empty days</th>"
+        f"<th>not ready</th><th>failed</th><th>gaps</th></tr>{rows}</table>"
+    )
+
+
+def _gap(gap: dict[str, Any]) -> str:
+    return gap["from"].isoformat() if gap["days"] == 1 else f"{gap['from']}…{gap['to']} ({gap['days']} days)"
+
+
+def _form(accounts: Sequence[AccountConfig], data: dict[str, Any] | None, selected: str | None, top: int) -> str:
+    options = "".join(
+        f'<option value="{escape(a.name)}"{" selected" if a.name == selected else ""}>{escape(a.name)}</option>'
+        for a in accounts
+    )
+    begin = data["begin"].isoformat() if data else ""
+    end = data["end"].isoformat() if data else ""
+    return (
+        '<form method="get">'
+        f'<label>account<select name="account">{options}</select></label>'
+        f'<label>from<input type="date" name="begin" value="{begin}"></label>'
+        f'<label>to<input type="date" name="end" value="{end}"></label>'
+        f'<label>top articles<input type="number" name="top" min="1" max="20" value="{top}"></label>'
+        "<button type=submit>Show</button></form>"
+    )
+
+
+def render_page(
+    *,
+    accounts: Sequence[AccountConfig],
+    account_errors: Sequence[str],
+    selected: str | None,
+    data: dict[str, Any] | None,
+    error: str | None,
+    top: int,
+) -> str:
+    """The whole page; ``data`` is :func:`report.build` with every section, or None (nothing to show)."""
+    notices = [f'<div class="notice">{escape(m)}</div>' for m in account_errors]
+    if error:
+        notices.append(f'<div class="notice error">{escape(error)}</div>')
+    if not accounts and not account_errors:
+        notices.append('<div class="notice">No accounts are configured (include/accounts.yaml or '
+                       "WECHAT_DATACUBE_ACCOUNTS).</div>")
+    body = ""
+    if data is not None:
+        if data["missing_tables"]:
+            notices.append(
+                '<div class="notice">No data yet: schema tables '
+                f"{escape(', '.join(data['missing_tables']))} do not exist (the pipeline has not run for "
+                "this database).</div>"
+            )
+        body = _daily(data) + _sources(data) + _hourly(data) + _articles(data) + _freshness(data)
+    title = f"WeChat datacube · {selected}" if selected else "WeChat datacube"
+    return (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>"
+        f"<meta name=viewport content='width=device-width, initial-scale=1'><style>{_STYLE}</style></head>"
+        f"<body><h1>{escape(title)}</h1>{_form(accounts, data, selected, top)}{''.join(notices)}{body}</body></html>"
+    )

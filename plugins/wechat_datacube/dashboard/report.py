@@ -1,0 +1,113 @@
+"""The dashboard's data: one section per chart, for one account and date range.
+
+Each section names the tables it reads; a section whose tables do not exist yet (an empty
+database, or a pipeline that has not run) comes back empty and the response lists the
+missing tables instead of failing. The JSON endpoints serve one section each; the page
+renders them all from one read-only transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import Cursor
+
+from wechat_datacube.accounts import AccountConfig
+from wechat_datacube.dashboard import queries as q
+from wechat_datacube.dashboard.freshness import endpoint_freshness
+from wechat_datacube.dashboard.source import DashboardError, read_cursor
+from wechat_datacube.dates import beijing_yesterday, days_between
+from wechat_datacube.endpoints import HISTORY_START
+
+#: Range shown when the request names none: this many days up to the newest loaded day
+#: (or yesterday), starting no earlier than the account's start date.
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+
+
+@dataclass(frozen=True)
+class Request:
+    """What one section is asked for."""
+
+    account: AccountConfig
+    begin: dt.date
+    end: dt.date
+    top: int = 5
+
+    @property
+    def args(self) -> tuple[str, str, dt.date, dt.date]:
+        return self.account.schema, self.account.name, self.begin, self.end
+
+
+def _freshness(cur: Cursor[Any], req: Request) -> list[dict[str, Any]]:
+    rows = q.load_log_rows(cur, *req.args)
+    latest = q.load_log_latest(cur, req.account.schema, req.account.name)
+    return endpoint_freshness(req.account, req.begin, req.end, rows, latest, beijing_yesterday())
+
+
+@dataclass(frozen=True)
+class Section:
+    tables: tuple[str, ...]
+    read: Callable[[Cursor[Any], Request], Any]
+
+
+SECTIONS: dict[str, Section] = {
+    "daily": Section((q.USER_READ,), lambda cur, r: q.daily_reads(cur, *r.args)),
+    "sources": Section((q.USER_READ,), lambda cur, r: q.read_sources(cur, *r.args)),
+    "share_scenes": Section((q.USER_SHARE,), lambda cur, r: q.share_scenes(cur, *r.args)),
+    "hourly": Section((q.USER_READ_HOUR, q.USER_SHARE_HOUR), lambda cur, r: q.hourly_profile(cur, *r.args)),
+    "articles": Section((q.ARTICLE_TOTAL,), lambda cur, r: q.top_articles(cur, *r.args, limit=r.top)),
+    "freshness": Section((q.LOAD_LOG,), _freshness),
+}
+ALL_TABLES = tuple(dict.fromkeys(t for s in SECTIONS.values() for t in s.tables))
+
+
+def resolve_range(
+    cur: Cursor[Any], account: AccountConfig, begin: dt.date | None, end: dt.date | None, present: set[str]
+) -> tuple[dt.date, dt.date]:
+    """The requested range, or the last :data:`DEFAULT_DAYS` days up to the newest loaded day."""
+    if end is None:
+        latest = q.latest_loaded_day(cur, account.schema, account.name) if q.LOAD_LOG in present else None
+        end = latest or beijing_yesterday()
+    if begin is None:
+        # Not before the account's first day (when that is before the end): no empty lead-in on the charts.
+        begin = max(end - dt.timedelta(days=DEFAULT_DAYS - 1), min(account.start_date, end), HISTORY_START)
+    if begin > end:
+        raise DashboardError(f"begin {begin} is after end {end}")
+    if days_between(begin, end) > MAX_DAYS:
+        raise DashboardError(f"the range may cover at most {MAX_DAYS} days")
+    return begin, end
+
+
+def build(
+    account: AccountConfig,
+    sections: list[str],
+    begin: dt.date | None = None,
+    end: dt.date | None = None,
+    top: int = 5,
+) -> dict[str, Any]:
+    """Read ``sections`` for the account in one transaction: {account, begin, end, missing_tables, <section>...}."""
+    with read_cursor(account) as cur:
+        present = q.existing_tables(cur, account.schema, ALL_TABLES)
+        begin, end = resolve_range(cur, account, begin, end, present)
+        req = Request(account, begin, end, top)
+        result: dict[str, Any] = {"account": account.name, "begin": begin, "end": end}
+        missing: set[str] = set()
+        for name in sections:
+            section = SECTIONS[name]
+            absent = [t for t in section.tables if t not in present]
+            missing.update(absent)
+            if absent and name != "freshness":
+                result[name] = []
+            else:
+                # Without load_log every expected day is a gap: that is the truth of an empty database.
+                result[name] = _freshness_without_log(req) if absent else section.read(cur, req)
+        result["missing_tables"] = sorted(missing)
+        return result
+
+
+def _freshness_without_log(req: Request) -> list[dict[str, Any]]:
+    return endpoint_freshness(req.account, req.begin, req.end, [], {}, beijing_yesterday())

@@ -1,0 +1,175 @@
+"""Server-side SVG charts: no JavaScript and no downloaded assets, so the page works offline.
+
+Two shapes cover every chart: :func:`line_chart` (one or more series over a numeric x —
+days, hours or days since sending) and :func:`status_grid` (the freshness calendar).
+Every plotted value is an element with ``class="point"`` and ``data-series`` / ``data-x``
+/ ``data-y`` attributes plus a ``<title>`` tooltip, so people can hover a value and tests
+can count what a browser rendered. All text (article titles come from WeChat) is escaped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from html import escape
+
+PALETTE = ("#07c160", "#1f77b4", "#ff7f0e", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
+STATUS_COLORS = {
+    "loaded": "#07c160",
+    "empty": "#c7e9c0",
+    "not_ready": "#ffbf00",
+    "failed": "#d62728",
+    "missing": "#ffffff",
+    "n/a": "#eeeeee",
+}
+_W, _H = 760, 280
+_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 40, 16, 40
+
+
+@dataclass
+class Series:
+    """A named line: (x, y) points in x order; y None breaks the line (no data that day)."""
+
+    name: str
+    points: list[tuple[float, float | None]] = field(default_factory=list)
+
+
+def nice_ceiling(value: float) -> float:
+    """The smallest 1/2/5 x 10^k at or above ``value`` (1 for nothing), for a readable y axis."""
+    if value <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 5, 10):
+        if value <= step * power:
+            return float(step * power)
+    return float(10 * power)  # pragma: no cover - the loop always returns
+
+
+def _fmt(value: float) -> str:
+    if abs(value) >= 1_000_000:
+        return f"{value / 1_000_000:g}M"
+    if abs(value) >= 10_000:
+        return f"{value / 1_000:g}k"
+    return f"{value:g}"
+
+
+def _empty(chart_id: str, title: str, message: str) -> str:
+    return (
+        f'<svg class="chart empty" id="{escape(chart_id)}" data-points="0" viewBox="0 0 {_W} 80" '
+        f'width="{_W}" height="80" role="img" aria-label="{escape(title)}: {escape(message)}">'
+        f'<text x="{_W / 2}" y="45" text-anchor="middle" class="no-data">{escape(message)}</text></svg>'
+    )
+
+
+def line_chart(
+    chart_id: str,
+    title: str,
+    series: Sequence[Series],
+    *,
+    x_ticks: Sequence[float],
+    x_label: Callable[[float], str],
+    y_title: str = "",
+    empty_message: str = "No data in this range",
+) -> str:
+    """A multi-series line chart with a circle per value; an SVG string."""
+    values = [(x, y) for s in series for x, y in s.points if y is not None]
+    if not values:
+        return _empty(chart_id, title, empty_message)
+    xs = [x for s in series for x, _ in s.points] + list(x_ticks)
+    x_min, x_max = min(xs), max(xs)
+    y_max = nice_ceiling(max(y for _, y in values))
+    plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
+
+    def px(x: float) -> float:
+        return _LEFT + (plot_w * (x - x_min) / (x_max - x_min) if x_max > x_min else plot_w / 2)
+
+    def py(y: float) -> float:
+        return _TOP + plot_h * (1 - y / y_max)
+
+    parts = [
+        f'<svg class="chart" id="{escape(chart_id)}" data-points="{len(values)}" viewBox="0 0 {_W} {_H}" '
+        f'width="{_W}" height="{_H}" role="img" aria-label="{escape(title)}">',
+        f'<line class="axis" x1="{_LEFT}" y1="{_TOP + plot_h}" x2="{_W - _RIGHT}" y2="{_TOP + plot_h}"/>',
+        f'<line class="axis" x1="{_LEFT}" y1="{_TOP}" x2="{_LEFT}" y2="{_TOP + plot_h}"/>',
+    ]
+    for i in range(5):
+        y = y_max * i / 4
+        parts.append(f'<line class="grid" x1="{_LEFT}" y1="{py(y):.1f}" x2="{_W - _RIGHT}" y2="{py(y):.1f}"/>')
+        parts.append(f'<text class="tick" x="{_LEFT - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{_fmt(y)}</text>')
+    for x in x_ticks:
+        parts.append(
+            f'<text class="tick" x="{px(x):.1f}" y="{_TOP + plot_h + 18}" text-anchor="middle">'
+            f"{escape(x_label(x))}</text>"
+        )
+    if y_title:
+        parts.append(f'<text class="y-title" x="{_LEFT}" y="{_TOP - 4}">{escape(y_title)}</text>')
+    for index, s in enumerate(series):
+        color = PALETTE[index % len(PALETTE)]
+        segment: list[str] = []
+        segments: list[list[str]] = []
+        for x, y in s.points:
+            if y is None:
+                if segment:
+                    segments.append(segment)
+                segment = []
+                continue
+            segment.append(f"{px(x):.1f},{py(y):.1f}")
+        if segment:
+            segments.append(segment)
+        for seg in segments:
+            parts.append(f'<polyline class="line" fill="none" stroke="{color}" points="{" ".join(seg)}"/>')
+        for x, y in s.points:
+            if y is None:
+                continue
+            parts.append(
+                f'<circle class="point" cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{color}" '
+                f'data-series="{escape(s.name)}" data-x="{escape(x_label(x))}" data-y="{y:g}">'
+                f"<title>{escape(s.name)} · {escape(x_label(x))}: {y:g}</title></circle>"
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def legend(names: Sequence[str]) -> str:
+    """The HTML legend of a line chart's series, in its colours."""
+    items = "".join(
+        f'<li><span class="swatch" style="background:{PALETTE[i % len(PALETTE)]}"></span>{escape(n)}</li>'
+        for i, n in enumerate(names)
+    )
+    return f'<ul class="legend">{items}</ul>'
+
+
+def status_grid(chart_id: str, title: str, rows: Sequence[tuple[str, Sequence[tuple[str, str]]]]) -> str:
+    """One row of day cells per endpoint, coloured by load state: rows = [(endpoint, [(day, status)])]."""
+    if not rows or not any(cells for _, cells in rows):
+        return _empty(chart_id, title, "No endpoints configured")
+    label_w, cell, gap = 170, 14, 2
+    days = max(len(cells) for _, cells in rows)
+    width = max(_W, label_w + days * (cell + gap) + _RIGHT)
+    height = _TOP + len(rows) * (cell + 6) + 24
+    count = sum(len(cells) for _, cells in rows)
+    parts = [
+        f'<svg class="chart" id="{escape(chart_id)}" data-points="{count}" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}">'
+    ]
+    for r, (name, cells) in enumerate(rows):
+        y = _TOP + r * (cell + 6)
+        parts.append(f'<text class="tick" x="{label_w - 8}" y="{y + cell - 3}" text-anchor="end">{escape(name)}</text>')
+        for c, (day, status) in enumerate(cells):
+            x = label_w + c * (cell + gap)
+            parts.append(
+                f'<rect class="point cell" x="{x}" y="{y}" width="{cell}" height="{cell}" '
+                f'fill="{STATUS_COLORS.get(status, "#999999")}" stroke="#bbbbbb" data-series="{escape(name)}" '
+                f'data-x="{escape(day)}" data-y="{escape(status)}"><title>{escape(name)} {escape(day)}: '
+                f"{escape(status)}</title></rect>"
+            )
+    first, last = rows[0][1][0][0], rows[0][1][-1][0]
+    base = _TOP + len(rows) * (cell + 6) + 14
+    parts.append(f'<text class="tick" x="{label_w}" y="{base}">{escape(first)}</text>')
+    parts.append(
+        f'<text class="tick" x="{label_w + (len(rows[0][1]) - 1) * (cell + gap) + cell}" y="{base}" '
+        f'text-anchor="end">{escape(last)}</text>'
+    )
+    parts.append("</svg>")
+    return "".join(parts)

@@ -1,0 +1,92 @@
+"""Debian's chromium opens the dashboard after a demo load and every chart is drawn with its data.
+
+The browser logs in the way the Airflow UI does — the ``_token`` cookie holding the JWT
+from ``POST /auth/token`` — and is first shown to be sent to the login form without it.
+Point counts read from the rendered DOM are checked against the JSON API, and every point
+must have a laid-out box (the SVG was rendered, not just sent). Screenshots go to
+``test-artifacts/`` (gitignored; CI keeps them as artifacts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.browser.chromium import Browser
+from tests.fixtures.dashboard import BEGIN, DEMO_ACCOUNT, END, DashboardServer
+from wechat_datacube.dashboard.page import CHART_IDS
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+RANGE = {"account": DEMO_ACCOUNT, "begin": BEGIN.isoformat(), "end": END.isoformat()}
+
+#: Per chart: how many points it has, whether it is drawn (box > 0) and how many points have a box.
+CHARTS_JS = """
+[...document.querySelectorAll('svg.chart')].map(svg => {
+  const box = svg.getBoundingClientRect();
+  const points = [...svg.querySelectorAll('.point')];
+  return {id: svg.id, points: points.length, width: box.width, height: box.height,
+          drawn: points.filter(p => { const b = p.getBoundingClientRect(); return b.width > 0 && b.height > 0; }).length,
+          series: [...new Set(points.map(p => p.dataset.series))].length};
+})
+"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with Browser() as b:
+        yield b
+
+
+def test_without_login_the_browser_lands_on_the_airflow_login(
+    browser: Browser, dashboard_server: DashboardServer
+) -> None:
+    browser.navigate(f"{dashboard_server.base_url}/wechat-dashboard/?{urlencode(RANGE)}")
+    assert browser.evaluate("location.pathname").startswith("/auth/login")
+    assert browser.evaluate("document.querySelectorAll('svg.chart').length") == 0
+
+
+def test_every_chart_renders_with_its_data_points(browser: Browser, dashboard_server: DashboardServer) -> None:
+    base = dashboard_server.base_url
+    browser.set_cookie("_token", dashboard_server.token("viewer"), base)
+    browser.navigate(f"{base}/wechat-dashboard/?{urlencode(RANGE)}")
+    assert browser.evaluate("location.pathname") == "/wechat-dashboard/"
+    size = browser.screenshot(ARTIFACTS / "wechat-dashboard.png")
+
+    charts = {c["id"]: c for c in browser.evaluate(CHARTS_JS)}
+    assert set(charts) == set(CHART_IDS)
+    for chart in charts.values():
+        assert chart["points"] > 0 and chart["drawn"] == chart["points"], chart
+        assert chart["width"] > 300 and chart["height"] > 60, chart
+
+    data = dashboard_server.json(f"/api/accounts/{DEMO_ACCOUNT}/dashboard", **{k: RANGE[k] for k in ("begin", "end")})
+    days = len(data["daily"])
+    assert charts["chart-daily-reads"]["points"] == 2 * days
+    assert charts["chart-daily-engagement"]["points"] == 4 * days
+    assert charts["chart-read-sources"]["points"] == sum(len(s["points"]) for s in data["sources"])
+    assert charts["chart-read-sources"]["series"] == len(data["sources"]) >= 5
+    assert charts["chart-share-scenes"]["points"] == sum(len(s["points"]) for s in data["share_scenes"])
+    assert charts["chart-hourly"]["points"] == 3 * 24
+    assert charts["chart-top-articles"]["points"] == sum(len(a["curve"]) for a in data["articles"])
+    assert charts["chart-top-articles"]["series"] == len(data["articles"]) == 5
+    assert charts["chart-freshness"]["points"] == len(data["freshness"]) * 19
+    assert size > 50_000  # a real full-page image, not a blank one
+
+
+def test_the_airflow_ui_embeds_the_dashboard_from_its_navigation_entry(
+    browser: Browser, dashboard_server: DashboardServer
+) -> None:
+    base = dashboard_server.base_url
+    browser.set_cookie("_token", dashboard_server.token("viewer"), base)
+    browser.navigate(f"{base}/plugin/wechat-datacube")
+    src = browser.evaluate(
+        "new Promise(done => { const t0 = Date.now(); (function poll() {"
+        " const f = document.querySelector('iframe');"
+        " if (f && f.contentDocument && f.contentDocument.querySelector('svg.chart')) done(f.getAttribute('src'));"
+        " else if (Date.now() - t0 > 45000) done(f ? 'no charts in ' + f.getAttribute('src') : 'no iframe');"
+        " else setTimeout(poll, 250); })(); })"
+    )
+    assert src.rstrip("/").endswith("/wechat-dashboard"), src
+    browser.screenshot(ARTIFACTS / "wechat-dashboard-in-airflow.png")

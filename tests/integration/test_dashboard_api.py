@@ -1,0 +1,273 @@
+"""The dashboard's JSON endpoints and its guard, on a real api-server over data the pipeline loaded.
+
+``dashboard_server`` (tests/fixtures/dashboard.py) is a real Airflow api-server with the
+simple auth manager and known users, serving the plugin from the repo's plugins/ folder;
+the data was loaded by the operator from the simulator, so every figure is compared with
+the simulator's truth.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+import jwt
+import pytest
+import requests
+
+from tests.fixtures.dashboard import (
+    BEGIN,
+    BLANK_ACCOUNT,
+    DEMO_ACCOUNT,
+    EMPTY_DAY,
+    END,
+    GAP_DAY,
+    NOT_READY_DAY,
+    QUIET_ACCOUNT,
+    DashboardServer,
+)
+from tests.fixtures.simulator import TEST_APPID, TEST_SECRET
+from tests.fixtures.truth import truth_dicts
+from wechat_datacube.endpoints import LEGACY
+
+ALL = 99999999
+RANGE = {"begin": BEGIN.isoformat(), "end": END.isoformat()}
+DEMO = f"/api/accounts/{DEMO_ACCOUNT}"
+
+
+def truth(server: DashboardServer, endpoint: str) -> list[dict[str, Any]]:
+    return truth_dicts(server.demo.sim, TEST_APPID, endpoint, BEGIN, END, account=DEMO_ACCOUNT)
+
+
+def iso(day: dt.date) -> str:
+    return day.isoformat()
+
+
+# --- the guard ----------------------------------------------------------------------
+
+
+def test_plugin_registers_its_app_and_a_ui_navigation_entry(dashboard_server: DashboardServer) -> None:
+    response = dashboard_server.get("", user="admin")  # the app answers at its prefix (redirect to "/")
+    assert response.status_code == 200
+    plugins = requests.get(
+        f"{dashboard_server.base_url}/api/v2/plugins",
+        headers={"Authorization": f"Bearer {dashboard_server.token('admin')}"},
+        timeout=30,
+    ).json()["plugins"]
+    (plugin,) = [p for p in plugins if p["name"] == "wechat_datacube_dashboard"]
+    assert [a["url_prefix"] for a in plugin["fastapi_apps"]] == ["/wechat-dashboard"]
+    (view,) = plugin["external_views"]
+    assert (view["href"], view["url_route"], view["destination"]) == ("/wechat-dashboard/", "wechat-datacube", "nav")
+
+
+@pytest.mark.parametrize("path", ["/api/accounts", f"{DEMO}/daily", f"{DEMO}/dashboard", f"{DEMO}/freshness"])
+def test_anonymous_json_request_is_refused_with_401(dashboard_server: DashboardServer, path: str) -> None:
+    response = dashboard_server.get(path, user=None, params=RANGE)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "int_page_read" not in response.text and DEMO_ACCOUNT not in response.text
+
+
+def test_anonymous_page_is_sent_to_the_airflow_login(dashboard_server: DashboardServer) -> None:
+    response = dashboard_server.get("/", user=None, allow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/auth/login?next=")
+    assert "wechat-dashboard" in response.headers["location"]
+
+
+def forged_token() -> str:
+    """A well-formed Airflow-style JWT signed with a key the server does not have."""
+    now = dt.datetime.now(dt.UTC)
+    claims = {"sub": "admin", "role": "admin", "aud": "apache-airflow", "iat": now, "nbf": now,
+              "exp": now + dt.timedelta(hours=1)}
+    return jwt.encode(claims, "not-the-server-secret-" + "x" * 64, algorithm="HS512")
+
+
+@pytest.mark.parametrize("token", [forged_token(), "not-a-jwt"])
+def test_forged_or_garbage_token_is_refused_as_header_and_as_cookie(
+    dashboard_server: DashboardServer, token: str
+) -> None:
+    as_header = dashboard_server.get("/api/accounts", user=None, headers={"Authorization": f"Bearer {token}"})
+    as_cookie = dashboard_server.get("/api/accounts", user=None, cookies={"_token": token})
+    assert (as_header.status_code, as_cookie.status_code) == (401, 401)
+    page = dashboard_server.get("/", user=None, cookies={"_token": token}, allow_redirects=False)
+    assert page.status_code == 303
+
+
+def test_logged_in_user_gets_in_with_the_bearer_token_or_the_ui_cookie(dashboard_server: DashboardServer) -> None:
+    token = dashboard_server.token("viewer")
+    by_header = dashboard_server.get("/api/accounts", user="viewer")
+    by_cookie = dashboard_server.get("/api/accounts", user=None, cookies={"_token": token})
+    assert by_header.status_code == by_cookie.status_code == 200
+    names = [a["name"] for a in by_header.json()["accounts"]]
+    assert names == [DEMO_ACCOUNT, QUIET_ACCOUNT, BLANK_ACCOUNT]
+    assert by_cookie.json() == by_header.json()
+
+
+def test_no_openapi_schema_or_docs_escape_the_guard(dashboard_server: DashboardServer) -> None:
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert dashboard_server.get(path, user=None).status_code in (401, 404), path
+        assert dashboard_server.get(path).status_code == 404, path
+
+
+# --- the data -----------------------------------------------------------------------
+
+
+def test_daily_figures_are_the_all_sources_row_never_a_sum_of_channels(dashboard_server: DashboardServer) -> None:
+    daily = dashboard_server.json(f"{DEMO}/daily", **RANGE)["daily"]
+    rows = truth(dashboard_server, "getuserread")
+    metrics = ("int_page_read_user", "int_page_read_count", "share_user", "share_count", "add_to_fav_user",
+               "add_to_fav_count")
+    expected = [
+        {"ref_date": iso(r["ref_date"]), **{m: r[m] for m in metrics}}
+        for r in sorted(rows, key=lambda r: r["ref_date"])
+        if r["user_source"] == ALL and r["ref_date"] != GAP_DAY
+    ]
+    assert daily == expected
+    assert iso(GAP_DAY) not in {d["ref_date"] for d in daily}  # never fetched: no invented zero
+    channel_sum = sum(r["int_page_read_user"] for r in rows if r["ref_date"] == BEGIN and r["user_source"] != ALL)
+    assert daily[0]["int_page_read_user"] != channel_sum  # the channels overlap: their sum is not the total
+
+
+def test_read_sources_are_one_series_per_channel_over_time(dashboard_server: DashboardServer) -> None:
+    series = dashboard_server.json(f"{DEMO}/sources", **RANGE)["sources"]
+    expected: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in sorted(truth(dashboard_server, "getuserread"), key=lambda r: r["ref_date"]):
+        if r["user_source"] != ALL and r["ref_date"] != GAP_DAY:
+            expected[r["user_source"]].append({"ref_date": iso(r["ref_date"]), "int_page_read_user":
+                                               r["int_page_read_user"], "int_page_read_count": r["int_page_read_count"]})
+    assert {s["user_source"]: s["points"] for s in series} == dict(expected)
+    assert {s["user_source"]: s["label"] for s in series}[0] == "chat session"
+
+
+def test_share_scenes_are_one_series_per_scene_over_time(dashboard_server: DashboardServer) -> None:
+    series = dashboard_server.json(f"{DEMO}/share-scenes", **RANGE)["share_scenes"]
+    expected: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in sorted(truth(dashboard_server, "getusershare"), key=lambda r: r["ref_date"]):
+        if r["ref_date"] != EMPTY_DAY:  # stored as empty: WeChat answered with no rows
+            expected[r["share_scene"]].append(
+                {"ref_date": iso(r["ref_date"]), "share_user": r["share_user"], "share_count": r["share_count"]}
+            )
+    assert {s["share_scene"]: s["points"] for s in series} == dict(expected)
+    assert {s["label"] for s in series} >= {"friend forward", "Moments"}
+
+
+def test_hourly_profile_averages_each_hour_over_the_loaded_days(dashboard_server: DashboardServer) -> None:
+    hours = dashboard_server.json(f"{DEMO}/hourly", **RANGE)["hourly"]
+    reads: dict[int, list[int]] = defaultdict(list)
+    for r in truth(dashboard_server, "getuserreadhour"):
+        if r["user_source"] == ALL:
+            reads[r["ref_hour"]].append(r["int_page_read_count"])
+    shares: dict[tuple[int, dt.date], int] = defaultdict(int)
+    for r in truth(dashboard_server, "getusersharehour"):
+        if r["ref_date"] != NOT_READY_DAY:  # not loaded yet
+            shares[(r["ref_hour"], r["ref_date"])] += r["share_count"]
+    assert [h["ref_hour"] for h in hours] == list(range(0, 2400, 100))
+    for h in hours:
+        assert h["days"] == len(reads[h["ref_hour"]]) == 19
+        assert h["int_page_read_count"] == pytest.approx(sum(reads[h["ref_hour"]]) / 19, abs=0.01)
+        per_day = [v for (hour, _), v in shares.items() if hour == h["ref_hour"]]
+        assert h["share_count"] == pytest.approx(sum(per_day) / len(per_day), abs=0.01)
+    assert max(hours, key=lambda h: h["int_page_read_count"])["ref_hour"] != 300  # a profile, not noise
+
+
+def test_top_articles_rank_by_latest_cumulative_readers_with_their_7_day_curves(
+    dashboard_server: DashboardServer,
+) -> None:
+    articles = dashboard_server.json(f"{DEMO}/articles", top=3, **RANGE)["articles"]
+    curves: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in sorted(truth(dashboard_server, "getarticletotal"), key=lambda r: r["stat_date"]):
+        curves[(iso(r["ref_date"]), r["msgid"])].append(r)
+    ranking = sorted(curves, key=lambda k: (-curves[k][-1]["int_page_read_user"], k))
+    assert [(a["ref_date"], a["msgid"]) for a in articles] == ranking[:3]
+    for article in articles:
+        rows = curves[(article["ref_date"], article["msgid"])]
+        assert article["int_page_read_user"] == rows[-1]["int_page_read_user"]
+        assert article["title"] == rows[0]["title"]
+        assert [(p["day"], p["int_page_read_user"], p["int_page_read_count"], p["share_count"]) for p in
+                article["curve"]] == [
+            ((r["stat_date"] - r["ref_date"]).days, r["int_page_read_user"], r["int_page_read_count"],
+             r["share_count"]) for r in rows
+        ]
+        readers = [p["int_page_read_user"] for p in article["curve"]]
+        assert 1 <= len(readers) <= 7 and readers == sorted(readers)  # cumulative: never decreases
+    assert len(dashboard_server.json(f"{DEMO}/articles", **RANGE)["articles"]) == min(5, len(ranking))
+
+
+def test_freshness_shows_last_day_empty_and_not_ready_days_and_gaps(dashboard_server: DashboardServer) -> None:
+    wider = {"begin": iso(BEGIN - dt.timedelta(days=5)), "end": iso(END)}  # before the account's start: n/a
+    reports = {r["endpoint"]: r for r in dashboard_server.json(f"{DEMO}/freshness", **wider)["freshness"]}
+    assert list(reports) == list(LEGACY)
+    read, share, share_hour = reports["getuserread"], reports["getusershare"], reports["getusersharehour"]
+    assert read["last_loaded"] == iso(END)
+    assert read["gaps"] == [{"from": iso(GAP_DAY), "to": iso(GAP_DAY), "days": 1}]
+    assert share["empty_days"] == [iso(EMPTY_DAY)] and share["gaps"] == []
+    assert share_hour["not_ready_days"] == [iso(NOT_READY_DAY)] and share_hour["last_loaded"] == iso(END - dt.timedelta(1))
+    for report in reports.values():
+        assert report["expected_from"] == iso(BEGIN)
+        assert [c["status"] for c in report["calendar"][:5]] == ["n/a"] * 5
+        assert report["loaded_days"] + len(report["empty_days"]) + len(report["not_ready_days"]) + sum(
+            g["days"] for g in report["gaps"]) == 19
+        assert report["failed_days"] == []
+
+
+def test_default_range_ends_at_the_newest_loaded_day_and_starts_with_the_account(
+    dashboard_server: DashboardServer,
+) -> None:
+    data = dashboard_server.json(f"{DEMO}/daily")  # 19 days loaded: fewer than the default 30
+    assert (data["begin"], data["end"]) == (iso(BEGIN), iso(END))
+    assert len(data["daily"]) == 18
+    later = dashboard_server.json(f"{DEMO}/daily", end=iso(END + dt.timedelta(days=40)))
+    assert later["begin"] == iso(END + dt.timedelta(days=11))  # 30 days up to the given end
+
+
+def test_account_with_no_rows_gets_empty_charts_and_every_day_a_gap(dashboard_server: DashboardServer) -> None:
+    data = dashboard_server.json(f"/api/accounts/{QUIET_ACCOUNT}/dashboard", **RANGE)
+    assert data["missing_tables"] == []
+    assert [data[s] for s in ("daily", "sources", "share_scenes", "hourly", "articles")] == [[]] * 5
+    assert all(r["gaps"] == [{"from": iso(BEGIN), "to": iso(END), "days": 19}] for r in data["freshness"])
+
+
+def test_empty_database_is_reported_as_no_data_not_as_an_error(dashboard_server: DashboardServer) -> None:
+    data = dashboard_server.json(f"/api/accounts/{BLANK_ACCOUNT}/dashboard", **RANGE)
+    assert set(data["missing_tables"]) == {"user_read", "user_read_hour", "user_share", "user_share_hour",
+                                           "article_total", "load_log"}
+    assert data["daily"] == data["articles"] == [] and len(data["freshness"]) == len(LEGACY)
+    page = dashboard_server.get("/", params={"account": BLANK_ACCOUNT, **RANGE})
+    assert page.status_code == 200 and "No data yet" in page.text
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status"),
+    [
+        ("/api/accounts/nobody/daily", RANGE, 404),
+        ("/api/accounts/demo' OR '1'='1/daily", RANGE, 404),
+        (f"{DEMO}/passwords", RANGE, 404),
+        (f"{DEMO}/daily", {"begin": iso(END), "end": iso(BEGIN)}, 400),
+        (f"{DEMO}/daily", {"begin": "2024-01-01", "end": iso(END)}, 400),
+        (f"{DEMO}/daily", {"begin": "yesterday"}, 422),
+        (f"{DEMO}/articles", {"top": 500}, 422),
+    ],
+)
+def test_bad_requests_are_refused_with_a_clear_status(
+    dashboard_server: DashboardServer, path: str, params: dict[str, Any], status: int
+) -> None:
+    response = dashboard_server.get(path, params=params)
+    assert response.status_code == status, response.text
+    assert "detail" in response.json()
+
+
+def test_no_secret_reaches_any_response(dashboard_server: DashboardServer) -> None:
+    texts = [
+        dashboard_server.get("/api/accounts").text,
+        dashboard_server.get(f"{DEMO}/dashboard", params=RANGE).text,
+        dashboard_server.get("/", params={"account": DEMO_ACCOUNT, **RANGE}).text,
+        dashboard_server.get(f"/api/accounts/{BLANK_ACCOUNT}/dashboard").text,
+    ]
+    tokens = dashboard_server.demo.sim.state.issued_tokens()
+    assert tokens  # the load did use tokens, and the hook cached them in the same database
+    for text in texts:
+        assert TEST_SECRET not in text
+        assert not any(t in text for t in tokens)
+        assert "postgresql://" not in text and dashboard_server.demo.dsn not in text
