@@ -30,21 +30,19 @@ The mapped tasks emit no asset events (their table set is only known at run time
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from typing import Any
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param
 
 from wechat_datacube.accounts import load_accounts
 from wechat_datacube.backfill_plan import DEFAULT_WINDOWS_PER_TASK, REPROCESS_MODES
+from wechat_datacube.backfill_tasks import BackfillPlanOperator, BackfillReportOperator
 from wechat_datacube.dag_factory import API_POOL, DEFAULT_TASK_ARGS
 from wechat_datacube.endpoints import ENDPOINTS, FAMILIES
 from wechat_datacube.operators import WeChatDatacubeToPostgresOperator
 from wechat_datacube.retry_policy import WeChatRetryPolicy
 
 DAG_ID = "wechat_datacube_backfill"
-#: Task logs: "airflow.task" loggers reach the task log (a module logger would not).
-log = logging.getLogger("airflow.task")
 MAP_INDEX_TEMPLATE = "{{ task.account }} {{ task.endpoint }} {{ task.date_from }}..{{ task.date_to }}"
 
 
@@ -59,37 +57,6 @@ def _account_names() -> list[str]:
 def _names_schema(names: list[str]) -> dict[str, Any]:
     """JSON schema of one list item: one of ``names`` (no enum when there are none)."""
     return {"type": "string", "enum": names} if names else {"type": "string"}
-
-
-def _plan() -> list[dict[str, Any]]:
-    """Plan task body: the operator kwargs of every mapped task."""
-    from airflow.sdk import get_current_context
-    from airflow.sdk.configuration import conf
-
-    from wechat_datacube.backfill_plan import plan_from_params
-
-    params = get_current_context()["params"]
-    max_tasks = conf.getint("core", "max_map_length")
-    plan = plan_from_params(params, all_accounts=load_accounts().accounts, max_tasks=max_tasks)
-    log.info("%s", plan.summary())
-    return [t.operator_kwargs(skip_loaded=plan.reprocess == "missing") for t in plan.tasks]
-
-
-def _report() -> dict[str, Any]:
-    """Report task body: what is still missing after this run (one load_log read)."""
-    from airflow.sdk import get_current_context
-
-    from wechat_datacube.backfill_plan import plan_from_params
-
-    params = get_current_context()["params"]
-    left = plan_from_params(params, all_accounts=load_accounts().accounts, reprocess="missing", max_tasks=10**9)
-    if left.calls:
-        log.warning("INCOMPLETE: %d window(s) still missing (daily quota or failures); trigger again to resume",
-                    left.calls)
-    else:
-        log.info("complete: every window of %s..%s is loaded", left.begin, left.end)
-    log.info("%s", left.summary())
-    return {"missing_windows": left.calls, "begin": left.begin.isoformat(), "end": left.end.isoformat()}
 
 
 def build_backfill_dag(**overrides: Any) -> DAG:
@@ -121,7 +88,7 @@ def build_backfill_dag(**overrides: Any) -> DAG:
         **overrides,
     )
     with dag:
-        plan = task(task_id="plan", retries=0, pool="default_pool")(_plan)()
+        plan = BackfillPlanOperator(task_id="plan", retries=0, pool="default_pool").output
         load = WeChatDatacubeToPostgresOperator.partial(
             task_id="load",
             pool=API_POOL,
@@ -130,7 +97,7 @@ def build_backfill_dag(**overrides: Any) -> DAG:
             retry_policy=WeChatRetryPolicy(),
             map_index_template=MAP_INDEX_TEMPLATE,
         ).expand_kwargs(plan)
-        report = task(task_id="report", retries=0, pool="default_pool", trigger_rule="all_done")(_report)()
+        report = BackfillReportOperator(task_id="report", retries=0, pool="default_pool", trigger_rule="all_done")
         load >> report
     return dag
 
