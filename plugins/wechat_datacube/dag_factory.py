@@ -7,6 +7,7 @@ for any config. Nothing here touches the network or a database: this runs at par
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable
@@ -30,10 +31,28 @@ CONF_BEGIN = "{{ (dag_run.conf or {}).get('begin_date') or '' }}"
 CONF_END = "{{ (dag_run.conf or {}).get('end_date') or '' }}"
 CONF_ENDPOINTS = "{{ ((dag_run.conf or {}).get('endpoints') or []) | join(',') }}"
 
+#: Overrides the first retry delay (seconds). Production keeps the default; the fault and
+#: crash suites (reliability/) set a few seconds so a retried task does not wait minutes.
+RETRY_DELAY_ENV = "WECHAT_DATACUBE_RETRY_DELAY_SECONDS"
+
+
+def _retry_delay() -> dt.timedelta:
+    raw = os.environ.get(RETRY_DELAY_ENV, "").strip()
+    if not raw:
+        return dt.timedelta(minutes=2)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ValueError(f"{RETRY_DELAY_ENV} must be a number of seconds, got {raw!r}") from None
+    if seconds <= 0:
+        raise ValueError(f"{RETRY_DELAY_ENV} must be positive, got {raw!r}")
+    return dt.timedelta(seconds=seconds)
+
+
 DEFAULT_TASK_ARGS: dict[str, Any] = {
     "owner": "data-engineering",
     "retries": 8,
-    "retry_delay": dt.timedelta(minutes=2),
+    "retry_delay": _retry_delay(),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": dt.timedelta(minutes=30),
     "execution_timeout": dt.timedelta(minutes=30),

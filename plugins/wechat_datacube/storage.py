@@ -170,18 +170,23 @@ def _copy_rows(
     """
     if not rows:
         return
-    columns = (ACCOUNT_COLUMN, *spec.column_names, EXTRA_COLUMN, "response_id")
+    names = spec.column_names  # a property that builds a tuple: once per window, not per row
+    columns = (ACCOUNT_COLUMN, *names, EXTRA_COLUMN, "response_id")
     jsonb = {c.name for c in spec.columns if c.type == "jsonb"}
     copy_sql = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
         sql.Identifier(schema), sql.Identifier(spec.table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
+    # Most rows have no unknown field: their `extra` goes as the literal text '{}' (the
+    # server parses COPY text per column type) instead of a json.dumps per row.
+    no_extra = "{}"
     with cur.copy(copy_sql) as copy:
         for row in rows:
+            extra = row.get(EXTRA_COLUMN)
             copy.write_row(
                 (
                     row[ACCOUNT_COLUMN],
-                    *((Jsonb(row[c]) if c in jsonb and row[c] is not None else row[c]) for c in spec.column_names),
-                    Jsonb(row.get(EXTRA_COLUMN) or {}),
+                    *((Jsonb(row[c]) if c in jsonb and row[c] is not None else row[c]) for c in names),
+                    Jsonb(extra) if extra else no_extra,
                     response_id,
                 )
             )

@@ -1,0 +1,130 @@
+"""The reliability suite's deployment: simulators, data databases, accounts, one Airflow cluster.
+
+Every phase gets accounts of its own, so faults and kills never leak from one phase into
+another's figures:
+
+* ``soak`` — R1/R2: a 60-day catchup on the *faulty* simulator (transient faults at ~20%
+  of requests, short-lived tokens, injected token errors), read timeout 1.5 s;
+* ``ref`` — the fault-free reference: the same AppID and seed on a clean simulator, loaded
+  through the bulk backfill DAG into its own database;
+* ``crash`` — R3: one endpoint (``getuserreadhour``, 216 rows a day), its own simulator and
+  database, manual runs only;
+* ``perm``, ``permsecret``, ``permappid``, ``permip`` — R5: one endpoint each, own schemas;
+  the last three are *really* misconfigured (wrong AppSecret, unknown AppID, a simulator
+  whose IP whitelist does not hold 127.0.0.1); ``perm`` gets the other codes injected.
+
+Start dates: ``soak`` and ``ref`` 60 days back; the others today, so they have no
+scheduled run at all and only do what a phase triggers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from psycopg.conninfo import conninfo_to_dict
+
+from bench.harness import (
+    SHORT_RETRY_DELAY_SECONDS,
+    Account,
+    Cluster,
+    Lab,
+    accounts_env,
+    last_scheduled_day,
+    log,
+    scratch_dag_folder,
+    scratch_dir,
+    secrets_for,
+    write_accounts_file,
+)
+from wechat_datacube.dag_factory import RETRY_DELAY_ENV
+from wechat_datacube.dates import beijing_today
+from wechat_datacube.simulator import SimulatorServer
+
+SOAK_DAYS = 60
+BACKFILL_DAG = "wechat_datacube_backfill"
+#: The faulty simulator's tokens: short-lived, so they expire and are replaced during the soak.
+SOAK_TOKEN_TTL = 240
+SOAK_STABLE_MIN_REMAINING = 60
+#: A client read timeout below the "slow" fault's delay turns that fault into a timeout.
+SOAK_READ_TIMEOUT = 1.5
+R5_ACCOUNTS = ("perm", "permsecret", "permappid", "permip")
+
+
+@dataclass
+class Session:
+    lab: Lab
+    cluster: Cluster
+    run_dir: Path
+    accounts: dict[str, Account]
+    sims: dict[str, SimulatorServer]
+    dsns: dict[str, str]
+    secrets: dict[str, str]
+    start: dt.date
+    last: dt.date
+    #: Phase results, filled as phases run (the report reads them).
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def dsn_of(self, account: str) -> str:
+        return self.dsns[self.accounts[account].pg_conn_id]
+
+    def dbname_of(self, account: str) -> str:
+        return conninfo_to_dict(self.dsn_of(account))["dbname"]
+
+    def all_issued_tokens(self) -> list[str]:
+        return [t for sim in self.sims.values() for t in sim.state.issued_tokens()]
+
+
+def open_session(lab: Lab) -> Session:
+    """Start everything; DAGs of the R3/R5 accounts are unpaused (they have no scheduled runs)."""
+    last = last_scheduled_day()
+    start = last - dt.timedelta(days=SOAK_DAYS - 1)
+    today = beijing_today()
+    appids = {"soak": "wx_rel_soak", "crash": "wx_rel_crash", "perm": "wx_rel_perm", "permip": "wx_rel_permip"}
+    secrets = secrets_for(appids.values())
+    sims = {
+        "faulty": lab.simulator(
+            {appids["soak"]: secrets[appids["soak"]]},
+            token_ttl=SOAK_TOKEN_TTL,
+            stable_min_remaining=SOAK_STABLE_MIN_REMAINING,
+        ),
+        "clean": lab.simulator({appids["soak"]: secrets[appids["soak"]]}),
+        "crash": lab.simulator({appids["crash"]: secrets[appids["crash"]]}),
+        "perm": lab.simulator({appids["perm"]: secrets[appids["perm"]]}),
+        "ip": lab.simulator({appids["permip"]: secrets[appids["permip"]]}, ip_whitelist=["10.9.9.9"]),
+    }
+    dsns = {conn: lab.database(f"wdc_rel_{conn.removesuffix('_pg')}") for conn in ("soak_pg", "ref_pg", "crash_pg", "perm_pg")}
+    daily = {"ready_deadline_hour": 0}
+    one = ("getusershare",)
+    accounts = [
+        Account("soak", appids["soak"], secrets[appids["soak"]], sims["faulty"], "soak_pg", start, options=daily,
+                conn_extra={"read_timeout": SOAK_READ_TIMEOUT, "connect_timeout": SOAK_READ_TIMEOUT}),
+        Account("ref", appids["soak"], secrets[appids["soak"]], sims["clean"], "ref_pg", start, options=daily),
+        Account("crash", appids["crash"], secrets[appids["crash"]], sims["crash"], "crash_pg", today,
+                endpoints=("getuserreadhour",), options=daily, conn_extra={"read_timeout": 120}),
+        Account("perm", appids["perm"], secrets[appids["perm"]], sims["perm"], "perm_pg", today, endpoints=one,
+                options={**daily, "schema": "perm"}),
+        Account("permsecret", appids["perm"], "wrong-" + secrets[appids["perm"]][6:], sims["perm"], "perm_pg", today,
+                endpoints=one, options={**daily, "schema": "permsecret"}),
+        Account("permappid", "wx_rel_unknown", secrets[appids["perm"]], sims["perm"], "perm_pg", today,
+                endpoints=one, options={**daily, "schema": "permappid"}),
+        Account("permip", appids["permip"], secrets[appids["permip"]], sims["ip"], "perm_pg", today, endpoints=one,
+                options={**daily, "schema": "permip"}),
+    ]
+    by_name = {a.name: a for a in accounts}
+    run_dir = scratch_dir("reliability")
+    accounts_file = write_accounts_file(run_dir / "accounts.yaml", accounts)
+    env = accounts_env(accounts, accounts_file, dsns)
+    env[RETRY_DELAY_ENV] = SHORT_RETRY_DELAY_SECONDS
+    cluster = lab.cluster(env, dag_folder=scratch_dag_folder())
+    for account in accounts:
+        cluster.wait_for_dag(account.dag_id)
+    cluster.wait_for_dag(BACKFILL_DAG)
+    for name in ("crash", *R5_ACCOUNTS):
+        cluster.unpause(by_name[name].dag_id)
+    cluster.unpause(BACKFILL_DAG)
+    log(f"reliability cluster up: {cluster.base_url}, soak {start}..{last}")
+    all_secrets = {a.name: a.secret for a in accounts}
+    return Session(lab, cluster, run_dir, by_name, sims, dsns, all_secrets, start, last)
