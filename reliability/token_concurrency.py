@@ -2,8 +2,8 @@
 
 Classic mode is the hard case: every new token kills the previous one five minutes later,
 so processes that each fetched their own would knock each other out with 40001. The
-workers are the integration test's (``tests.integration.test_token_concurrency.worker``:
-a hook on the simulator's clock with the Postgres token cache, fetching a week of
+workers and their driver are the integration test's (``tests.fixtures.token_workers``:
+each a hook on the simulator's clock with the Postgres token cache, fetching a week of
 ``getusershare`` in a loop); here there are 16 of them and the simulated clock runs three
 hours, in steps of one minute. A 40001 loop would show as failures or as data requests
 beyond one per fetch (a token error costs a second request).
@@ -15,20 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import requests
-
 import bench.harness as harness  # noqa: F401  (sets AIRFLOW_HOME before Airflow is imported)
 from bench.harness import Lab
 from tests.fixtures.simulator import TEST_APPID, TEST_SECRET
+from tests.fixtures.token_workers import CONN_ID, run_workers
 from tests.fixtures.wechat_conn import SIM_NOW
-from tests.integration.test_token_concurrency import CONN_ID, STEP, wait_for, worker
 
 WORKERS = 16
 HOURS = 3
@@ -45,40 +42,19 @@ def run() -> tuple[dict[str, Any], list[str]]:
             "extra": {"token_mode": "classic"},
         })
         sim.state.clock.set(SIM_NOW)
-        base = sim.base_url
-        ctx = mp.get_context("spawn")
-        stop = ctx.Event()
-        progress = ctx.Array("i", WORKERS)
-        results = ctx.Queue()
-        procs = [ctx.Process(target=worker, args=(i, base, PG_CONN, stop, progress, results)) for i in range(WORKERS)]
         started = time.monotonic()
-        for proc in procs:
-            proc.start()
-        try:
-            wait_for(lambda: all(progress[:]), 300, "every worker's first fetch")
-            for _ in range(HOURS * 3600 // STEP):
-                requests.post(f"{base}/_sim/clock", json={"advance_seconds": STEP}, timeout=5).raise_for_status()
-                time.sleep(0.05)
-            seen = progress[:]
-            wait_for(lambda: all(n >= b + 2 for n, b in zip(progress[:], seen, strict=True)), 300,
-                     "a fetch after the last advance")
-        finally:
-            stop.set()
-            outcomes = [results.get(timeout=120) for _ in procs]
-            for proc in procs:
-                proc.join(timeout=60)
+        run = run_workers(sim.base_url, PG_CONN, workers=WORKERS, seconds=HOURS * 3600, pause=0.05, timeout=300)
         paths = sim.state.counters()["paths"]
-        fetches = sum(calls for _, calls, _, _ in outcomes)
         result = {
             "workers": WORKERS,
             "simulated_hours": HOURS,
             "wall_seconds": time.monotonic() - started,
-            "fetches": fetches,
+            "fetches": run.fetches,
             "data_requests": paths.get("/datacube/getusershare", 0),
             "token_calls": paths.get("/cgi-bin/token", 0),
-            "token_calls_by_workers": sum(tc for *_, tc in outcomes),
-            "failures": [f for _, _, fs, _ in outcomes for f in fs][:20],
-            "failure_count": sum(len(fs) for _, _, fs, _ in outcomes),
+            "token_calls_by_workers": run.token_calls,
+            "failures": run.failures[:20],
+            "failure_count": len(run.failures),
         }
         return result, sim.state.issued_tokens()
 

@@ -151,8 +151,8 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         value = self.selected_endpoints
         if not value:
             return []
-        if isinstance(value, str):
-            return [v.strip() for v in value.replace("[", "").replace("]", "").replace("'", "").split(",") if v.strip()]
+        if isinstance(value, str):  # the daily DAG's template renders a comma-separated list
+            return [v.strip() for v in value.split(",") if v.strip()]
         return [str(v) for v in value]
 
     # -- execution ----------------------------------------------------------------

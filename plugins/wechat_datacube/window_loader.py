@@ -86,14 +86,15 @@ class WindowLoader:
         if "conn" in self.__dict__:
             self.conn.close()
 
+    def _where(self, window: Window) -> dict[str, Any]:
+        """The storage arguments that name this loader's window."""
+        return {"spec": self.spec, "account": self.account, "begin_date": window.begin, "end_date": window.end}
+
     def _keep_failure(self, window: Window, raw: Any, status: str, error: Exception) -> None:
         storage.record_failure(
             self.conn,
             self.schema,
-            spec=self.spec,
-            account=self.account,
-            begin_date=window.begin,
-            end_date=window.end,
+            **self._where(window),
             body_or_text=raw,
             status=status,
             message=str(error),
@@ -159,10 +160,7 @@ class WindowLoader:
             result = storage.write_window(
                 self.conn,
                 self.schema,
-                spec=self.spec,
-                account=self.account,
-                begin_date=window.begin,
-                end_date=window.end,
+                **self._where(window),
                 body=chunk.body,
                 rows=chunk.rows,
                 meta=self.meta,
