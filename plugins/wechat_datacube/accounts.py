@@ -6,14 +6,11 @@ and the DAG file turns it into a visible import problem while the other accounts
 still load.
 """
 
-from __future__ import annotations
-
 import datetime as dt
 import os
-import re
-from dataclasses import dataclass, field
+import string
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -23,10 +20,21 @@ from wechat_datacube.errors import ConfigError
 #: libyaml's safe loader when the wheel has it: parsing runs at every DAG-file parse.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 ACCOUNTS_ENV = "WECHAT_DATACUBE_ACCOUNTS"
-DEFAULT_ACCOUNTS_FILE = Path(__file__).resolve().parents[2] / "include" / "accounts.yaml"
+DEFAULT_ACCOUNTS_FILE = Path(__file__).parents[2] / "include" / "accounts.yaml"
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Names are checked with character sets rather than regular expressions: compiling the
+# patterns cost more than the rest of this module at every DAG-file parse.
+_LOWER = frozenset(string.ascii_lowercase)
+_IDENT_CHARS = _LOWER | frozenset(string.digits + "_")
+_CONN_ID_CHARS = _IDENT_CHARS | frozenset(string.ascii_uppercase + ".-")
+_SQL_IDENT_FIRST = _LOWER | {"_"}
+
+
+def _is_identifier(value: object, first: frozenset[str] = _LOWER, max_len: int = 63) -> bool:
+    """``[first][a-z0-9_]*``, at most ``max_len`` characters (a DAG-id part or a SQL identifier)."""
+    return (
+        isinstance(value, str) and 0 < len(value) <= max_len and value[0] in first and _IDENT_CHARS.issuperset(value)
+    )
 _KNOWN_KEYS = {
     "name",
     "wechat_conn_id",
@@ -45,9 +53,8 @@ class AccountConfigError(ConfigError):
     """One account (or the file) is misconfigured; names the account and the field."""
 
 
-@dataclass(frozen=True)
-class AccountConfig:
-    """A validated account entry."""
+class AccountConfig(NamedTuple):
+    """A validated account entry (a NamedTuple, not a dataclass: cheaper to define at every parse)."""
 
     name: str
     wechat_conn_id: str
@@ -61,7 +68,6 @@ class AccountConfig:
     #: Hour (Beijing, on the day after the business date) until which an empty answer means "not ready".
     ready_deadline_hour: int = 12
     description: str = ""
-    tags: tuple[str, ...] = field(default=())
 
     def active_range(self, endpoint: str) -> tuple[dt.date | None, dt.date | None]:
         """Dates (inclusive) for which ``endpoint`` is used for this account: (from, until)."""
@@ -90,7 +96,7 @@ def _as_date(account: str, field_name: str, value: Any) -> dt.date:
 
 
 def _as_conn_id(account: str, field_name: str, value: Any) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,200}", value):
+    if not isinstance(value, str) or not 0 < len(value) <= 200 or not _CONN_ID_CHARS.issuperset(value):
         raise _err(account, field_name, f"expected a connection id, got {value!r}")
     return value
 
@@ -101,7 +107,7 @@ def parse_account(raw: Any, index: int = 0) -> AccountConfig:
         raise AccountConfigError(f"accounts file: entry #{index + 1} must be a mapping, got {type(raw).__name__}")
     name = raw.get("name")
     label = name if isinstance(name, str) else f"#{index + 1}"
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not _is_identifier(name):
         raise _err(label, "name", "must match [a-z][a-z0-9_]* (it becomes part of the DAG id)")
     unknown = sorted(set(raw) - _KNOWN_KEYS)
     if unknown:
@@ -136,7 +142,7 @@ def parse_account(raw: Any, index: int = 0) -> AccountConfig:
         raise _err(name, "cutover_date", "is required when both legacy and replacement endpoints are configured")
 
     schema = raw.get("schema", "wechat")
-    if not isinstance(schema, str) or not _IDENT.match(schema):
+    if not _is_identifier(schema, first=_SQL_IDENT_FIRST):
         raise _err(name, "schema", f"must be a lower-case SQL identifier, got {schema!r}")
     max_active_runs = raw.get("max_active_runs", 3)
     if not isinstance(max_active_runs, int) or isinstance(max_active_runs, bool) or not 1 <= max_active_runs <= 32:
@@ -162,8 +168,7 @@ def parse_account(raw: Any, index: int = 0) -> AccountConfig:
     )
 
 
-@dataclass
-class AccountsFile:
+class AccountsFile(NamedTuple):
     """Result of loading the accounts file: the good accounts and one error per bad one."""
 
     path: Path

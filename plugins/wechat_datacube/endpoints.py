@@ -10,11 +10,9 @@ as uncertain (span and first date of getbizsummary / getarticletotaldetail) are 
 values here, so a wrong guess is a one-line change, not a rewrite.
 """
 
-from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 ColumnType = Literal["int", "bigint", "text", "date", "float", "jsonb", "bool"]
 Family = Literal["legacy", "replacement"]
@@ -25,8 +23,12 @@ HISTORY_START = dt.date(2014, 12, 1)
 REPLACEMENT_START = dt.date(2025, 11, 1)
 
 
-@dataclass(frozen=True)
-class Column:
+# The records are NamedTuples, not frozen dataclasses: this module is imported at every
+# DAG-file parse, and building a dataclass (several exec'd methods each) cost more than the
+# rest of the registry (bench/parse_time.py). Both are immutable and compare by value.
+
+
+class Column(NamedTuple):
     """One typed column: the API's own field name, its SQL type and what it means."""
 
     name: str
@@ -36,8 +38,7 @@ class Column:
     required: bool = False
 
 
-@dataclass(frozen=True)
-class EndpointSpec:
+class EndpointSpec(NamedTuple):
     """Everything the pipeline needs to know about one datacube endpoint."""
 
     name: str

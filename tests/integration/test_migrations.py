@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 from collections.abc import Iterator
 from typing import Any
@@ -56,14 +55,14 @@ def live_columns(conn: psycopg.Connection[Any], table: str) -> dict[str, tuple[s
 
 def change_registry(monkeypatch: pytest.MonkeyPatch, **changes: Any) -> EndpointSpec:
     """Put a variant of getusershare into the registry, as a newer release of the code would."""
-    spec = dataclasses.replace(ENDPOINTS["getusershare"], **changes)
+    spec = ENDPOINTS["getusershare"]._replace(**changes)
     monkeypatch.setitem(storage_schema.ENDPOINTS, spec.name, spec)
     return spec
 
 
 def share_columns_with(name: str, **changes: Any) -> tuple[Column, ...]:
     """getusershare's columns with column ``name`` changed."""
-    return tuple(dataclasses.replace(c, **changes) if c.name == name else c for c in ENDPOINTS["getusershare"].columns)
+    return tuple(c._replace(**changes) if c.name == name else c for c in ENDPOINTS["getusershare"].columns)
 
 
 def test_migrate_creates_every_table_from_an_empty_database(conn: psycopg.Connection[Any]) -> None:

@@ -45,11 +45,37 @@ def test_start_date_before_history_is_refused_naming_account_and_field() -> None
         ({"max_active_runs": 0}, "max_active_runs"),
         ({"colour": "green"}, "colour"),
         ({"wechat_conn_id": "has space"}, "wechat_conn_id"),
+        ({"wechat_conn_id": "x" * 201}, "wechat_conn_id"),
+        ({"postgres_conn_id": ""}, "postgres_conn_id"),
+        ({"schema": "9stats"}, "schema"),
+        ({"schema": ""}, "schema"),
     ],
 )
 def test_bad_field_error_names_account_and_field(change: dict, field: str) -> None:
     with pytest.raises(AccountConfigError, match=rf"'shop'.*'{field}'"):
         parse_account({**GOOD, **change})
+
+
+@pytest.mark.parametrize("name", ["Shop", "9shop", "shop\n", "shop-1", "s" * 64, "", 7])
+def test_bad_account_name_is_refused_naming_the_field(name: object) -> None:
+    with pytest.raises(AccountConfigError, match=r"field 'name': must match"):
+        parse_account({**GOOD, "name": name})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"name": "s" * 63},
+        {"name": "shop_2"},
+        {"schema": "_stats"},
+        {"wechat_conn_id": "WeChat.main-1"},
+        {"postgres_conn_id": "x" * 200},
+    ],
+)
+def test_names_at_the_edges_of_the_rules_are_accepted(change: dict) -> None:
+    account = parse_account({**GOOD, **change})
+    for key, value in change.items():
+        assert getattr(account, key) == value
 
 
 def test_missing_required_field_is_named() -> None:
