@@ -82,3 +82,17 @@ def test_redact_url_hides_tokens_and_secrets(url: str, secret: str) -> None:
     redacted = redact_url(url)
     assert secret not in redacted
     assert "***" in redacted
+
+
+def test_fixed_beijing_offset_matches_the_tz_database_for_every_served_date() -> None:
+    # BEIJING is a fixed UTC+8 (cheap to import at parse time); prove it equals
+    # Asia/Shanghai from WeChat's first date to well past today.
+    from zoneinfo import ZoneInfo
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    day, last = dt.datetime(2014, 12, 1), dt.datetime(2040, 1, 1)
+    while day < last:
+        for hour in (0, 12):
+            moment = day.replace(hour=hour)
+            assert moment.replace(tzinfo=BEIJING).utcoffset() == moment.replace(tzinfo=shanghai).utcoffset(), moment
+        day += dt.timedelta(days=1)
