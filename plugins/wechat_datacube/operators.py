@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset, BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
-from wechat_datacube.dates import parse_date, to_beijing_date, utcnow
 from wechat_datacube.endpoints import get_endpoint
 from wechat_datacube.errors import BadPayloadError, ConfigError, MalformedResponseError, QuotaExceededError
 
@@ -32,9 +31,12 @@ def table_asset(schema: str, table: str) -> Asset:
     """The lineage asset of one typed table (shared by the operator and the DAGs).
 
     Cached: a DAG folder with many accounts builds the same few assets hundreds of times
-    at every parse.
+    at every parse. The URI scheme is ``x-``-prefixed, Airflow's convention for schemes no
+    provider defines: such URIs are kept as they are, whereas any other scheme makes Airflow
+    look for a normaliser in every installed provider — at the first Asset of each parse,
+    which cost more than everything else in the daily DAG file (bench/parse_time.py).
     """
-    return Asset(name=f"wechat_datacube.{schema}.{table}", uri=f"wechat-datacube://{schema}/{table}")
+    return Asset(name=f"wechat_datacube.{schema}.{table}", uri=f"x-wechat-datacube://{schema}/{table}")
 
 
 class WeChatDatacubeToPostgresOperator(BaseOperator):
@@ -102,7 +104,8 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         self.active_from = active_from
         self.active_until = active_until
         self.selected_endpoints = selected_endpoints
-        self.clock = clock or utcnow
+        #: None = the real clock (resolved in ``execute``: parsing does not import the dates module).
+        self.clock = clock
         self.hook_kwargs = hook_kwargs or {}
         self.on_quota = on_quota
         self.skip_loaded = skip_loaded
@@ -129,6 +132,8 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
 
     def resolve_dates(self, context: Context) -> tuple[dt.date, dt.date, bool]:
         """(begin, end, is_daily): explicit dates win, else the data interval's Beijing date."""
+        from wechat_datacube.dates import parse_date, to_beijing_date
+
         begin_raw = self.date_from or None
         end_raw = self.date_to or None
         if begin_raw or end_raw:
@@ -158,7 +163,8 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
     # -- execution ----------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from wechat_datacube.windows import plan_windows  # not needed at parse time
+        from wechat_datacube.dates import utcnow  # this and the rest: not needed at parse time
+        from wechat_datacube.windows import plan_windows
 
         selected = self._selected()
         if selected and self.endpoint not in selected:
@@ -200,7 +206,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
             spec=spec,
             account=self.account,
             ready_deadline_hour=self.ready_deadline_hour,
-            clock=self.clock,
+            clock=self.clock or utcnow,
             meta=meta,
             log=self.log,
         )

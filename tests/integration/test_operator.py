@@ -543,7 +543,7 @@ def test_return_value_is_a_small_summary_without_payloads(sim: SimulatorServer, 
 def test_outlets_are_the_tables_asset() -> None:
     op = WeChatDatacubeToPostgresOperator(task_id="t", endpoint="getuserreadhour", account=ACCOUNT, schema="stats")
     assert op.outlets == [table_asset("stats", "user_read_hour")]
-    assert op.outlets[0].uri == "wechat-datacube://stats/user_read_hour"
+    assert op.outlets[0].uri == "x-wechat-datacube://stats/user_read_hour"
 
 
 def test_run_without_data_interval_or_dates_names_account_and_endpoint(sim: SimulatorServer, dsn: str) -> None:
