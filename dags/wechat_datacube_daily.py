@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import warnings
 
+# Not used here by name: listed so that the DAG processor imports it once, in its
+# long-lived manager process, before it forks the process that parses this file
+# (``[dag_processor] parsing_pre_import_modules``), rather than at every parse. The
+# tasks' retry policy subclasses it (wechat_datacube.retry_policy).
+import airflow.sdk.definitions.retry_policy  # noqa: F401
+
 from wechat_datacube.accounts import load_accounts
 from wechat_datacube.dag_factory import build_daily_dag
 

@@ -32,18 +32,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from wechat_datacube.accounts import AccountConfig
+from wechat_datacube.backfill_params import DEFAULT_WINDOWS_PER_TASK, REPROCESS_MODES
 from wechat_datacube.dates import beijing_yesterday, iter_days, parse_date
 from wechat_datacube.endpoints import UnknownEndpointError, expand_endpoints, get_endpoint
 from wechat_datacube.errors import ConfigError
 from wechat_datacube.windows import Window, plan_windows
 
-Reprocess = Literal["missing", "all"]
-REPROCESS_MODES: tuple[str, ...] = ("missing", "all")
-#: Windows per mapped task unless the DAG run asks otherwise (widened to honour max_map_length).
-DEFAULT_WINDOWS_PER_TASK = 15
 #: Airflow's default ``[core] max_map_length``.
 DEFAULT_MAX_TASKS = 1024
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
-from wechat_datacube.accounts import AccountConfig
 from wechat_datacube.endpoints import get_endpoint
 from wechat_datacube.operators import WeChatDatacubeToPostgresOperator
 from wechat_datacube.retry_policy import WeChatRetryPolicy
+
+if TYPE_CHECKING:  # the backfill DAG file imports this module without needing the accounts module
+    from wechat_datacube.accounts import AccountConfig
 
 #: Pool every API task runs in; created by setup (`airflow pools set wechat_api 4 ...`).
 API_POOL = "wechat_api"
