@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -120,3 +124,41 @@ def test_factory_builds_without_touching_network_or_database() -> None:
     )
     dag = build_daily_dag(account)
     assert dag.task_ids == ["getusershare"]
+
+
+#: Modules only a running task needs. Each DAG file is parsed in a process of its own,
+#: so whatever a DAG file drags in is paid at every parse (bench/parse_time.py).
+RUN_TIME_ONLY = (
+    "wechat_datacube.backfill_plan",
+    "wechat_datacube.dates",
+    "wechat_datacube.hook",
+    "wechat_datacube.storage",
+    "wechat_datacube.tokens",
+    "wechat_datacube.transport",
+    "wechat_datacube.window_loader",
+    "wechat_datacube.windows",
+)
+
+PARSE_ONE_FILE = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+before = set(sys.modules)
+bag = DagBag(dag_folder=sys.argv[1])
+assert not bag.import_errors, bag.import_errors
+print(json.dumps(sorted(m for m in set(sys.modules) - before if m.startswith("wechat_datacube"))))
+"""
+
+
+@pytest.mark.parametrize("dag_file", sorted(p.name for p in DAGS.glob("*.py")))
+def test_parsing_a_dag_file_imports_no_run_time_module(dag_file: str, tmp_path: Path) -> None:
+    accounts = tmp_path / "accounts.yaml"
+    accounts.write_text(ACCOUNTS_YAML)
+    env = {**os.environ, "WECHAT_DATACUBE_ACCOUNTS": str(accounts)}
+    out = subprocess.run(
+        [sys.executable, "-c", PARSE_ONE_FILE, str(DAGS / dag_file)], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    imported = json.loads(out.strip().splitlines()[-1])
+    assert "wechat_datacube.operators" in imported  # the check sees the package's modules
+    assert not set(imported) & set(RUN_TIME_ONLY), imported
+    if dag_file == "wechat_datacube_backfill.py":  # no accounts file read at parse: see its params
+        assert "wechat_datacube.accounts" not in imported
