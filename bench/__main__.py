@@ -24,7 +24,7 @@ def report_b3(b3: dict[str, Any], samples: int, foreign: str) -> tuple[bool, str
     results = b3["sizes"]
     rows = [
         [r["accounts"], r["dags"], r["tasks"], f"{r['ours_s'] * 1000:.1f}", f"{r['baseline_s'] * 1000:.1f}",
-         f"{r['ratio']:.2f}x"]
+         f"{r['ratio']:.2f}x", verdict(r["ratio"] <= parse_time.GOAL)]
         for r in results
     ]
     per_file = [
@@ -38,18 +38,24 @@ def report_b3(b3: dict[str, Any], samples: int, foreign: str) -> tuple[bool, str
     daily = "wechat_datacube_daily.py"
     per_account_ours = (large["per_file"][daily][0] - small["per_file"][daily][0]) / accounts
     per_account_base = (large["per_file"][daily][1] - small["per_file"][daily][1]) / accounts
-    fixed = markdown_table(["cost paid once per file parse", "ms"],
-                           [[label, f"{s * 1000:.1f}"] for label, s in b3["fixed"].items()])
+    margin = (parse_time.GOAL - 1) * small["baseline_s"]
+    imports = sum(b3["fixed"].values())
+    fixed = markdown_table(
+        ["file of dags/", "package modules it imports (ms)"],
+        [[name, f"{s * 1000:.1f}"] for name, s in b3["fixed"].items()] + [["both", f"{imports * 1000:.1f}"]],
+    )
     return met, f"""
 Goal: parsing `dags/` takes <= {parse_time.GOAL}x an EmptyOperator baseline of the same shape.
-Each file parsed in a fresh interpreter with Airflow and the file's Airflow imports
-pre-loaded (as the DAG processor does: it parses every file in a process of its own),
-byte-code cached; a folder's time is the sum over its files; ours and the baseline
-alternated, median of {samples} samples. The baseline has one file per file of `dags/`:
-the daily DAGs (six EmptyOperator tasks each, same timetable) and the backfill DAG
-(same params, plan → mapped load → report). Other processes' CPU meanwhile: {foreign}.
+Each file parsed in a fresh interpreter with Airflow loaded, as the DAG processor does (it
+parses every file in a process of its own). The Airflow modules a file names are imported
+first, for ours and the baseline alike: the DAG processor imports them in its long-lived
+manager before forking the parse process (`parsing_pre_import_modules`). Byte-code cached;
+a folder's time is the sum over its files; ours and the baseline alternated, median of
+{samples} samples. The baseline has one file per file of `dags/`: the daily DAGs (six
+EmptyOperator tasks each, same timetable) and the backfill DAG (same params, plan →
+mapped load → report). Other processes' CPU meanwhile: {foreign}.
 
-{markdown_table(["accounts", "DAGs", "tasks", "dags/ (ms)", "baseline (ms)", "ratio"], rows)}
+{markdown_table(["accounts", "DAGs", "tasks", "dags/ (ms)", "baseline (ms)", "ratio", "result"], rows)}
 
 Per file (median ms):
 
@@ -57,20 +63,23 @@ Per file (median ms):
 
 Result: {verdict(met)}.
 
-Why: the cost is fixed per file, not per DAG. Each additional account adds
+Per DAG the product is within the goal: each additional account adds
 {per_account_ours * 1000:.2f} ms to the daily file against {per_account_base * 1000:.2f} ms for the
-baseline ({per_account_ours / per_account_base:.2f}x: within the goal). What the baseline does not
-pay is imports — measured the same way (fresh interpreter, Airflow loaded, median of {samples}):
+baseline ({per_account_ours / per_account_base:.2f}x). What is fixed per file is importing the
+package's own modules (registry, accounts validation, error classes, the operator, the retry
+policy, the DAG factory; nothing that talks to the network or a database), which the
+baseline never pays — measured the same way (fresh interpreter, Airflow and the file's
+Airflow imports loaded, median of {samples}):
 
 {fixed}
 
-Every file parse imports the package again (the DAG processor forks a fresh process per
-file), and the backfill DAG's `@task` pulls in Airflow's Python-operator modules, which
-EmptyOperator does not need. Against a baseline of ~3 ms per file, a fixed ~10-25 ms
-cannot meet 1.5x; removing it would mean not importing the package from DAG files (or
-not using `@task`), which was not judged worth it: the whole folder parses in
-{large['ours_s'] * 1000:.0f} ms with {large['accounts']} accounts, once every
-`min_file_process_interval` (30 s by default) — about {large['ours_s'] / 30 * 100:.1f}% of one core.
+With {small['accounts']} account the baseline folder parses in {small['baseline_s'] * 1000:.1f} ms, so
+{parse_time.GOAL}x leaves {margin * 1000:.1f} ms for everything ours does beyond EmptyOperator tasks;
+the package imports alone take {imports * 1000:.1f} ms. Under that margin the DAG files could not
+import the product's modules at all (the operator class would live in the DAG file). At
+{large['accounts']} accounts the fixed cost is diluted: {large['ratio']:.2f}x. The whole folder parses in
+{large['ours_s'] * 1000:.0f} ms with {large['accounts']} accounts, once every `min_file_process_interval`
+(30 s by default): about {large['ours_s'] / 30 * 100:.2f}% of one core.
 """
 
 
@@ -129,7 +138,9 @@ number is given with each); goals in brackets come from the issue.
     doc.add("Summary", markdown_table(["benchmark", "goal", "result"], [
         ["B1 token calls", "1 per token lifetime", verdict(b1_met)],
         ["B2 API calls", "calls ÷ Σ ceil(days/span) = 1.00; rerun 0", verdict(b2_met)],
-        ["B3 parse time", "<= 1.5x baseline", verdict(b3_met)],
+        ["B3 parse time", "<= 1.5x baseline", "; ".join(
+            f"{verdict(r['ratio'] <= parse_time.GOAL)} at {r['accounts']} account(s) ({r['ratio']:.2f}x)"
+            for r in b3["sizes"])],
         ["B4 scheduler throughput", "<= 1.25x no-op DAG", verdict(b4_met)],
         ["B5 write path", ">= 0.5x COPY", verdict(b5_met)],
     ]))
