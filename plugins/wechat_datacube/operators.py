@@ -9,8 +9,9 @@ happen. Heavy modules (requests, psycopg, the Postgres provider) are imported in
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache, cached_property
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator
@@ -66,6 +67,20 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
     template_fields: Sequence[str] = ("date_from", "date_to", "selected_endpoints")
     ui_color = "#07c160"  # WeChat green
 
+    # Optional knobs default here, on the class; ``__init__`` stores one on the task only
+    # when it differs. Every attribute assigned to an operator goes through
+    # BaseOperator.__setattr__ (~1 µs), and the DAG files build every task again at each
+    # parse: the daily tasks leave all of these at their defaults (bench/parse_time.py).
+    refetch_matured: bool = True
+    active_from: dt.date | None = None
+    active_until: dt.date | None = None
+    #: None = the real clock (resolved in ``execute``: parsing does not import the dates module).
+    clock: Callable[[], dt.datetime] | None = None
+    #: Extra keyword arguments for the hook (tests inject a simulated sleep, faster backoff).
+    hook_kwargs: Mapping[str, Any] = MappingProxyType({})
+    on_quota: str = "fail"
+    skip_loaded: bool = False
+
     def __init__(
         self,
         *,
@@ -99,16 +114,20 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         self.schema = schema
         self.date_from = begin_date
         self.date_to = end_date
-        self.refetch_matured = refetch_matured
         self.ready_deadline_hour = ready_deadline_hour
-        self.active_from = active_from
-        self.active_until = active_until
         self.selected_endpoints = selected_endpoints
-        #: None = the real clock (resolved in ``execute``: parsing does not import the dates module).
-        self.clock = clock
-        self.hook_kwargs = hook_kwargs or {}
-        self.on_quota = on_quota
-        self.skip_loaded = skip_loaded
+        knobs = {
+            "refetch_matured": refetch_matured,
+            "active_from": active_from,
+            "active_until": active_until,
+            "clock": clock,
+            "hook_kwargs": hook_kwargs or self.hook_kwargs,
+            "on_quota": on_quota,
+            "skip_loaded": skip_loaded,
+        }
+        for name, value in knobs.items():
+            if value != getattr(WeChatDatacubeToPostgresOperator, name):
+                setattr(self, name, value)
 
     # -- collaborators ------------------------------------------------------------
 
