@@ -1,8 +1,8 @@
 """Error classes and the one errcode classification table.
 
-The hook raises these, the operator maps them to task outcomes, and the DAGs' retry
-policy reads :data:`RETRY_ACTIONS` — so "which codes are worth retrying" is decided in
-exactly one place. No error ever carries an access token: messages are built from
+The hook turns each errcode into one of these classes through :data:`ERRCODES`, the
+operator maps them to task outcomes, and the DAGs' retry policy decides by class — so
+"which codes are worth retrying" is decided in exactly one place (the table). No error ever carries an access token: messages are built from
 errcode, errmsg, account, endpoint and dates only, and URLs pass through
 :func:`redact_url` first.
 """

@@ -126,7 +126,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
             "skip_loaded": skip_loaded,
         }
         for name, value in knobs.items():
-            if value != getattr(WeChatDatacubeToPostgresOperator, name):
+            if value != getattr(type(self), name):
                 setattr(self, name, value)
 
     # -- collaborators ------------------------------------------------------------
