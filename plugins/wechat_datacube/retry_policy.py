@@ -22,10 +22,6 @@ QUOTA_RESET_MARGIN = dt.timedelta(minutes=10)
 NOT_READY_MAX_DELAY = dt.timedelta(minutes=30)
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 class WeChatRetryPolicy(RetryPolicy):
     """Map WeChat error classes to retry decisions (see module docstring)."""
 
@@ -39,14 +35,16 @@ class WeChatRetryPolicy(RetryPolicy):
         max_tries: int,
         context: Any = None,
     ) -> RetryDecision:
+        from wechat_datacube.dates import utcnow  # worker side only: keeps DAG parsing lean
+
         if isinstance(exception, QuotaExceededError):
-            delay = max(exception.reset_at - _now(), dt.timedelta(0)) + QUOTA_RESET_MARGIN
-            return RetryDecision.retry(delay, reason=f"WeChat daily quota (45009): retry after {exception.reset_at}")
+            delay = max(exception.reset_at - utcnow(), dt.timedelta(0)) + QUOTA_RESET_MARGIN
+            return RetryDecision.retry(delay, reason=f"WeChat daily quota (45009): retry after {exception.reset_at.isoformat()}")
         if isinstance(exception, DataNotReadyError):
             delay = self.not_ready_max_delay
             deadline = getattr(exception, "deadline", None)
             if deadline is not None:
-                until = deadline - _now() + dt.timedelta(minutes=1)
+                until = deadline - utcnow() + dt.timedelta(minutes=1)
                 delay = min(delay, max(until, dt.timedelta(minutes=1)))
             return RetryDecision.retry(delay, reason="data not published yet")
         if isinstance(exception, PermanentError):
