@@ -47,11 +47,12 @@ def test_stable_mode_uses_stable_token_and_reuses_it(sim: Any, monkeypatch: pyte
     use_hook_conn(monkeypatch, sim.base_url, token_mode="stable")
     first = sim_hook(sim)
     first.fetch("getusershare", *WEEK)
+    first_token = first.get_access_token()
     clear_token_caches()
     second = sim_hook(sim)  # a fresh process, in effect: WeChat hands back the same token
     second.fetch("getusershare", *WEEK)
     assert calls(sim, "/cgi-bin/stable_token") == 2 and calls(sim, "/cgi-bin/token") == 0
-    assert first.get_access_token() == second.get_access_token()
+    assert second.get_access_token() == first_token
 
 
 def test_stable_mode_token_error_takes_a_newer_stable_token(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -216,6 +217,7 @@ def test_token_error_does_not_invalidate_a_newer_cached_token(
 
 def test_process_local_cache_is_shared_by_hooks_in_one_process(sim: Any) -> None:
     for _ in range(5):
+        clear_token_memo()  # so each hook must find the token in the local store, not the memo
         sim_hook(sim).fetch("getusershare", *WEEK)
     assert calls(sim, "/cgi-bin/token") == 1
 

@@ -165,7 +165,10 @@ def test_batches_widen_until_the_task_count_fits_max_map_length() -> None:
     ten_years = plan([account()], dt.date(2015, 1, 1), dt.date(2024, 12, 31), windows_per_task=1, max_tasks=1024)
     assert len(ten_years.tasks) <= 1024
     assert ten_years.calls == sum(calls_needed(3653, get_endpoint(e).max_span) for e in LEGACY)
-    assert ten_years.windows_per_task == choose_batch_size([3653] * 4 + [1218, 522], 1, 1024)
+    # runs of 3653 days (4 daily endpoints), 1218 (3-day span) and 522 (7-day span) windows:
+    # batches of 16 would need 4*229 + 77 + 33 = 1026 tasks; 17 needs 963.
+    assert ten_years.windows_per_task == 17
+    assert len(ten_years.tasks) == 963
 
 
 def test_choose_batch_size_is_the_smallest_that_fits() -> None:
