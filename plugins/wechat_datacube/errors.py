@@ -2,9 +2,9 @@
 
 The hook turns each errcode into one of these classes through :data:`ERRCODES`, the
 operator maps them to task outcomes, and the DAGs' retry policy decides by class — so
-"which codes are worth retrying" is decided in exactly one place (the table). No error ever carries an access token: messages are built from
-errcode, errmsg, account, endpoint and dates only, and URLs pass through
-:func:`redact_url` first.
+"which codes are worth retrying" is decided in exactly one place (the table). No error
+ever carries an access token: messages are built from errcode, errmsg, account, endpoint
+and dates only, and URLs pass through :func:`redact_secrets` first.
 """
 
 from __future__ import annotations
@@ -62,15 +62,32 @@ def advice(errcode: int) -> str:
     return ERRCODES.get(errcode, (UNKNOWN_ERRCODE_CLASS, "unknown errcode"))[1]
 
 
+#: Query parameters and JSON fields whose name ends like this carry a credential:
+#: access_token, component_access_token, authorizer_refresh_token, secret, appsecret,
+#: component_verify_ticket...
+SECRET_NAME_ENDINGS = ("token", "secret", "ticket")
+_SECRET_NAME = rf"[a-z_]*(?:{'|'.join(SECRET_NAME_ENDINGS)})"
+
+
+def is_secret_name(name: str) -> bool:
+    return name.lower().endswith(SECRET_NAME_ENDINGS)
+
+
 @cache
-def _token_in_url() -> re.Pattern[str]:
+def _secret_pattern() -> re.Pattern[str]:
     """Compiled on first use, not at import: DAG parsing imports this module and never redacts."""
-    return re.compile(r"((?:access_token|component_access_token|secret)=)[^&#\s]*", re.IGNORECASE)
+    query = rf"({_SECRET_NAME}=)[^&#\s\"]*"
+    json_field = rf"(\"{_SECRET_NAME}\"\s*:\s*\")[^\"]*"  # also in a truncated, unparseable body
+    return re.compile(rf"{query}|{json_field}", re.IGNORECASE)
 
 
-def redact_url(url: str) -> str:
-    """Replace the value of token/secret query parameters with ``***``."""
-    return _token_in_url().sub(r"\1***", url)
+def redact_secrets(text: str) -> str:
+    """Replace the value of every credential query parameter or JSON string field with ``***``.
+
+    Used on URLs, messages and response bodies kept for diagnosis: a broken token response
+    (say, truncated JSON from /cgi-bin/token) must not carry the token into the database.
+    """
+    return _secret_pattern().sub(lambda m: f"{m.group(1) or m.group(2)}***", text)
 
 
 def next_beijing_midnight(now: dt.datetime | None = None) -> dt.datetime:

@@ -35,7 +35,7 @@ from psycopg.types.json import Jsonb
 
 from wechat_datacube.dates import iter_days, parse_date
 from wechat_datacube.endpoints import EndpointSpec
-from wechat_datacube.errors import ConfigError, DateRangeError, redact_url
+from wechat_datacube.errors import ConfigError, DateRangeError, is_secret_name, redact_secrets
 from wechat_datacube.storage_checks import check_window, metric_columns, run_checks
 from wechat_datacube.storage_rows import (
     ACCOUNT_COLUMN,
@@ -289,11 +289,11 @@ def write_window(
 
 
 def _redact(value: Any) -> Any:
-    """Redact token/secret query parameters in every string of a payload (defence in depth)."""
+    """Redact credentials in a payload: fields named like one, and tokens inside every string."""
     if isinstance(value, str):
-        return redact_url(value)
+        return redact_secrets(value)
     if isinstance(value, Mapping):
-        return {str(k): _redact(v) for k, v in value.items()}
+        return {str(k): "***" if is_secret_name(str(k)) else _redact(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_redact(v) for v in value]
     return value
@@ -352,7 +352,7 @@ def record_failure(
     schema = validate_schema_name(schema)
     begin, end = _window(spec, account, begin_date, end_date)
     info = _meta(meta)
-    message = redact_url(str(message)).replace("\x00", "\ufffd")
+    message = redact_secrets(str(message)).replace("\x00", "\ufffd")
     payload = failure_payload(body_or_text)
     with own_transaction(conn), conn.cursor(row_factory=tuple_row) as cur:
         response_id = _insert_response(

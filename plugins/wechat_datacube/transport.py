@@ -6,7 +6,7 @@ or dates beyond carrying them into error messages.
 
 Secrets discipline: the access token travels in the query string, so
 
-* URLs only ever reach messages through :func:`errors.redact_url`;
+* URLs only ever reach messages through :func:`errors.redact_secrets`;
 * a ``requests`` exception's own text (it embeds the URL) is never used: we report the
   exception's type name only, and raise ``from None`` so the original is not chained
   into tracebacks;
@@ -37,7 +37,7 @@ from wechat_datacube.errors import (
     classify,
     error_for_errcode,
     next_beijing_midnight,
-    redact_url,
+    redact_secrets,
 )
 
 log = logging.getLogger(__name__)
@@ -55,9 +55,9 @@ class _RedactQueryFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and record.args:
-            record.args = tuple(redact_url(a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(redact_secrets(a) if isinstance(a, str) else a for a in record.args)
         if isinstance(record.msg, str):
-            record.msg = redact_url(record.msg)
+            record.msg = redact_secrets(record.msg)
         return True
 
 
@@ -204,18 +204,18 @@ class Transport:
                 verify=self.verify,
             )
         except requests.Timeout as exc:
-            raise TransientError(f"timeout calling {redact_url(url)} ({type(exc).__name__})", **ctx) from None
+            raise TransientError(f"timeout calling {redact_secrets(url)} ({type(exc).__name__})", **ctx) from None
         except requests.ConnectionError as exc:
             raise TransientError(
-                f"connection failed calling {redact_url(url)} ({type(exc).__name__})", **ctx
+                f"connection failed calling {redact_secrets(url)} ({type(exc).__name__})", **ctx
             ) from None
         except requests.RequestException as exc:
-            raise TransientError(f"request to {redact_url(url)} failed ({type(exc).__name__})", **ctx) from None
+            raise TransientError(f"request to {redact_secrets(url)} failed ({type(exc).__name__})", **ctx) from None
         return self._parse(response, url, ctx)
 
     def _parse(self, response: requests.Response, url: str, ctx: dict[str, Any]) -> dict[str, Any]:
         status = response.status_code
-        where = redact_url(url)
+        where = redact_secrets(url)
         if status >= 500 or status == 429:
             raise TransientError(f"HTTP {status} from {where}", **ctx)
         if status != 200:
@@ -239,7 +239,7 @@ class Transport:
         except (TypeError, ValueError):
             raise MalformedResponseError(f"non-numeric errcode from {where}", **ctx) from None
         errmsg = body.get("errmsg")
-        errmsg = redact_url(str(errmsg)) if errmsg is not None else None
+        errmsg = redact_secrets(str(errmsg)) if errmsg is not None else None
         if classify(code) is ErrorClass.QUOTA:
             raise QuotaExceededError(
                 "WeChat daily quota reached (45009): stop calling until the reset",

@@ -17,7 +17,7 @@ from wechat_datacube.errors import (
     classify,
     error_for_errcode,
     next_beijing_midnight,
-    redact_url,
+    redact_secrets,
 )
 
 TRANSIENT = (-1, 45011)
@@ -78,10 +78,31 @@ def test_quota_error_resets_at_next_beijing_midnight() -> None:
         ("http://h/cgi-bin/component/api_authorizer_token?component_access_token=CT99", "CT99"),
     ],
 )
-def test_redact_url_hides_tokens_and_secrets(url: str, secret: str) -> None:
-    redacted = redact_url(url)
+def test_redact_secrets_hides_tokens_and_secrets(url: str, secret: str) -> None:
+    redacted = redact_secrets(url)
     assert secret not in redacted
     assert "***" in redacted
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ('{"access_token":"SECRET_TOKEN_1234567890","expires_in":72', "SECRET_TOKEN_1234567890"),  # truncated
+        ('{"access_token": "TOK", "expires_in": 7200}', "TOK"),
+        ('{"authorizer_access_token":"AAT","authorizer_refresh_token":"ART"}', "ART"),
+        ('{"component_access_token": "CAT-partial', "CAT-partial"),
+        ("<html>upstream said: refresh_token=RT9&x=1</html>", "RT9"),
+    ],
+)
+def test_redact_secrets_hides_credentials_in_json_bodies(text: str, secret: str) -> None:
+    redacted = redact_secrets(text)
+    assert secret not in redacted
+    assert "***" in redacted
+
+
+def test_redact_secrets_keeps_ordinary_fields() -> None:
+    body = '{"list":[{"ref_date":"2026-01-01","user_source":0,"int_page_read_count":12}],"errmsg":"ok"}'
+    assert redact_secrets(body) == body
 
 
 def test_fixed_beijing_offset_matches_the_tz_database_for_every_served_date() -> None:
