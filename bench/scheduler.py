@@ -279,11 +279,12 @@ def run(repeats: int = 2) -> dict[str, Any]:
             "repeats": repeats}
 
 
-def report_b1(results: dict[str, Any]) -> str:
+def report_b1(results: dict[str, Any]) -> tuple[bool, str]:
+    """(met, section text): the Summary takes its verdict from here, so the two cannot disagree."""
     real = [c for c in results["catchups"] if c.kind == "real"]
     rows = [[c.dag_id, c.runs, c.tasks, c.data_calls, c.token_calls, c.tasks, fmt_list([c.seconds])] for c in real]
     met = all(c.token_calls == 1 and c.failed_runs == 0 for c in real)
-    return f"""
+    return met, f"""
 Goal: one token-endpoint call per token lifetime (7200 s) per account. Setting: a
 {CATCHUP_DAYS}-day catchup ({results['start']}..{results['last']}) of the daily DAG, six legacy
 endpoints, under a real scheduler (LocalExecutor, parallelism 4, pool `wechat_api` of 4
@@ -365,7 +366,8 @@ no-op processes than tasks in the table (a no-op task lives ~0.1 s).
 """
 
 
-def report_b2(results: dict[str, Any]) -> str:
+def report_b2(results: dict[str, Any]) -> tuple[bool, str]:
+    """(met, section text)."""
     rows = []
     for b in results["backfills"]:
         ratio = b.calls / b.expected_calls if b.expected_calls else float("nan")
@@ -377,7 +379,7 @@ def report_b2(results: dict[str, Any]) -> str:
     for b in results["backfills"]:
         per.append([b.label, *(f"{c}/{e}" for c, e in b.per_endpoint.values())])
     met = all(b.calls == b.expected_calls and b.rerun_calls == 0 and b.state == "success" for b in results["backfills"])
-    return f"""
+    return met, f"""
 Goal: measured data calls ÷ Σ ceil(days / span) = 1.00, and a rerun makes 0 calls. Setting:
 the bulk backfill DAG (`{BACKFILL_DAG}`) **under the same real scheduler** (not `dag.test`),
 `windows_per_task={BULK_WINDOWS_PER_TASK}`, one account per range; calls counted by the
