@@ -267,6 +267,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         finally:
             summary["calls"] = self.hook.data_calls
             loader.close()
+            self.hook.close()  # the HTTP session; the token stays cached for the next task
         self.log.info(
             "Stored %s rows of %s for account %s in %d window(s) with %d API call(s)",
             summary["rows"], self.endpoint, self.account, len(summary["windows"]), summary["calls"],

@@ -22,6 +22,7 @@ harmless, but a forced refresh still invalidates everyone else's token.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import threading
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from wechat_datacube.errors import ConfigError, TokenError
+from wechat_datacube.errors import ConfigError, MalformedResponseError, TokenError
 from wechat_datacube.transport import CallContext, Transport
 
 log = logging.getLogger(__name__)
@@ -123,8 +124,6 @@ class TokenSource(Protocol):
 def _token_from(body: dict[str, Any], field: str, ctx: CallContext) -> IssuedToken:
     value = body.get(field)
     if not isinstance(value, str) or not value:
-        from wechat_datacube.errors import MalformedResponseError
-
         raise MalformedResponseError(f"token response has no {field}", **ctx.kwargs())
     mask_value(value)
     return IssuedToken(value=value, expires_in=float(body.get("expires_in") or 7200))
@@ -348,6 +347,12 @@ class _PlainText:
         return msg
 
 
+@functools.cache
+def _warn_unencrypted() -> None:
+    """Once per process, not at every encrypt/decrypt."""
+    log.warning("no Fernet key configured: cached access tokens are stored unencrypted")
+
+
 def _fernet() -> Any:
     """Airflow's Fernet (task-SDK flavour); a null cipher when no key is configured.
 
@@ -358,7 +363,7 @@ def _fernet() -> Any:
     from airflow.sdk.crypto import get_fernet
 
     if conf.get("core", "fernet_key", fallback="").strip() in ("", "{FERNET_KEY}"):
-        log.warning("no Fernet key configured: cached access tokens are stored unencrypted")
+        _warn_unencrypted()
         return _PlainText()
     return get_fernet()
 

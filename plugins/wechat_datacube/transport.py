@@ -119,7 +119,6 @@ class Transport:
         policy: RetryPolicy,
         clock: Callable[[], dt.datetime],
         sleep: Callable[[float], None] = time.sleep,
-        session: requests.Session | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -127,10 +126,8 @@ class Transport:
         self.policy = policy
         self.clock = clock
         self.sleep = sleep
-        self.session = session or requests.Session()
+        self.session = requests.Session()
         self._rng = random.Random()
-        #: Every HTTP request sent (each retry counts), by path.
-        self.requests_sent: dict[str, int] = {}
 
     def close(self) -> None:
         self.session.close()
@@ -192,7 +189,6 @@ class Transport:
         context: CallContext,
     ) -> dict[str, Any]:
         url = self.base_url + path
-        self.requests_sent[path] = self.requests_sent.get(path, 0) + 1
         ctx = context.kwargs()
         try:
             response = self.session.request(
