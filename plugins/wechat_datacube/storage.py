@@ -257,6 +257,19 @@ def write_window(
         response_id = _insert_response(
             cur, schema, spec, account, begin, end, info, status=status, row_count=len(typed), error=None, payload=body
         )
+        # load_log first: its rows for (account, endpoint, day) are locked until commit, so a
+        # second writer of any of these days waits here; its DELETE then runs after this
+        # commit and sees these rows. Otherwise both DELETEs miss the other's uncommitted
+        # rows and the table ends up holding a mix of two responses.
+        _upsert_load_log(
+            cur,
+            schema,
+            [
+                (account, spec.name, day, "loaded" if per_date[day] else "empty", per_date[day], response_id, None)
+                for day in days
+            ],
+            protect_done=False,
+        )
         cur.execute(
             sql.SQL("DELETE FROM {}.{} WHERE {} = %s AND {} BETWEEN %s AND %s").format(
                 sql.Identifier(schema),
@@ -269,15 +282,6 @@ def write_window(
         _copy_rows(cur, schema, spec, typed, response_id)
         if check:
             check_window(cur, schema, spec, account, begin, end)
-        _upsert_load_log(
-            cur,
-            schema,
-            [
-                (account, spec.name, day, "loaded" if per_date[day] else "empty", per_date[day], response_id, None)
-                for day in days
-            ],
-            protect_done=False,
-        )
         if before_commit is not None:
             before_commit(cur)
     return WriteResult(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -419,3 +420,41 @@ def test_a_write_through_the_postgres_hook_connection_commits(fresh_pg: tuple[st
         conn.close()
     with psycopg.connect(fresh_pg[1]) as other:
         assert checksum(other, SHARE)[0] == 3
+
+
+def test_two_writers_of_one_window_never_leave_a_mix_of_both(db: psycopg.Connection[Any], fresh_pg: tuple[str, str]) -> None:
+    """The second writer waits for the first and replaces its rows, instead of adding to them."""
+    first_inside = threading.Event()
+    release_first = threading.Event()
+
+    def hold(_cursor: Any) -> None:
+        first_inside.set()
+        assert release_first.wait(30)
+
+    def first_writer() -> None:
+        with psycopg.connect(fresh_pg[1]) as conn:
+            write_share(conn, share_rows([0], scenes=(1,)), first=0, last=0, before_commit=hold)
+
+    def second_writer() -> None:
+        with psycopg.connect(fresh_pg[1]) as conn:
+            write_share(conn, share_rows([0], scenes=(2,)), first=0, last=0)
+
+    one = threading.Thread(target=first_writer)
+    two = threading.Thread(target=second_writer)
+    one.start()
+    try:
+        assert first_inside.wait(30)
+        two.start()
+        two.join(1.0)
+        assert two.is_alive(), "the second writer went ahead while the first held the window"
+    finally:
+        release_first.set()
+        one.join(30)
+        if two.ident is not None:  # started
+            two.join(30)
+    scenes = [r[0] for r in db.execute(f"SELECT share_scene FROM {SCHEMA}.user_share WHERE account = %s", (ACCOUNT,))]
+    assert scenes == [2]
+    (logged,) = db.execute(
+        f"SELECT row_count FROM {SCHEMA}.load_log WHERE account = %s AND endpoint = 'getusershare'", (ACCOUNT,)
+    ).fetchone()
+    assert logged == 1
