@@ -7,14 +7,13 @@ out UTC datetimes. Keeping the conversion here means no other module does date m
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Union
 
 from wechat_datacube.endpoints import EndpointSpec
 from wechat_datacube.errors import BEIJING, DateRangeError
 
 DateLike = Union[dt.date, str]
-Clock = Callable[[], dt.datetime]
 
 
 def utcnow() -> dt.datetime:

@@ -69,12 +69,6 @@ class EndpointSpec(NamedTuple):
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
-    def column(self, name: str) -> Column:
-        for col in self.columns:
-            if col.name == name:
-                return col
-        raise KeyError(f"{self.name} has no column {name!r}")
-
     @property
     def date_column(self) -> str:
         """The column that places a row in the requested date window (always ref_date)."""

@@ -277,13 +277,13 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
     def _unfinished(self, loader: Any, windows: list[Any]) -> list[Any]:
         """Drop windows whose dates are all loaded/empty already (one load_log read)."""
         from wechat_datacube import storage
-        from wechat_datacube.dates import iter_days
+        from wechat_datacube.backfill_plan import window_done
 
         done = storage.loaded_dates(
             loader.conn, self.schema, self.account, self.endpoint,
             min(w.begin for w in windows), max(w.end for w in windows),
         )
-        todo = [w for w in windows if not all(d in done for d in iter_days(w.begin, w.end))]
+        todo = [w for w in windows if not window_done(w, done)]
         if len(todo) < len(windows):
             self.log.info("%d of %d window(s) already loaded; not fetching them again", len(windows) - len(todo), len(windows))
         return todo

@@ -229,7 +229,6 @@ def write_window(
     body: Any,
     rows: Sequence[Any] | None = None,
     meta: Mapping[str, Any] | None = None,
-    check: bool = True,
     before_commit: BeforeCommit | None = None,
 ) -> WriteResult:
     """Store one good response: raw body + typed rows of exactly the window + load_log, atomically.
@@ -239,8 +238,8 @@ def write_window(
     written — a :class:`BadPayloadError` therefore leaves the database untouched (call
     :func:`record_failure` to keep the body). Typed rows of (account, ref_date in
     [begin_date, end_date]) are deleted and replaced, so rerunning a window is idempotent
-    and rows that vanished upstream vanish here. With ``check`` the data-quality checks
-    run inside the transaction: failing ones roll the window back (DataQualityError).
+    and rows that vanished upstream vanish here. The data-quality checks run inside the
+    transaction: failing ones roll the window back (DataQualityError).
     ``before_commit(cursor)`` runs after every write, just before the commit; raising
     there rolls everything back (tests use it to inject a crash).
     ``meta``: optional ``dag_id``, ``run_id``, ``try_number``, ``fetched_at``.
@@ -280,8 +279,7 @@ def write_window(
             (account, begin, end),
         )
         _copy_rows(cur, schema, spec, typed, response_id)
-        if check:
-            check_window(cur, schema, spec, account, begin, end)
+        check_window(cur, schema, spec, account, begin, end)
         if before_commit is not None:
             before_commit(cur)
     return WriteResult(

@@ -21,8 +21,6 @@ from wechat_datacube.storage_rows import ACCOUNT_COLUMN
 from wechat_datacube.storage_schema import primary_key, read_transaction, validate_schema_name
 
 METRIC_TYPES = ("bigint", "float")
-#: Valid ``ref_hour`` values: the HHMM of each hour's start.
-REF_HOURS = tuple(range(0, 2400, 100))
 
 
 def metric_columns(spec: EndpointSpec) -> tuple[str, ...]:

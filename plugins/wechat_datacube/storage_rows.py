@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 #: Columns every typed table has besides the registry's; a registry column may not use them.
 ACCOUNT_COLUMN = "account"
 EXTRA_COLUMN = "extra"
-RESERVED_COLUMNS = (ACCOUNT_COLUMN, EXTRA_COLUMN, "loaded_at", "response_id")
 
 _INT_RANGES = {"int": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
 _INT_TEXT = re.compile(r"[+-]?\d+")

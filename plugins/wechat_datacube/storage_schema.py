@@ -35,7 +35,7 @@ from psycopg import sql
 
 from wechat_datacube.endpoints import ENDPOINTS, Column, ColumnType, EndpointSpec
 from wechat_datacube.errors import ConfigError
-from wechat_datacube.storage_rows import ACCOUNT_COLUMN, EXTRA_COLUMN, RESERVED_COLUMNS
+from wechat_datacube.storage_rows import ACCOUNT_COLUMN, EXTRA_COLUMN
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,8 @@ FIXED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("loaded_at", "timestamptz NOT NULL DEFAULT now()", "When this row was written."),
     ("response_id", "bigint NOT NULL", "The api_response row this row was parsed from."),
 )
-assert tuple(c[0] for c in FIXED_COLUMNS) == RESERVED_COLUMNS
+#: Names a registry column may not use.
+RESERVED_COLUMNS = tuple(c[0] for c in FIXED_COLUMNS)
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 _RESERVED_SCHEMAS = {"public", "information_schema"}

@@ -394,10 +394,10 @@ class PostgresTokenStore:
     """
 
     def __init__(self, postgres_conn_id: str, schema: str = "wechat") -> None:
-        if not schema.replace("_", "").isalnum():
-            raise ConfigError(f"invalid schema name {schema!r}")
+        from wechat_datacube.storage_schema import validate_schema_name
+
         self.postgres_conn_id = postgres_conn_id
-        self.schema = schema
+        self.schema = validate_schema_name(schema)
 
     # -- plumbing --
     def _connect(self) -> Any:
