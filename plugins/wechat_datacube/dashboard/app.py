@@ -1,7 +1,7 @@
 """The dashboard's FastAPI app: the HTML page at ``/`` and JSON endpoints under ``/api``.
 
 Mounted by the api-server at :data:`wechat_datacube.dashboard.URL_PREFIX`. Every route
-depends on :func:`.guard.dashboard_user`; the OpenAPI schema and docs are switched off
+depends on :func:`.guard.authenticate`; the OpenAPI schema and docs are switched off
 because FastAPI would serve them outside that dependency. Handlers are plain ``def`` so
 the blocking Postgres reads run in the worker thread pool, not on the event loop.
 
@@ -24,7 +24,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from wechat_datacube.dashboard import report
-from wechat_datacube.dashboard.guard import AccessDeniedError, dashboard_user, may_read_account, require_account
+from wechat_datacube.dashboard.guard import AccessDeniedError, authenticate, may_read_account, require_account
 from wechat_datacube.dashboard.page import render_page
 from wechat_datacube.dashboard.source import DashboardError, configured_accounts, get_account
 
@@ -42,7 +42,7 @@ Begin = Annotated[dt.date | None, Query(description="first Beijing date (YYYY-MM
 End = Annotated[dt.date | None, Query(description="last Beijing date (YYYY-MM-DD)")]
 Top = Annotated[int, Query(ge=1, le=20, description="how many top articles")]
 #: The authenticated Airflow user (a ``BaseUser``; typed Any so Airflow is not imported here).
-User = Annotated[Any, Depends(dashboard_user)]
+User = Annotated[Any, Depends(authenticate)]
 
 
 def _login_redirect(request: Request) -> Response:
@@ -60,7 +60,7 @@ def create_app() -> FastAPI:
     """A fresh app (the plugin registers one; tests may build their own)."""
     app = FastAPI(
         title="WeChat datacube dashboard",
-        dependencies=[Depends(dashboard_user)],
+        dependencies=[Depends(authenticate)],
         openapi_url=None,
         docs_url=None,
         redoc_url=None,

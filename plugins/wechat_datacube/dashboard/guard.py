@@ -56,15 +56,6 @@ async def authenticate(request: Request) -> BaseUser:
         raise AccessDeniedError(401, "Not authenticated: the Airflow token is invalid or expired") from None
 
 
-def may_read_dags(user: BaseUser, dag_id: str | None = None) -> bool:
-    """Whether the auth manager lets ``user`` read ``dag_id`` (or DAGs in general when None)."""
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
-
-    details = DagDetails(id=dag_id) if dag_id else None
-    return get_auth_manager().is_authorized_dag(method="GET", user=user, details=details)
-
-
 def account_dag_id(account: str) -> str:
     from wechat_datacube.dag_factory import DAILY_DAG_PREFIX
 
@@ -72,15 +63,16 @@ def account_dag_id(account: str) -> str:
 
 
 def may_read_account(user: BaseUser, account: str) -> bool:
-    return may_read_dags(user, account_dag_id(account))
+    """Whether the auth manager lets ``user`` read the account's daily DAG.
 
+    Always asked per DAG, never "DAGs in general": with the FAB auth manager a role may be
+    granted single DAGs without the global DAG-read permission, and must still see those.
+    """
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 
-async def dashboard_user(request: Request) -> BaseUser:
-    """FastAPI dependency of every route: a logged-in user allowed to read DAGs."""
-    user = await authenticate(request)
-    if not may_read_dags(user):
-        raise AccessDeniedError(403, "Forbidden: reading DAGs is required to see the dashboard")
-    return user
+    details = DagDetails(id=account_dag_id(account))
+    return get_auth_manager().is_authorized_dag(method="GET", user=user, details=details)
 
 
 def require_account(user: BaseUser, account: str) -> None:

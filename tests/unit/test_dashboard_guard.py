@@ -1,0 +1,63 @@
+"""Per-account access: the dashboard asks the auth manager about each account's daily DAG.
+
+The auth manager here is a stand-in that grants exactly one DAG, as a FAB role with a
+single ``DAG:<id>`` read permission (and no global DAG-read permission) would; the real
+auth manager and login are exercised by tests/integration/test_dashboard_api.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from wechat_datacube.dag_factory import DAILY_DAG_PREFIX
+from wechat_datacube.dashboard import guard
+from wechat_datacube.dashboard.app import create_app
+
+ACCOUNTS = """
+accounts:
+  - {name: alpha, wechat_conn_id: w_a, postgres_conn_id: pg, start_date: 2026-01-01, endpoints: [legacy]}
+  - {name: beta, wechat_conn_id: w_b, postgres_conn_id: pg, start_date: 2026-01-01, endpoints: [legacy]}
+"""
+
+
+class OneDagAuthManager:
+    """Grants GET on one DAG only; refuses "DAGs in general" (details=None)."""
+
+    def __init__(self, dag_id: str) -> None:
+        self.dag_id = dag_id
+        self.asked: list[Any] = []
+
+    def is_authorized_dag(self, *, method: str, user: Any, details: Any = None, **_: Any) -> bool:
+        self.asked.append(details)
+        return method == "GET" and details is not None and details.id == self.dag_id
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[TestClient, OneDagAuthManager]:
+    accounts = tmp_path / "accounts.yaml"
+    accounts.write_text(ACCOUNTS)
+    monkeypatch.setenv("WECHAT_DATACUBE_ACCOUNTS", str(accounts))
+    manager = OneDagAuthManager(f"{DAILY_DAG_PREFIX}alpha")
+    monkeypatch.setattr("airflow.api_fastapi.app.get_auth_manager", lambda: manager)
+    app = create_app()
+    app.dependency_overrides[guard.authenticate] = lambda: object()  # a logged-in user
+    return TestClient(app), manager
+
+
+def test_user_with_one_dag_sees_that_account_only(client: tuple[TestClient, OneDagAuthManager]) -> None:
+    http, manager = client
+    response = http.get("/api/accounts")
+    assert response.status_code == 200
+    assert [a["name"] for a in response.json()["accounts"]] == ["alpha"]
+    assert None not in manager.asked  # never "may read DAGs in general"
+
+
+def test_user_with_one_dag_is_refused_the_other_accounts_data(client: tuple[TestClient, OneDagAuthManager]) -> None:
+    http, _ = client
+    response = http.get("/api/accounts/beta/daily")
+    assert response.status_code == 403
+    assert f"{DAILY_DAG_PREFIX}beta" in response.json()["detail"]
