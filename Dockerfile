@@ -3,9 +3,12 @@
 #   docker build -t wechat-datacube-airflow:3.3.2 .
 #
 # Dependencies are installed at build time, never at container start
-# (_PIP_ADDITIONAL_REQUIREMENTS is for quick checks only). The DAG files, the plugins
-# folder and the accounts file are copied in as well, so the image runs without mounts;
-# docker-compose.yaml mounts ./dags, ./plugins and ./include over them.
+# (_PIP_ADDITIONAL_REQUIREMENTS is for quick checks only). The DAG files, the dashboard
+# plugin and the accounts file are copied in as well, so the image runs without mounts;
+# docker-compose.yaml mounts ./dags and ./include over them. The package itself is only
+# in site-packages: a second copy under /opt/airflow/plugins (or a mounted ./plugins)
+# would be shadowed by it anyway, because Airflow appends the plugins folder to sys.path
+# - code changes take `docker-compose build`.
 FROM apache/airflow:3.3.2
 
 # apache-airflow is named again so pip can never up- or downgrade the image's Airflow while
@@ -21,6 +24,6 @@ COPY --chown=airflow:root plugins/ /opt/wechat-datacube/plugins/
 RUN pip install --no-cache-dir --no-deps /opt/wechat-datacube
 
 COPY --chown=airflow:root dags/ /opt/airflow/dags/
-COPY --chown=airflow:root plugins/ /opt/airflow/plugins/
+COPY --chown=airflow:root plugins/wechat_datacube_dashboard.py /opt/airflow/plugins/
 COPY --chown=airflow:root include/ /opt/airflow/include/
 ENV WECHAT_DATACUBE_ACCOUNTS=/opt/airflow/include/accounts.yaml

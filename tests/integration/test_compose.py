@@ -83,6 +83,20 @@ def test_dockerfile_extends_the_airflow_version_the_project_pins() -> None:
     assert "requirements.txt" in dockerfile and "pip install --no-cache-dir --no-deps /opt/wechat-datacube" in dockerfile
 
 
+def test_package_code_comes_from_the_image_not_from_a_shadowed_mount(resolved: dict[str, Any]) -> None:
+    # Airflow appends the plugins folder to sys.path, so a mounted ./plugins copy of the
+    # package would lose to the installed one: only dags/ and include/ are mounted, and the
+    # image carries the dashboard plugin file, not a second copy of the package.
+    for name in AIRFLOW_SERVICES:
+        targets = {v.split(":")[1] for v in resolved["services"][name].get("volumes", [])}
+        assert "/opt/airflow/plugins" not in targets, name
+        assert {"/opt/airflow/dags", "/opt/airflow/include"} <= targets, name
+    dockerfile = (REPO / "Dockerfile").read_text()
+    plugin_copies = re.findall(r"^COPY .*plugins/\S* (/opt/airflow/plugins/\S*)$", dockerfile, re.MULTILINE)
+    assert plugin_copies == ["/opt/airflow/plugins/"]
+    assert "COPY --chown=airflow:root plugins/wechat_datacube_dashboard.py /opt/airflow/plugins/" in dockerfile
+
+
 def test_components_share_one_set_of_secrets_from_the_env_file(resolved: dict[str, Any]) -> None:
     example = env_example()
     for name in AIRFLOW_SERVICES:
