@@ -29,7 +29,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,12 +53,13 @@ if "AIRFLOW__CORE__FERNET_KEY" not in os.environ:
 
 import psutil  # noqa: E402  (an Airflow dependency)
 import psycopg  # noqa: E402
-import requests  # noqa: E402
 import yaml  # noqa: E402
 
-from tests.fixtures.airflow import AirflowCluster, last_business_day  # noqa: E402
+from tests.fixtures.airflow import AirflowCluster  # noqa: E402
 from tests.fixtures.postgres import ADMIN_DSN, _create_db, _drop_db  # noqa: E402
 from tests.fixtures.simulator import make_simulator_config  # noqa: E402
+from wechat_datacube.dag_factory import DAILY_DAG_PREFIX  # noqa: E402
+from wechat_datacube.localrun.report import last_scheduled_day  # noqa: E402,F401  (re-exported)
 from wechat_datacube.simulator import SimulatorServer  # noqa: E402
 
 #: Retry delay the suites give the DAGs' tasks (dag_factory.RETRY_DELAY_ENV): seconds, not minutes.
@@ -81,10 +82,6 @@ def log(message: str) -> None:
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
-
-
-def fmt_seconds(value: float) -> str:
-    return f"{value:.1f} s" if value >= 10 else f"{value:.2f} s"
 
 
 def fmt_list(values: Iterable[float], digits: int = 1) -> str:
@@ -261,7 +258,7 @@ class Account:
 
     @property
     def dag_id(self) -> str:
-        return f"wechat_datacube_daily__{self.name}"
+        return f"{DAILY_DAG_PREFIX}{self.name}"
 
     def entry(self) -> dict[str, Any]:
         return {
@@ -314,34 +311,13 @@ def scratch_dag_folder(extra_files: dict[str, str] | None = None) -> Path:
 class Cluster(AirflowCluster):
     """The test suite's cluster plus what sessions need: pause control, triggers, logs."""
 
-    def unpause(self, dag_id: str) -> None:
-        self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-
-    def pause(self, dag_id: str) -> None:
-        self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
-
     def trigger(self, dag_id: str, conf: dict[str, Any], logical_date: str | None = None) -> dict[str, Any]:
         return self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": logical_date, "conf": conf})
-
-    def wait_all_runs(
-        self, dag_id: str, count: int, *, timeout: float, run_type: str | None = None, poll: float = 1.0
-    ) -> list[dict[str, Any]]:
-        """Like ``wait_for_runs``, polling every second (the wall times are measured from it)."""
-        deadline = time.monotonic() + timeout
-        runs: list[dict[str, Any]] = []
-        while time.monotonic() < deadline:
-            self._check_alive()
-            runs = [r for r in self.dag_runs(dag_id) if run_type is None or r["run_type"] == run_type]
-            if len(runs) >= count and all(r["state"] in ("success", "failed") for r in runs):
-                return runs
-            time.sleep(poll)
-        states = [(r["run_id"], r["state"]) for r in runs]
-        raise RuntimeError(f"runs of {dag_id} not finished in {timeout:.0f} s: {states}")
 
     def wait_run(self, dag_id: str, run_id: str, *, timeout: float = 600) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self._check_alive()
+            self.check_alive()
             run = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
             if run["state"] in ("success", "failed"):
                 return run
@@ -361,7 +337,7 @@ class Cluster(AirflowCluster):
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
         """The task's log of one try, as text."""
-        response = requests.get(
+        response = self.session.get(
             f"{self.base_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
             params={"map_index": map_index, "full_content": True},
             headers={"Accept": "application/json"},
@@ -374,10 +350,6 @@ class Cluster(AirflowCluster):
                 json.dumps(item, ensure_ascii=False) if not isinstance(item, str) else item for item in content
             )
         return str(content)
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.home / "logs"
 
 
 @dataclass
@@ -432,21 +404,10 @@ def accounts_env(accounts: Sequence[Account], accounts_file: Path, databases: di
     return env
 
 
-def last_scheduled_day(now: dt.datetime | None = None) -> dt.date:
-    """The newest business day a daily run has covered by ``now`` (default: now)."""
-    return last_business_day(now or dt.datetime.now(dt.UTC))
-
-
 def run_wall_seconds(runs: Sequence[dict[str, Any]], started: float) -> float:
     """Seconds from ``started`` (epoch) until the last of ``runs`` ended (API timestamps)."""
     ends = [dt.datetime.fromisoformat(r["end_date"]).timestamp() for r in runs if r.get("end_date")]
     return max(ends) - started
-
-
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    started = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - started, result
 
 
 @contextlib.contextmanager

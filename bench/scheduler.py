@@ -162,10 +162,10 @@ def _catchup(
     cluster: Cluster, dag_id: str, kind: str, account: Account | None, memory: TaskMemory
 ) -> CatchupResult:
     started = time.time()
-    cluster.unpause(dag_id)
-    runs = cluster.wait_all_runs(dag_id, CATCHUP_DAYS, run_type="scheduled", timeout=1200)
+    cluster.set_paused(dag_id, False)
+    runs = cluster.wait_for_runs(dag_id, count=CATCHUP_DAYS, run_type="scheduled", timeout=1200, poll=1.0)
     seconds = run_wall_seconds(runs, started)
-    cluster.pause(dag_id)
+    cluster.set_paused(dag_id, True)
     failed = sum(r["state"] != "success" for r in runs)
     result = CatchupResult(dag_id, kind, seconds, len(runs), failed, len(runs) * len(LEGACY))
     if account is not None:
@@ -255,7 +255,7 @@ def run(repeats: int = 2) -> dict[str, Any]:
         cluster = lab.cluster(env, dag_folder=scratch_dag_folder({"noop_dags.py": noop}))
         for dag_id in [*(a.dag_id for a in accounts[:repeats]), *(f"noop__{n}" for n in noop_names), BACKFILL_DAG]:
             cluster.wait_for_dag(dag_id)
-        cluster.unpause(BACKFILL_DAG)
+        cluster.set_paused(BACKFILL_DAG, False)
         log(f"cluster up in {time.monotonic() - cluster_started:.0f} s")
 
         catchups: list[CatchupResult] = []

@@ -123,8 +123,8 @@ def open_session(lab: Lab) -> Session:
         cluster.wait_for_dag(account.dag_id)
     cluster.wait_for_dag(BACKFILL_DAG)
     for name in ("crash", *R5_ACCOUNTS):
-        cluster.unpause(by_name[name].dag_id)
-    cluster.unpause(BACKFILL_DAG)
+        cluster.set_paused(by_name[name].dag_id, False)
+    cluster.set_paused(BACKFILL_DAG, False)
     log(f"reliability cluster up: {cluster.base_url}, soak {start}..{last}")
     all_secrets = {a.name: a.secret for a in accounts}
     return Session(lab, cluster, run_dir, by_name, sims, dsns, all_secrets, start, last)

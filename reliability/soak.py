@@ -112,9 +112,9 @@ def run_r1(s: Session) -> dict[str, Any]:
     soak = s.accounts["soak"]
     faulty.state.set_faults([*TRANSIENT_RULES, *TOKEN_RULES, *BURST_RULES])
     started = time.monotonic()
-    s.cluster.unpause(soak.dag_id)
-    runs = s.cluster.wait_all_runs(soak.dag_id, len(list(iter_days(s.start, s.last))), run_type="scheduled",
-                                   timeout=1500)
+    s.cluster.set_paused(soak.dag_id, False)
+    runs = s.cluster.wait_for_runs(soak.dag_id, count=len(list(iter_days(s.start, s.last))), run_type="scheduled",
+                                   timeout=1500, poll=1.0)
     seconds = time.monotonic() - started
     days = sorted(
         dt.datetime.fromisoformat(r["data_interval_start"]).astimezone(dt.timezone(dt.timedelta(hours=8))).date()

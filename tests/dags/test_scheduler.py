@@ -14,19 +14,21 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.airflow import AirflowCluster, last_business_day
+from tests.fixtures.airflow import AirflowCluster
 from tests.fixtures.postgres import _create_db, _drop_db
 from tests.fixtures.simulator import TEST_APPID, TEST_SECRET, make_simulator_config
 from tests.fixtures.truth import stored_rows, table_checksums, truth_rows
+from wechat_datacube.dag_factory import DAILY_DAG_PREFIX
 from wechat_datacube.dates import utcnow
 from wechat_datacube.endpoints import LEGACY
 from wechat_datacube.errors import BEIJING
+from wechat_datacube.localrun.report import last_scheduled_day
 from wechat_datacube.simulator import SimulatorServer
 
 pytestmark = pytest.mark.scheduler
 
 ACCOUNT = "sched"
-DAG_ID = f"wechat_datacube_daily__{ACCOUNT}"
+DAG_ID = f"{DAILY_DAG_PREFIX}{ACCOUNT}"
 CATCHUP_DAYS = 7
 
 
@@ -37,7 +39,7 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(airflow_cluster_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    last = last_business_day(utcnow())
+    last = last_scheduled_day(utcnow())
     start = last - dt.timedelta(days=CATCHUP_DAYS - 1)
     db_name, dsn = _create_db("wdc_sched_data")
     # Data is published at 00:00 and the readiness deadline is 00:00: the test must not

@@ -159,8 +159,6 @@ class AirflowCluster:
             if not proc.running():
                 raise ClusterError(f"{name} exited with {proc.popen.returncode}:\n{proc.log_tail()}")
 
-    _check_alive = check_alive  # the name the test and benchmark suites know
-
     def log_tail(self, name: str, chars: int = 4000) -> str:
         path = self.home / f"{name}.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
@@ -210,9 +208,12 @@ class AirflowCluster:
         return self.api("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 1000, "order_by": "logical_date"})["dag_runs"]
 
     def wait_for_runs(
-        self, dag_id: str, *, count: int, timeout: float = 600, run_type: str | None = None
+        self, dag_id: str, *, count: int, timeout: float = 600, run_type: str | None = None, poll: float = 3.0
     ) -> list[dict[str, Any]]:
-        """Wait until ``count`` runs (of ``run_type``) exist and all of them are finished."""
+        """Wait until ``count`` runs (of ``run_type``) exist and all of them are finished.
+
+        ``poll``: seconds between checks (the benchmarks measure wall time with 1 s).
+        """
         deadline = time.monotonic() + timeout
         runs: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
@@ -220,7 +221,7 @@ class AirflowCluster:
             runs = [r for r in self.dag_runs(dag_id) if run_type is None or r["run_type"] == run_type]
             if len(runs) >= count and all(r["state"] in FINISHED for r in runs):
                 return runs
-            time.sleep(3)
+            time.sleep(poll)
         states = json.dumps([(r["run_id"], r["state"]) for r in runs])
         raise ClusterError(f"runs of {dag_id} not finished in {timeout}s: {states}\n{self.log_tail('scheduler')}")
 
