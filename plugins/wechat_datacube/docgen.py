@@ -20,9 +20,10 @@ from pathlib import Path
 
 from wechat_datacube.endpoints import ENDPOINTS, EndpointSpec
 from wechat_datacube.errors import ERRCODES, ErrorClass
+from wechat_datacube.localrun import REPO_ROOT
+from wechat_datacube.provider import DEFAULT_BASE_URL
 from wechat_datacube.storage_schema import DEFAULT_SCHEMA, FIXED_COLUMNS, column_sql, primary_key, table_comment
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TABLES_DOC = Path("docs") / "tables.md"
 README = Path("README.md")
 
@@ -105,7 +106,7 @@ def tables_doc() -> str:
             "",
             _cell(table_comment(spec)),
             "",
-            f"* API: `POST https://api.weixin.qq.com{spec.path}`, at most {_span(spec)} per call, "
+            f"* API: `POST {DEFAULT_BASE_URL}{spec.path}`, at most {_span(spec)} per call, "
             f"data from {spec.first_date}",
             f"* primary key: ({', '.join(primary_key(spec))})",
         ]

@@ -84,10 +84,12 @@ def _c(name: str, type_: ColumnType, comment: str, required: bool = False) -> Co
 REF_DATE = _c("ref_date", "date", "Beijing-time calendar date the row describes.", True)
 MSGID = _c("msgid", "text", "Article id '<msg_data_id>_<index>' (index = position in the mass send).", True)
 TITLE = _c("title", "text", "Article title as WeChat reported it.")
+#: ``user_source`` of the account-wide total row: use it for totals, never the sum of channels.
+ALL_SOURCES = 99999999
 USER_SOURCE = _c(
     "user_source",
     "int",
-    "Read source: 99999999 all (use this for totals; channels overlap), 0 chat session, "
+    f"Read source: {ALL_SOURCES} all (use this for totals; channels overlap), 0 chat session, "
     "1 friend forward, 2 Moments, 3 Tencent Weibo (legacy), 4 history page, 5 other, "
     "6 Top Stories, 7 Search.",
     True,

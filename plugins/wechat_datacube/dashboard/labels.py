@@ -6,8 +6,7 @@ tables); charts need them as data, so they live here once for the dashboard.
 
 from __future__ import annotations
 
-#: ``user_source`` value of the account-wide total row: use it, never the sum of channels.
-ALL_SOURCES = 99999999
+from wechat_datacube.endpoints import ALL_SOURCES
 
 USER_SOURCE_LABELS: dict[int, str] = {
     0: "chat session",

@@ -16,8 +16,8 @@ from typing import Any
 
 from psycopg import Cursor, sql
 
-from wechat_datacube.dashboard.labels import ALL_SOURCES, share_scene_label, user_source_label
-from wechat_datacube.endpoints import get_endpoint
+from wechat_datacube.dashboard.labels import share_scene_label, user_source_label
+from wechat_datacube.endpoints import ALL_SOURCES, get_endpoint
 
 Row = dict[str, Any]
 

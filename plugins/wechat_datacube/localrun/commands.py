@@ -18,7 +18,7 @@ from types import FrameType
 
 import psycopg
 
-from wechat_datacube.endpoints import LEGACY
+from wechat_datacube.endpoints import ALL_SOURCES, LEGACY
 from wechat_datacube.localrun.airflow_cluster import ClusterError
 from wechat_datacube.localrun.postgres import shell_command
 from wechat_datacube.localrun.report import (
@@ -43,7 +43,7 @@ from wechat_datacube.localrun.state import StateDir, StateError
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXAMPLE_QUERY = (
     f"SELECT ref_date, int_page_read_user, int_page_read_count FROM {DATA_SCHEMA}.user_read "
-    "WHERE user_source = 99999999 ORDER BY ref_date"
+    f"WHERE user_source = {ALL_SOURCES} ORDER BY ref_date"
 )
 
 

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from wechat_datacube.endpoints import HISTORY_START, EndpointSpec
+from wechat_datacube.endpoints import ALL_SOURCES, HISTORY_START, LEGACY_METRICS, EndpointSpec
 
 #: From this date on getuserread / getuserreadhour rows are split by user_source.
 USER_SOURCE_SPLIT_START = dt.date(2020, 2, 28)
-ALL_SOURCES = 99999999
 #: Channel user_source -> share of the day's readers (they overlap: sum > 1 on purpose).
 CHANNEL_SOURCE_SHARE: dict[int, float] = {0: 0.38, 1: 0.08, 2: 0.18, 4: 0.12, 5: 0.07, 6: 0.10, 7: 0.15}
 #: share_scene -> share of the day's sharers.
@@ -58,10 +57,7 @@ _PATTERNS = (
     "关于{t}，我们做了一次调查", "{t}实用清单：{n}个建议", "一图看懂{t}", "{t} weekly #{n}",
 )
 
-_LEGACY_METRIC_NAMES = (
-    "int_page_read_user", "int_page_read_count", "ori_page_read_user", "ori_page_read_count",
-    "share_user", "share_count", "add_to_fav_user", "add_to_fav_count",
-)
+_LEGACY_METRIC_NAMES = tuple(c.name for c in LEGACY_METRICS)
 _CHANNEL_METRICS = ("int_page_read_user", "int_page_read_count", "share_user", "share_count")
 _EXTRA_METRICS = ("zaikan_user", "like_user", "comment_count")
 _DAY_FIELDS = _LEGACY_METRIC_NAMES + _EXTRA_METRICS
@@ -260,7 +256,7 @@ def _nested_row(spec: EndpointSpec, parent: dict[str, Any], details: list[dict[s
 
 def _total_rows(spec: EndpointSpec, seed: int, appid: str, day: dt.date, last_stat: dt.date) -> list[dict[str, Any]]:
     rows = []
-    days = min(7, (last_stat - day).days + 1)
+    days = min(spec.maturity_days, (last_stat - day).days + 1)
     for article in articles_sent(seed, appid, day):
         details = []
         for k in range(days):
@@ -343,7 +339,7 @@ def _biz_summary_rows(spec: EndpointSpec, seed: int, appid: str, day: dt.date) -
 def _total_detail_rows(spec: EndpointSpec, seed: int, appid: str, day: dt.date,
                        last_stat: dt.date) -> list[dict[str, Any]]:
     rows = []
-    days = min(30, (last_stat - day).days + 1)
+    days = min(spec.maturity_days, (last_stat - day).days + 1)
     for article in articles_sent(seed, appid, day):
         details = []
         for k in range(days):
