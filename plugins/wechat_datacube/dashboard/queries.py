@@ -18,6 +18,7 @@ from psycopg import Cursor, sql
 
 from wechat_datacube.dashboard.labels import share_scene_label, user_source_label
 from wechat_datacube.endpoints import ALL_SOURCES, get_endpoint
+from wechat_datacube.storage import DONE_STATUSES
 
 Row = dict[str, Any]
 
@@ -199,12 +200,12 @@ def load_log_latest(cur: Cursor[Any], schema: str, account: str) -> dict[str, Ro
         """
         SELECT endpoint,
                max(ref_date) FILTER (WHERE status = 'loaded') AS last_loaded,
-               max(ref_date) FILTER (WHERE status IN ('loaded', 'empty')) AS last_final,
+               max(ref_date) FILTER (WHERE status = ANY(%s)) AS last_final,
                max(updated_at) AS last_updated_at
           FROM {tbl} WHERE account = %s GROUP BY endpoint
         """
     ).format(tbl=_table(schema, LOAD_LOG))
-    return {r["endpoint"]: r for r in _fetch(cur, query, (account,))}
+    return {r["endpoint"]: r for r in _fetch(cur, query, (list(DONE_STATUSES), account))}
 
 
 def latest_loaded_day(cur: Cursor[Any], schema: str, account: str) -> dt.date | None:

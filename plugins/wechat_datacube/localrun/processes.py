@@ -68,9 +68,7 @@ class ManagedProcess:
 
     def group_alive(self) -> bool:
         """Whether any process of the group still exists (the leader may be gone already)."""
-        if self.running():
-            return True
-        return self.signal_group(0)
+        return self.running() or group_alive(self.pid)
 
 
 def group_alive(pgid: int) -> bool:

@@ -18,11 +18,11 @@ from psycopg import sql
 
 from wechat_datacube.endpoints import LEGACY, get_endpoint
 from wechat_datacube.errors import BEIJING
+from wechat_datacube.storage import DONE_STATUSES
 
 #: Beijing hour of the daily run (dag_factory.DAILY_CRON = "0 10 * * *"); not imported, as
 #: dag_factory imports Airflow and the launcher process must not.
 DAILY_RUN_HOUR = 10
-FINAL_LOAD_STATES = ("loaded", "empty")
 
 
 def last_scheduled_day(now: dt.datetime | None = None) -> dt.date:
@@ -123,7 +123,7 @@ def table_counts(
                     "SELECT endpoint, count(*) FROM {}.load_log WHERE account = %s AND ref_date BETWEEN %s AND %s "
                     "AND status = ANY(%s) GROUP BY endpoint"
                 ).format(sql.Identifier(schema)),
-                (account, first, last, list(FINAL_LOAD_STATES)),
+                (account, first, last, list(DONE_STATUSES)),
             ).fetchall()
             loaded = dict(rows)
         for name in endpoints:

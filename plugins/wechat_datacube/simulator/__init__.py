@@ -9,7 +9,6 @@ Start it in-process with :class:`SimulatorServer` or as
 
 from wechat_datacube.simulator.clock import SimClock
 from wechat_datacube.simulator.config import DEMO_APPID, DEMO_SECRET, SimulatorConfig
-from wechat_datacube.simulator.faults import KINDS as FAULT_KINDS
 from wechat_datacube.simulator.server import SimulatorServer
 from wechat_datacube.simulator.state import SimulatorState
 from wechat_datacube.simulator.wire import ApiError
@@ -17,7 +16,6 @@ from wechat_datacube.simulator.wire import ApiError
 __all__ = [
     "DEMO_APPID",
     "DEMO_SECRET",
-    "FAULT_KINDS",
     "ApiError",
     "SimClock",
     "SimulatorConfig",

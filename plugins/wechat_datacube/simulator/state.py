@@ -83,11 +83,6 @@ class SimulatorState:
         with self.lock:
             return self.tokens.issued(kind)
 
-    def current_refresh_token(self, authorizer_appid: str) -> str | None:
-        """The authorizer refresh token the simulator accepts right now."""
-        with self.lock:
-            return self.tokens.current_refresh_token(authorizer_appid)
-
     # --- data ---------------------------------------------------------------------
 
     def answer(self, appid: str, endpoint: str, body: Any) -> dict[str, Any]:

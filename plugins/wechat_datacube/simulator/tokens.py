@@ -25,7 +25,6 @@ from wechat_datacube.simulator.config import SimulatorConfig
 from wechat_datacube.simulator.wire import ApiError
 
 #: Kinds of token values the simulator hands out.
-TOKEN_KINDS = ("classic", "stable", "component", "authorizer", "refresh")
 #: Kinds that open the datacube endpoints.
 ACCESS_KINDS = ("classic", "stable", "authorizer")
 
@@ -197,9 +196,6 @@ class TokenStore:
         if record.invalid_from is not None and now >= record.invalid_from:
             raise ApiError(40001)
         return record.appid
-
-    def current_refresh_token(self, authorizer_appid: str) -> str | None:
-        return self._refresh.get(authorizer_appid)
 
     def issued(self, kind: str | None = None) -> list[str]:
         """Every token value handed out, in order (refresh tokens included unless filtered)."""
