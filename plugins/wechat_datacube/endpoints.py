@@ -1,13 +1,16 @@
 """The one registry of WeChat datacube endpoint facts.
 
-Every other module (hook, storage, operator, DAGs, simulator, docs) reads endpoint facts
-from here instead of repeating them: the API path, the maximum span of one call, the
-first date with data, the natural key, the typed columns with their comments, whether
-rows are nested (getarticletotal's ``details``), and how long values keep maturing.
+Every other module (hook, storage, operator, DAGs, docs) reads endpoint facts from here
+instead of repeating them: the API path, the maximum span of one call, the first date with
+data, the natural key, the typed columns with their comments, *where in a list item the
+numbers live* (flat, in a ``detail`` object, or in a nested list such as getarticletotal's
+``details``), and how long values keep maturing. The simulator is the one exception on
+purpose: it keeps its own facts, so that it can disagree with this file.
 
-Facts come from ``shared/reference/wechat-datacube-api.md``. Items the reference marks
-as uncertain (span and first date of getbizsummary / getarticletotaldetail) are plain
-values here, so a wrong guess is a one-line change, not a rewrite.
+Facts come from ``shared/reference/wechat-datacube-api.md`` (the official pages, quoted
+there). Items the reference marks as uncertain (getbizsummary's span) are plain values
+here, so a wrong guess is a one-line change, not a rewrite — and the window loader falls
+back to one-day calls if WeChat refuses a wider getbizsummary window (61501).
 """
 
 
@@ -39,6 +42,18 @@ class Column(NamedTuple):
     required: bool = False
 
 
+class SceneList(NamedTuple):
+    """A jsonb column holding a list of ``{scene_desc, user_count}`` objects, unnested by a view.
+
+    The view has the table's key columns plus ``scene_desc`` and ``user_count``: one row per
+    scene, so SQL users need no jsonb. The list includes the 全部 (all) entry: scenes overlap,
+    so a total is read from 全部, never summed.
+    """
+
+    column: str
+    view: str
+
+
 class EndpointSpec(NamedTuple):
     """Everything the pipeline needs to know about one datacube endpoint."""
 
@@ -54,6 +69,11 @@ class EndpointSpec(NamedTuple):
     columns: tuple[Column, ...]
     #: Name of the nested list to flatten (one stored row per element), if any.
     nested: str | None = None
+    #: Name of the object in each list item (or nested element) that holds the numbers,
+    #: if any: the replacement family nests them (``{"ref_date", "msgid", "detail": {...}}``).
+    detail: str | None = None
+    #: jsonb scene-list columns unnested by a view (one row per scene).
+    scene_lists: tuple[SceneList, ...] = ()
     #: Columns of the stored row that come from the parent object when ``nested`` is set.
     parent_columns: tuple[str, ...] = ()
     #: Days after ref_date during which values still change (cumulative series).
@@ -70,9 +90,29 @@ class EndpointSpec(NamedTuple):
         return tuple(c.name for c in self.columns)
 
     @property
+    def metric_names(self) -> tuple[str, ...]:
+        """Documented measurement fields: a row carrying none of them has lost its numbers."""
+        return tuple(c.name for c in self.columns if c.type in METRIC_TYPES and c.name not in self.key)
+
+    @property
+    def shape(self) -> str:
+        """Where a list item keeps its numbers, in words (docs and error messages)."""
+        if self.nested and self.detail:
+            return f"in each {self.nested}[] element's {self.detail!r} object"
+        if self.nested:
+            return f"in each element of the nested list {self.nested!r}"
+        if self.detail:
+            return f"in the {self.detail!r} object of each list item"
+        return "at the top level of each list item"
+
+    @property
     def date_column(self) -> str:
         """The column that places a row in the requested date window (always ref_date)."""
         return "ref_date"
+
+
+#: Column types that hold measurements (see ``EndpointSpec.metric_names``); ``int`` is for codes.
+METRIC_TYPES: tuple[ColumnType, ...] = ("bigint", "float", "jsonb")
 
 
 # --- column building blocks ------------------------------------------------------
@@ -137,8 +177,14 @@ SHARE_METRICS: tuple[Column, ...] = (
 )
 
 READ_USER_SOURCE = _c(
-    "read_user_source", "jsonb", "Readers split by scene: list of {scene_desc, user_count}."
+    "read_user_source",
+    "jsonb",
+    "Readers split by scene: list of {scene_desc, user_count}; the 全部 (all) entry is the total "
+    "(scenes overlap: never sum them). New scenes appear without notice.",
 )
+#: The object in which the replacement family keeps each item's numbers.
+DETAIL = "detail"
+
 
 
 def _spec(**kwargs: object) -> EndpointSpec:
@@ -231,78 +277,93 @@ ENDPOINTS: dict[str, EndpointSpec] = {
             name="getarticleread",
             family="replacement",
             table="article_read",
-            max_span=1,
+            max_span=1,  # official notes: "only 1 day"
             first_date=REPLACEMENT_START,
-            description="Per article, readers on ref_date with their split by scene.",
+            description="Per article read on ref_date: readers that day, split by scene.",
             key=("ref_date", "msgid"),
             columns=(
                 REF_DATE,
                 MSGID,
-                TITLE,
-                _c("read_user", "bigint", "Readers of the article that day."),
+                _c("read_user", "bigint", "Readers of the article that day (the 全部 entry of read_user_source)."),
                 READ_USER_SOURCE,
             ),
+            detail=DETAIL,
+            scene_lists=(SceneList("read_user_source", "article_read_scene"),),
             has_is_delay=True,
         ),
         _spec(
             name="getarticleshare",
             family="replacement",
             table="article_share",
-            max_span=1,
+            max_span=1,  # official notes
             first_date=REPLACEMENT_START,
-            description="Per article, sharers on ref_date.",
+            description="Per article shared on ref_date: sharers that day.",
             key=("ref_date", "msgid"),
-            columns=(REF_DATE, MSGID, TITLE, _c("share_user", "bigint", "Users who shared the article that day.")),
+            columns=(REF_DATE, MSGID, _c("share_user", "bigint", "Users who shared the article that day.")),
+            detail=DETAIL,
             has_is_delay=True,
         ),
         _spec(
             name="getbizsummary",
             family="replacement",
             table="biz_summary",
-            max_span=1,  # uncertain in the reference: assumed 1
-            first_date=REPLACEMENT_START,  # uncertain in the reference
-            description="Account daily totals.",
+            # "最长支持查询30天" per several SDKs quoting the page; a 61501 for a wider window
+            # makes the window loader fetch it again one day at a time.
+            max_span=30,
+            first_date=REPLACEMENT_START,
+            description="Per day, an overview of the account's published content.",
             key=("ref_date",),
             columns=(
                 REF_DATE,
-                _c("read_user", "bigint", "Readers of any article that day."),
+                _c("read_user", "bigint", "Readers of the account's articles that day."),
                 READ_USER_SOURCE,
                 _c("share_user", "bigint", "Users who shared that day."),
-                _c("zaikan_user", "bigint", "Users who tapped 'Wow' (zaikan)."),
-                _c("like_user", "bigint", "Users who liked."),
-                _c("comment_count", "bigint", "Comments."),
-                _c("collection_user", "bigint", "Users who collected (favourited)."),
+                _c("zaikan_user", "bigint", "Users who tapped 'Wow' (在看 / 爱心赞) that day."),
+                _c("like_user", "bigint", "Users who tapped thumbs-up (拇指赞) that day."),
+                _c("comment_count", "bigint", "Comments that day."),
+                _c("collection_user", "bigint", "Users who collected (favourited) that day."),
+                _c("redirect_ori_page_user", "bigint", "Users who went on to the 'read original' page that day."),
+                _c("send_page_count", "bigint", "Articles (pages) sent that day."),
             ),
+            detail=DETAIL,
+            scene_lists=(SceneList("read_user_source", "biz_summary_scene"),),
             has_is_delay=True,
         ),
         _spec(
             name="getarticletotaldetail",
             family="replacement",
             table="article_total_detail",
-            max_span=1,  # uncertain in the reference: assumed 1
-            first_date=REPLACEMENT_START,  # uncertain in the reference
-            description="Per article published on ref_date, cumulative values per stat_date for up to 30 days "
-            "(stored flat: one row per article and stat_date).",
+            max_span=1,
+            first_date=REPLACEMENT_START,
+            description="Per article published on ref_date, values summed from the publish date to stat_date, "
+            "for up to 30 days (stored flat: one row per article and stat_date).",
             key=("ref_date", "msgid", "stat_date"),
             columns=(
                 _c("ref_date", "date", "Publish date of the article (Beijing time).", True),
                 MSGID,
-                TITLE,
-                _c("publish_type", "int", "How the article was published (mass send, publish, ...)."),
+                _c(
+                    "publish_type",
+                    "int",
+                    "0 = followers notified, 1 = notification off (2 seen in the wild, undocumented).",
+                ),
                 STAT_DATE,
-                _c("read_user", "bigint", "Cumulative readers."),
-                _c("share_user", "bigint", "Cumulative sharers."),
-                _c("read_subscribe_user", "bigint", "Cumulative readers who are followers."),
-                _c("read_delivery_rate", "float", "Share of delivered followers who read."),
-                _c("read_finish_rate", "float", "Share of readers who read to the end."),
-                _c("read_avg_activetime", "float", "Average active reading time (seconds)."),
-                _c("zaikan_user", "bigint", "Cumulative 'Wow' users."),
-                _c("like_user", "bigint", "Cumulative likes."),
-                _c("comment_count", "bigint", "Cumulative comments."),
-                _c("collection_user", "bigint", "Cumulative collectors."),
+                _c("read_user", "bigint", "Readers from the publish date up to stat_date."),
+                READ_USER_SOURCE,
+                _c("share_user", "bigint", "Sharers up to stat_date."),
+                _c("read_subscribe_user", "bigint", "Users who followed the account after reading (阅读后关注), up to stat_date."),
+                _c("read_delivery_rate", "float", "Fraction of delivered followers who read (0..1)."),
+                _c("read_finish_rate", "float", "Fraction of readers who read to the end (0..1)."),
+                _c("read_avg_activetime", "float", "Average active reading time, in minutes."),
+                _c("zaikan_user", "bigint", "'Wow' (在看) users up to stat_date."),
+                _c("like_user", "bigint", "Thumbs-up users up to stat_date."),
+                _c("praise_money", "bigint", "Tips (赞赏) up to stat_date, in fen (1/100 yuan)."),
+                _c("comment_count", "bigint", "Comments up to stat_date."),
+                _c("collection_user", "bigint", "Collectors up to stat_date."),
+                _c("read_jump_position", "jsonb", "Scroll-depth curve: list of {position, rate}."),
             ),
             nested="detail_list",
-            parent_columns=("ref_date", "msgid", "title", "publish_type"),
+            parent_columns=("ref_date", "msgid", "publish_type"),
+            scene_lists=(SceneList("read_user_source", "article_total_detail_scene"),),
             maturity_days=30,
             has_is_delay=True,
         ),
