@@ -48,6 +48,12 @@ ERRCODES: dict[int, tuple[ErrorClass, str]] = {
     61023: (ErrorClass.PERMANENT, "third party: authorizer refresh token invalid; re-authorize the account"),
     61500: (ErrorClass.PERMANENT, "date format error (a bug)"),
     61501: (ErrorClass.PERMANENT, "date range error: span too wide, end >= today or begin > end (clock/timezone?)"),
+    47009: (
+        ErrorClass.PERMANENT,
+        "this endpoint is retired by WeChat (api offline): configure the replacement family "
+        "(endpoints: [replacement] in the accounts file: getarticleread, getarticleshare, getbizsummary, "
+        "getarticletotaldetail) for this account",
+    ),
 }
 
 #: errcodes we do not know are treated as permanent: retrying the unknown burns quota.
@@ -200,6 +206,18 @@ class MalformedResponseError(TransientError):
 
 class BadPayloadError(PermanentError):
     """A well-formed response whose rows do not fit the registry (missing keys, wrong types)."""
+
+
+class SchemaDriftError(BadPayloadError):
+    """WeChat changed a response's shape: documented metrics gone while unknown keys appeared,
+    or an object where a number belongs. Permanent: retrying gets the same shape, and storing
+    it would fill the typed table with NULLs. The raw body is kept; nothing is written."""
+
+    def __init__(self, message: str, *, missing: list[str] | None = None, unknown: list[str] | None = None,
+                 **kwargs: Any) -> None:
+        self.missing = list(missing or ())
+        self.unknown = list(unknown or ())
+        super().__init__(message, **kwargs)
 
 
 class DataQualityError(BadPayloadError):

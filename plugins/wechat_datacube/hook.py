@@ -33,6 +33,7 @@ from wechat_datacube.errors import (
     TokenError,
 )
 from wechat_datacube.provider import DEFAULT_BASE_URL, TOKEN_MODES
+from wechat_datacube.responses import in_window, response_list
 from wechat_datacube.tokens import (
     DEFAULT_REFRESH_MARGIN,
     AuthorizerTokenSource,
@@ -289,9 +290,7 @@ class WeChatDatacubeHook(BaseHook):
                 second.message = f"token rejected again after one refresh: {second.message}"
                 second.args = (second._render(),)
                 raise
-        rows = body.get("list")
-        if not isinstance(rows, list):
-            raise MalformedResponseError("response has no 'list' array", raw=body, **ctx.kwargs())
+        rows = response_list(body, **ctx.kwargs())
         self.log.info(
             "wechat %s %s..%s account=%s: %d row(s) in %.2f s",
             spec.name,
@@ -312,23 +311,33 @@ class WeChatDatacubeHook(BaseHook):
         )
 
     def fetch_chunks(self, endpoint: str, begin_date: DateLike, end_date: DateLike) -> list[ChunkResult]:
-        """Validate the range, call once per max-span chunk, keep only in-range rows."""
+        """Validate the range, call once per max-span chunk, keep only in-range rows.
+
+        Stray rows are dropped by the one rule in :mod:`wechat_datacube.responses`; an
+        answer whose rows all lie outside the chunk is a MalformedResponseError.
+        """
         spec = get_endpoint(endpoint)
         begin, end = validate_range(spec, begin_date, end_date, now=self.clock(), account=self.account)
         results = []
         for chunk_begin, chunk_end in chunk_range(begin, end, spec.max_span):
             body = self.call(spec.name, chunk_begin, chunk_end)
-            rows, dropped = _in_range(body["list"], spec, chunk_begin, chunk_end)
-            if dropped:
+            ctx = CallContext(self.account, spec.name, chunk_begin, chunk_end).kwargs()
+            try:
+                rows, stray = in_window(spec, body["list"], chunk_begin, chunk_end, **ctx)
+            except MalformedResponseError as exc:
+                exc.raw = body
+                raise
+            if stray:
                 self.log.warning(
-                    "wechat %s %s..%s: dropped %d row(s) dated outside the requested range",
+                    "wechat %s %s..%s: dropped %d row(s) dated outside the requested range (e.g. %s)",
                     spec.name,
                     chunk_begin.isoformat(),
                     chunk_end.isoformat(),
-                    dropped,
+                    len(stray),
+                    min(stray),
                 )
             results.append(
-                ChunkResult(chunk_begin, chunk_end, body, rows, dropped, bool(body.get("is_delay", False)))
+                ChunkResult(chunk_begin, chunk_end, body, rows, len(stray), bool(body.get("is_delay", False)))
             )
         return results
 
@@ -349,26 +358,3 @@ class WeChatDatacubeHook(BaseHook):
     def close(self) -> None:
         if "transport" in self.__dict__:
             self.transport.close()
-
-
-def _in_range(
-    rows: list[Any], spec: EndpointSpec, begin: dt.date, end: dt.date
-) -> tuple[list[dict[str, Any]], int]:
-    """Split rows into those dated inside [begin, end] and a count of the rest.
-
-    Rows without a parsable date are kept: storage rejects them with a clear error
-    instead of the hook hiding a malformed payload.
-    """
-    kept: list[dict[str, Any]] = []
-    dropped = 0
-    for row in rows:
-        day = row.get(spec.date_column) if isinstance(row, dict) else None
-        try:
-            inside = begin <= dt.date.fromisoformat(str(day)) <= end
-        except (TypeError, ValueError):
-            inside = True  # not a date at all: let validation report it
-        if inside:
-            kept.append(row)
-        else:
-            dropped += 1
-    return kept, dropped

@@ -5,13 +5,17 @@ type; this module holds WeChat to it. Rules, chosen so that a surprise upstream 
 clear error before anything is written rather than a half-written window:
 
 * nested lists (``spec.nested``) are flattened: one stored row per element, with the
-  parent's ``spec.parent_columns`` copied into each;
+  parent's ``spec.parent_columns`` copied into each; a ``spec.detail`` object (where the
+  replacement family keeps its numbers) is opened so its fields sit beside the keys;
+* a row that has lost every documented metric while carrying keys we do not know, or an
+  object where a number belongs, is :class:`SchemaDriftError`: the shape changed, and
+  typing it would silently store NULLs;
 * values are coerced to the column type (WeChat sends some integers as strings);
   anything that cannot be coerced without guessing is a :class:`BadPayloadError`;
 * fields the registry does not know are kept in ``extra`` instead of failing, because
   WeChat adds fields over time;
-* rows whose ``ref_date`` lies outside the requested window are dropped (WeChat has been
-  seen returning stray rows, some years old): storing them would overwrite other windows;
+* rows whose ``ref_date`` lies outside the requested window are dropped, by the one rule
+  in :mod:`wechat_datacube.responses`;
 * a natural key that appears twice is collapsed when the rows are identical and an error
   when they disagree (the table's primary key would reject it anyway, less clearly).
 """
@@ -23,11 +27,12 @@ import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn, Protocol
 
 from wechat_datacube.dates import parse_date
 from wechat_datacube.endpoints import Column, EndpointSpec
-from wechat_datacube.errors import BadPayloadError, DateRangeError
+from wechat_datacube.errors import BadPayloadError, DateRangeError, SchemaDriftError
+from wechat_datacube.responses import in_window, response_list
 
 log = logging.getLogger(__name__)
 
@@ -177,31 +182,62 @@ def rows_from_body(
 ) -> list[Any]:
     """Return the raw ``list`` of a successful datacube response body.
 
-    A body without a ``list`` (or whose ``list`` is not a JSON array) is a
-    :class:`BadPayloadError` naming account, endpoint and dates: it cannot be told apart
-    from "no data", so it must not be stored as an empty day.
+    The rule is :func:`wechat_datacube.responses.response_list`, the same one the hook
+    applies: a body without a ``list`` array is a MalformedResponseError naming account,
+    endpoint and dates, never an empty day.
     """
-    ctx = {"account": account, "endpoint": spec.name, "begin_date": begin_date, "end_date": end_date}
-    if not isinstance(body, Mapping):
-        raise BadPayloadError(f"response body is a {type(body).__name__}, not a JSON object", **ctx)
-    if "list" not in body:
-        raise BadPayloadError(f"response body has no 'list' (keys: {sorted(body)[:10]})", **ctx)
-    rows = body["list"]
-    if not isinstance(rows, list):
-        raise BadPayloadError(f"response 'list' is a {type(rows).__name__}, not a list", **ctx)
-    return rows
+    return response_list(body, account=account, endpoint=spec.name, begin_date=begin_date, end_date=end_date)
 
 
-def _flatten(spec: EndpointSpec, rows: Sequence[Any], fail: Any) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """Yield (where, known-or-unknown fields, parent extras) per stored row, before typing."""
-    if not isinstance(rows, (list, tuple)):
-        fail(f"rows are a {type(rows).__name__}, not a list")
+class _Fail(Protocol):
+    def __call__(self, message: str, *, missing: list[str] | None = ..., unknown: list[str] | None = ...) -> NoReturn:
+        ...
+
+
+def _merge(fields: dict[str, Any], extra: dict[str, Any], more: Mapping[str, Any], prefix: str) -> None:
+    """Add ``more`` to ``fields``; a name already there with another value goes to ``extra`` as prefix.name."""
+    for key, value in more.items():
+        if key in fields and fields[key] != value:
+            extra[f"{prefix}.{key}"] = value
+        else:
+            fields.setdefault(key, value)
+
+
+def _open_detail(spec: EndpointSpec, item: Mapping[str, Any], where: str, fail: _Fail) -> dict[str, Any]:
+    """An item's own fields with its ``spec.detail`` object (where the numbers live) merged in."""
+    fields = {k: v for k, v in item.items() if k != spec.detail}
+    if spec.detail is None:
+        return fields
+    detail = item.get(spec.detail)
+    if detail is None:
+        # Keys alone (or a flat row): typed as they are; _check_drift catches lost metrics.
+        return fields
+    if not isinstance(detail, Mapping):
+        fail(
+            f"{where}: {spec.detail!r} is a {type(detail).__name__}, not an object: {_preview(detail)}; "
+            f"WeChat documents the numbers {spec.shape}",
+            missing=list(spec.metric_names),
+            unknown=[spec.detail],
+        )
+    extra: dict[str, Any] = {}
+    _merge(fields, extra, detail, spec.detail)
+    fields.update({k: v for k, v in extra.items() if k not in fields})
+    return fields
+
+
+def _flatten(spec: EndpointSpec, rows: Sequence[Any], fail: _Fail) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(where, fields, parent extras) per stored row, before typing.
+
+    Applies the registry's shape: a nested list (``spec.nested``) gives one stored row per
+    element with the parent's ``spec.parent_columns`` copied in; a ``spec.detail`` object
+    (in the item, or in each nested element) is opened so its numbers sit beside the keys.
+    """
     flat: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
             fail(f"row {i} is a {type(row).__name__}, not an object: {_preview(row)}")
         if spec.nested is None:
-            flat.append((f"row {i}", dict(row), {}))
+            flat.append((f"row {i}", _open_detail(spec, row, f"row {i}", fail), {}))
             continue
         children = row.get(spec.nested)
         if not isinstance(children, list):
@@ -213,18 +249,36 @@ def _flatten(spec: EndpointSpec, rows: Sequence[Any], fail: Any) -> list[tuple[s
         parent = {k: row[k] for k in spec.parent_columns if k in row}
         parent_extra = {k: v for k, v in row.items() if k not in spec.parent_columns and k != spec.nested}
         for j, child in enumerate(children):
+            where = f"row {i} {spec.nested}[{j}]"
             if not isinstance(child, Mapping):
-                fail(f"row {i} {spec.nested}[{j}] is a {type(child).__name__}, not an object: {_preview(child)}")
+                fail(f"{where} is a {type(child).__name__}, not an object: {_preview(child)}")
             fields = dict(parent)
             child_extra: dict[str, Any] = {}
-            for key, value in child.items():
-                if key in parent and parent[key] != value:
-                    # A parent column repeated with another value: keep both, the parent's is typed.
-                    child_extra[f"{spec.nested}.{key}"] = value
-                else:
-                    fields.setdefault(key, value)
-            flat.append((f"row {i} {spec.nested}[{j}]", fields, {**parent_extra, **child_extra}))
+            # A parent column repeated with another value: keep both, the parent's is typed.
+            _merge(fields, child_extra, _open_detail(spec, child, where, fail), spec.nested)
+            flat.append((where, fields, {**parent_extra, **child_extra}))
     return flat
+
+
+def _check_drift(spec: EndpointSpec, where: str, fields: Mapping[str, Any], fail: _Fail) -> None:
+    """Fail when a row carries none of the documented metrics but keys we do not know.
+
+    That is what a renamed or re-nested field looks like: typing it would store a row of
+    NULLs and the task would succeed. A row with neither (say ``{"ref_date": ...}``) is
+    only sparse, and legacy rows legitimately omit metrics by source.
+    """
+    metrics = spec.metric_names
+    if not metrics or any(fields.get(m) is not None for m in metrics):
+        return
+    unknown = sorted(k for k in fields if k not in spec.column_names)
+    if unknown:
+        fail(
+            f"{where}: none of the documented metrics is present but unknown key(s) are: the response shape "
+            f"changed (WeChat documents the numbers {spec.shape}); missing {', '.join(metrics)}; "
+            f"unknown {', '.join(unknown)}",
+            missing=list(metrics),
+            unknown=unknown,
+        )
 
 
 def normalize_rows(
@@ -239,22 +293,28 @@ def normalize_rows(
 
     Each dict has ``account``, every registry column of ``spec`` (None when WeChat left
     it out) and ``extra`` (a dict of the fields the registry does not know). Rows outside
-    [begin_date, end_date] are dropped with a warning. Raises :class:`BadPayloadError`
-    naming account, endpoint and dates for a non-object row, a missing or null key
-    field, or a value of the wrong type.
+    [begin_date, end_date] are dropped with a warning (the rule of
+    :func:`wechat_datacube.responses.in_window`). Raises :class:`BadPayloadError` naming
+    account, endpoint and dates for a non-object row, a missing or null key field, or a
+    value of the wrong type; :class:`SchemaDriftError` when the shape changed.
     """
     begin, end = _window(begin_date, end_date)
     ctx = {"account": account, "endpoint": spec.name, "begin_date": begin, "end_date": end}
 
-    def fail(message: str) -> Any:
+    def fail(message: str, *, missing: list[str] | None = None, unknown: list[str] | None = None) -> NoReturn:
+        if missing is not None or unknown is not None:
+            raise SchemaDriftError(f"schema drift: {message}", missing=missing, unknown=unknown, **ctx)
         raise BadPayloadError(f"bad payload: {message}", **ctx)
 
+    if not isinstance(rows, (list, tuple)):
+        fail(f"rows are a {type(rows).__name__}, not a list")
+    rows, stray = in_window(spec, list(rows), begin, end, **ctx)
     known = {c.name: c for c in spec.columns}
     required = {c.name for c in spec.columns if c.required} | set(spec.key)
     out: list[dict[str, Any]] = []
     by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
-    stray: list[dt.date] = []
     for where, fields, extra in _flatten(spec, rows, fail):
+        _check_drift(spec, where, fields, fail)
         typed: dict[str, Any] = {ACCOUNT_COLUMN: account}
         extra = dict(extra)
         for name, value in fields.items():
@@ -266,6 +326,13 @@ def normalize_rows(
                 else:
                     extra[name] = value
                 continue
+            if isinstance(value, (Mapping, list)) and column.type != "jsonb":
+                fail(
+                    f"{where}: field {name!r} holds {'an object' if isinstance(value, Mapping) else 'a list'} "
+                    f"where a {column.type} belongs: {_preview(value)}",
+                    missing=[name],
+                    unknown=sorted(str(k) for k in value) if isinstance(value, Mapping) else [],
+                )
             try:
                 typed[name] = coerce_value(column, value)
             except _BadValue as exc:
@@ -280,6 +347,7 @@ def normalize_rows(
             fail(f"{where}: missing key field(s) {', '.join(missing)}")
         ref_date = typed[spec.date_column]
         if not begin <= ref_date <= end:
+            # A nested element whose parent had no parsable date at the raw level.
             stray.append(ref_date)
             continue
         typed[EXTRA_COLUMN] = extra

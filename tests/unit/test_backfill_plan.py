@@ -143,7 +143,7 @@ def test_cutover_account_uses_legacy_before_and_replacement_from_the_cutover() -
     result = plan([both], dt.date(2025, 11, 21), dt.date(2025, 12, 10))
     assert covered(result.tasks, "getusershare") == days(dt.date(2025, 11, 21), dt.date(2025, 11, 30))
     assert covered(result.tasks, "getarticleread") == days(cutover, dt.date(2025, 12, 10))
-    assert result.calls == 4 * 10 + calls_needed(10, 3) + calls_needed(10, 7) + 4 * 10
+    assert result.calls == 4 * 10 + calls_needed(10, 3) + calls_needed(10, 7) + 3 * 10 + calls_needed(10, 30)
 
 
 def test_replacement_endpoints_are_not_asked_before_their_first_date() -> None:

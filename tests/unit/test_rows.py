@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from wechat_datacube.endpoints import ENDPOINTS, get_endpoint
-from wechat_datacube.errors import BadPayloadError, ConfigError
+from wechat_datacube.errors import BadPayloadError, ConfigError, MalformedResponseError, SchemaDriftError
 from wechat_datacube.storage_rows import normalize_rows, rows_from_body
 from wechat_datacube.storage_schema import validate_schema_name
 
@@ -77,7 +77,8 @@ def test_float_columns_accept_numbers_and_numeric_strings() -> None:
 def test_jsonb_columns_keep_python_objects() -> None:
     source = [{"scene_desc": "chat", "user_count": 4}]
     [row] = normalize(
-        "getarticleread", [{"ref_date": "2025-03-10", "msgid": "9_1", "read_user": 4, "read_user_source": source}]
+        "getarticleread",
+        [{"ref_date": "2025-03-10", "msgid": "9_1", "detail": {"read_user": 4, "read_user_source": source}}],
     )
     assert row["read_user_source"] == source
 
@@ -88,7 +89,7 @@ def test_unknown_fields_go_to_extra() -> None:
 
 
 def test_integer_msgid_is_kept_as_text() -> None:
-    [row] = normalize("getarticleshare", [{"ref_date": "2025-03-10", "msgid": 12345, "share_user": 1}])
+    [row] = normalize("getarticleshare", [{"ref_date": "2025-03-10", "msgid": 12345, "detail": {"share_user": 1}}])
     assert row["msgid"] == "12345"
 
 
@@ -108,7 +109,7 @@ def test_getarticletotal_details_are_flattened_with_parent_columns() -> None:
 
 
 def test_getarticletotaldetail_detail_list_is_flattened_with_publish_type() -> None:
-    parent = {"ref_date": "2025-03-10", "msgid": "7_2", "title": "T", "publish_type": "1", "surprise": True}
+    parent = {"ref_date": "2025-03-10", "msgid": "7_2", "publish_type": "1", "surprise": True}
     parent["detail_list"] = [{"stat_date": "2025-03-10", "read_user": "8", "brand_new": 1}]
     [row] = normalize("getarticletotaldetail", [parent])
     assert row["publish_type"] == 1
@@ -155,7 +156,7 @@ def test_conflicting_duplicate_keys_are_a_bad_payload() -> None:
     ("row", "message"),
     [
         (share_row(share_user="abc"), r"'share_user' \(bigint\) not an integer: 'abc'"),
-        (share_row(share_user=[1, 2]), r"'share_user' \(bigint\) not an integer: \[1, 2\]"),
+        (share_row(share_user=[1, 2]), r"'share_user' holds a list where a bigint belongs: \[1, 2\]"),
         (share_row(share_user=True), "a boolean where an integer belongs"),
         (share_row(share_scene=2**40), r"out of range for int"),
         (share_row(ref_date="10/03/2025"), r"'ref_date' \(date\) not a YYYY-MM-DD date"),
@@ -198,7 +199,7 @@ def test_float_column_rejects_text() -> None:
 
 def test_text_with_nul_character_is_a_bad_payload() -> None:
     with pytest.raises(BadPayloadError, match="NUL"):
-        normalize("getarticleshare", [{"ref_date": "2025-03-10", "msgid": "1\x00_1"}])
+        normalize("getarticleshare", [{"ref_date": "2025-03-10", "msgid": "1\x00_1", "detail": {"share_user": 1}}])
 
 
 def test_rows_that_are_not_a_list_are_a_bad_payload() -> None:
@@ -218,14 +219,15 @@ def test_rows_from_body_returns_the_list() -> None:
     ("body", "message"),
     [
         ({"errcode": 0}, "has no 'list'"),
-        ({"list": {"a": 1}}, "'list' is a dict, not a list"),
-        ({"list": None}, "'list' is a NoneType, not a list"),
+        ({"list": {"a": 1}}, "has a 'list' that is a dict"),
+        ({"list": None}, "has no 'list' array"),
         ([1, 2], "body is a list, not a JSON object"),
     ],
     ids=["absent", "object", "null", "body-not-object"],
 )
 def test_rows_from_body_rejects_a_body_without_a_list(body: object, message: str) -> None:
-    with pytest.raises(BadPayloadError, match=message) as err:
+    """The same rule as the hook's: malformed (retried, raw kept), never an empty day."""
+    with pytest.raises(MalformedResponseError, match=message) as err:
         rows_from_body(get_endpoint("getusershare"), body, **CTX)
     assert_names_context(err.value, "getusershare")
 
@@ -238,11 +240,10 @@ def test_minimal_row_of_every_endpoint_normalises(name: str) -> None:
     spec = get_endpoint(name)
     sample = {"date": "2025-03-10", "int": 0, "bigint": 1, "text": "x", "float": 0.5, "jsonb": [], "bool": True}
     fields = {c.name: sample[c.type] for c in spec.columns}
-    if spec.nested:
-        parent = {k: fields.pop(k) for k in spec.parent_columns}
-        raw = [{**parent, spec.nested: [fields]}]
-    else:
-        raw = [fields]
+    keys = {k: fields.pop(k) for k in (spec.parent_columns if spec.nested else spec.key)}
+    if spec.detail:
+        fields = {**{k: fields.pop(k) for k in spec.key if k in fields}, spec.detail: fields}
+    raw = [{**keys, spec.nested: [fields]}] if spec.nested else [{**keys, **fields}]
     [row] = normalize(name, raw)
     assert row["ref_date"] == D
     assert row["extra"] == {}
@@ -270,4 +271,53 @@ def test_unknown_field_with_nan_is_a_bad_payload() -> None:
 def test_jsonb_column_with_nul_character_is_a_bad_payload() -> None:
     source = [{"scene_desc": "a\x00b", "user_count": 1}]
     with pytest.raises(BadPayloadError, match=r"'read_user_source' \(jsonb\) contains a NUL character"):
-        normalize("getarticleread", [{"ref_date": "2025-03-10", "msgid": "1_1", "read_user_source": source}])
+        normalize(
+            "getarticleread", [{"ref_date": "2025-03-10", "msgid": "1_1", "detail": {"read_user_source": source}}]
+        )
+
+
+# --- official shapes and schema drift ------------------------------------------------------
+
+
+def test_detail_object_is_opened_so_its_numbers_land_in_typed_columns() -> None:
+    item = {"ref_date": "2025-03-10", "detail": {"read_user": 41, "share_user": 3, "zaikan_user": 2, "new_one": 9}}
+    [row] = normalize("getbizsummary", [item])
+    assert (row["read_user"], row["share_user"], row["zaikan_user"]) == (41, 3, 2)
+    assert row["extra"] == {"new_one": 9}
+
+
+def test_rows_that_lost_every_metric_but_carry_unknown_keys_are_schema_drift() -> None:
+    """The defect this guards against: a nested shape read flat stored NULL metrics and succeeded."""
+    item = {"ref_date": "2025-03-10", "msgid": "1_1", "stats": {"read_user": 4}}
+    with pytest.raises(SchemaDriftError, match="none of the documented metrics") as err:
+        normalize("getarticleread", [item])
+    assert err.value.unknown == ["stats"]
+    assert err.value.missing == ["read_user", "read_user_source"]
+    assert_names_context(err.value, "getarticleread")
+
+
+def test_renamed_legacy_metrics_are_schema_drift() -> None:
+    with pytest.raises(SchemaDriftError, match="unknown sharers, shares"):
+        normalize("getusershare", [{"ref_date": "2025-03-10", "share_scene": 1, "sharers": 3, "shares": 7}])
+
+
+def test_an_object_where_a_number_belongs_is_schema_drift() -> None:
+    item = {"ref_date": "2025-03-10", "msgid": "1_1", "detail": {"share_user": {"total": 5, "fans": 2}}}
+    with pytest.raises(SchemaDriftError, match="'share_user' holds an object where a bigint belongs") as err:
+        normalize("getarticleshare", [item])
+    assert err.value.unknown == ["fans", "total"]
+
+
+def test_a_detail_that_is_not_an_object_is_schema_drift() -> None:
+    with pytest.raises(SchemaDriftError, match="'detail' is a list, not an object"):
+        normalize("getarticleshare", [{"ref_date": "2025-03-10", "msgid": "1_1", "detail": [1]}])
+
+
+def test_sparse_rows_without_unknown_keys_are_not_drift() -> None:
+    [row] = normalize("getarticleshare", [{"ref_date": "2025-03-10", "msgid": "1_1", "detail": {}}])
+    assert row["share_user"] is None
+
+
+def test_an_answer_whose_rows_all_lie_outside_the_window_is_malformed_not_empty() -> None:
+    with pytest.raises(MalformedResponseError, match="all 2 row"):
+        normalize("getusershare", [share_row(ref_date="2019-01-01"), share_row(ref_date="2019-01-02")])
