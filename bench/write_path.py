@@ -90,6 +90,8 @@ def per_row_breakdown(conn: Any, rows: int = BIG_WINDOW, repeats: int = 5) -> di
     Uses storage's internal steps (the only way to time them apart); each is the same code
     write_window runs, in the same order.
     """
+    from psycopg import sql
+
     from wechat_datacube.storage import _copy_rows, _insert_response
     from wechat_datacube.storage_checks import check_window
 
@@ -110,7 +112,7 @@ def per_row_breakdown(conn: Any, rows: int = BIG_WINDOW, repeats: int = 5) -> di
     def replace_rows() -> None:
         with conn.cursor() as cur:
             cur.execute(f"DELETE FROM wechat.{spec.table} WHERE account = %s AND ref_date = %s", (ACCOUNT, day))
-            _copy_rows(cur, "wechat", spec, state["typed"], state["id"])
+            _copy_rows(cur, sql.Identifier("wechat", spec.table), spec, state["typed"], state["id"])
 
     def checks() -> None:
         with conn.cursor() as cur:

@@ -33,6 +33,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
+from wechat_datacube import history_guard
 from wechat_datacube.dates import iter_days, parse_date
 from wechat_datacube.endpoints import EndpointSpec
 from wechat_datacube.errors import ConfigError, DateRangeError, is_secret_name, redact_secrets
@@ -49,6 +50,7 @@ from wechat_datacube.storage_schema import (
     STATUSES,
     migrate,
     own_transaction,
+    primary_key,
     read_transaction,
     validate_schema_name,
 )
@@ -72,7 +74,8 @@ __all__ = [
 
 FAILURE_STATUSES = ("failed", "not_ready")
 #: States the backfill planner treats as done; record_failure never overwrites them.
-DONE_STATUSES = ("loaded", "empty")
+#: ``kept``: stored rows kept against a shrinking answer (re-asking would get the same answer).
+DONE_STATUSES = ("loaded", "empty", "kept")
 
 BeforeCommit = Callable[[psycopg.Cursor[Any]], None]
 
@@ -86,6 +89,9 @@ class WriteResult:
     #: Dates of the window that got rows / that got none (marked ``empty``).
     loaded_dates: tuple[dt.date, ...] = ()
     empty_dates: tuple[dt.date, ...] = ()
+    #: Dates whose stored rows were kept because the answer would have shrunk them, and why.
+    kept_dates: tuple[dt.date, ...] = ()
+    kept_reasons: tuple[str, ...] = ()
 
 
 def _window(spec: EndpointSpec, account: str, begin: Any, end: Any) -> tuple[dt.date, dt.date]:
@@ -156,7 +162,7 @@ def _insert_response(
 
 
 def _copy_rows(
-    cur: psycopg.Cursor[Any], schema: str, spec: EndpointSpec, rows: Sequence[Mapping[str, Any]], response_id: int
+    cur: psycopg.Cursor[Any], target: sql.Identifier, spec: EndpointSpec, rows: Sequence[Mapping[str, Any]], response_id: int
 ) -> None:
     """Insert all rows with one COPY statement.
 
@@ -173,9 +179,7 @@ def _copy_rows(
     names = spec.column_names  # a property that builds a tuple: once per window, not per row
     columns = (ACCOUNT_COLUMN, *names, EXTRA_COLUMN, "response_id")
     jsonb = {c.name for c in spec.columns if c.type == "jsonb"}
-    copy_sql = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
-        sql.Identifier(schema), sql.Identifier(spec.table), sql.SQL(", ").join(map(sql.Identifier, columns))
-    )
+    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(target, sql.SQL(", ").join(map(sql.Identifier, columns)))
     # Most rows have no unknown field: their `extra` goes as the literal text '{}' (the
     # server parses COPY text per column type) instead of a json.dumps per row.
     no_extra = "{}"
@@ -218,6 +222,80 @@ def _upsert_load_log(
     )
 
 
+def _lock_window(cur: psycopg.Cursor[Any], schema: str, spec: EndpointSpec, account: str) -> None:
+    """Serialise writers of one (account, endpoint) until commit.
+
+    The shrink check reads what is stored before it writes: a second writer (say the
+    matured re-fetch running beside a backfill) must see the first one's rows, or both
+    would judge against the old state and the table could end up holding a mix of both.
+    """
+    cur.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"wechat_datacube.window:{schema}:{account}:{spec.name}",)
+    )
+
+
+def _stored_profile(
+    cur: psycopg.Cursor[Any], schema: str, spec: EndpointSpec, account: str, begin: dt.date, end: dt.date
+) -> history_guard.Profile:
+    group = history_guard.group_column(spec)
+    cur.execute(
+        sql.SQL("SELECT {d}, {g}, count(*) FROM {t} WHERE {a} = %s AND {d} BETWEEN %s AND %s GROUP BY 1, 2").format(
+            d=sql.Identifier(spec.date_column),
+            g=sql.SQL("{}::text").format(sql.Identifier(group)) if group else sql.Literal(""),
+            t=sql.Identifier(schema, spec.table),
+            a=sql.Identifier(ACCOUNT_COLUMN),
+        ),
+        (account, begin, end),
+    )
+    out: history_guard.Profile = {}
+    for day, key, count in cur.fetchall():
+        out.setdefault(day, Counter())[key] += count
+    return out
+
+
+def _delete_days(cur: psycopg.Cursor[Any], schema: str, spec: EndpointSpec, account: str, days: list[dt.date]) -> None:
+    if days:
+        cur.execute(
+            sql.SQL("DELETE FROM {} WHERE {} = %s AND {} = ANY(%s)").format(
+                sql.Identifier(schema, spec.table), sql.Identifier(ACCOUNT_COLUMN), sql.Identifier(spec.date_column)
+            ),
+            (account, days),
+        )
+
+
+def _upsert_rows(
+    cur: psycopg.Cursor[Any], schema: str, spec: EndpointSpec, rows: Sequence[Mapping[str, Any]], response_id: int
+) -> None:
+    """COPY into a transaction-scoped stage, then one INSERT ... ON CONFLICT (key) DO UPDATE.
+
+    For maturing series: a stat date is updated in place and one the answer lacks stays.
+    """
+    if not rows:
+        return
+    stage = f"wdc_stage_{spec.table}"
+    cur.execute(
+        sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
+            sql.Identifier(stage), sql.Identifier(schema, spec.table)
+        )
+    )
+    _copy_rows(cur, sql.Identifier(stage), spec, rows, response_id)
+    columns = (ACCOUNT_COLUMN, *spec.column_names, EXTRA_COLUMN, "response_id")
+    key = set(primary_key(spec))
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {t} ({c}) SELECT {c} FROM {s} ON CONFLICT ({k}) DO UPDATE SET {u}, loaded_at = now()"
+        ).format(
+            t=sql.Identifier(schema, spec.table),
+            c=sql.SQL(", ").join(map(sql.Identifier, columns)),
+            s=sql.Identifier(stage),
+            k=sql.SQL(", ").join(map(sql.Identifier, primary_key(spec))),
+            u=sql.SQL(", ").join(
+                sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in columns if c not in key
+            ),
+        )
+    )
+
+
 def write_window(
     conn: psycopg.Connection[Any],
     schema: str,
@@ -230,16 +308,23 @@ def write_window(
     rows: Sequence[Any] | None = None,
     meta: Mapping[str, Any] | None = None,
     before_commit: BeforeCommit | None = None,
+    replace_shrinking: bool = False,
 ) -> WriteResult:
-    """Store one good response: raw body + typed rows of exactly the window + load_log, atomically.
+    """Store one good response: raw body + typed rows of the window + load_log, atomically.
 
     ``body`` is the response as received (stored as JSONB in ``api_response``); ``rows``
     are its raw API rows (default: ``body["list"]``), normalised here before anything is
     written — a :class:`BadPayloadError` therefore leaves the database untouched (call
-    :func:`record_failure` to keep the body). Typed rows of (account, ref_date in
-    [begin_date, end_date]) are deleted and replaced, so rerunning a window is idempotent
-    and rows that vanished upstream vanish here. The data-quality checks run inside the
-    transaction: failing ones roll the window back (DataQualityError).
+    :func:`record_failure` to keep the body).
+
+    Per day of the window: when the answer holds less than is stored (see
+    :mod:`wechat_datacube.history_guard`), the stored rows are kept, the day is marked
+    ``kept`` with the reason, and the response is still kept raw — unless
+    ``replace_shrinking`` asks to replace anyway. Other days are replaced: deleted and
+    rewritten (rerunning a window is idempotent), except for maturing series
+    (``spec.maturity_days``), which are upserted by key so a stat date the answer lacks
+    is never deleted. The data-quality checks run inside the transaction: failing ones
+    roll the window back (DataQualityError).
     ``before_commit(cursor)`` runs after every write, just before the commit; raising
     there rolls everything back (tests use it to inject a crash).
     ``meta``: optional ``dag_id``, ``run_id``, ``try_number``, ``fetched_at``.
@@ -249,44 +334,44 @@ def write_window(
     info = _meta(meta)
     raw = rows_from_body(spec, body, account=account, begin_date=begin, end_date=end) if rows is None else rows
     typed = normalize_rows(spec, raw, account=account, begin_date=begin, end_date=end)
-    per_date = Counter(r[spec.date_column] for r in typed)
+    new = history_guard.profile(spec, typed)
     days = list(iter_days(begin, end))
-    status = "loaded" if typed else "empty"
     with own_transaction(conn), conn.cursor(row_factory=tuple_row) as cur:
+        _lock_window(cur, schema, spec, account)
+        stored = _stored_profile(cur, schema, spec, account, begin, end)
+        shrinking = history_guard.shrinking_days(spec, stored, new)
+        kept = {} if replace_shrinking else shrinking
+        writing = [r for r in typed if r[spec.date_column] not in kept]
+        why = "; ".join(f"{reason}: stored rows kept (replace_shrinking replaces them)" for reason in kept.values())
+        status = "kept" if kept else ("loaded" if writing else "empty")
         response_id = _insert_response(
-            cur, schema, spec, account, begin, end, info, status=status, row_count=len(typed), error=None, payload=body
+            cur, schema, spec, account, begin, end, info,
+            status=status, row_count=len(writing), error=why or None, payload=body,
         )
-        # load_log first: its rows for (account, endpoint, day) are locked until commit, so a
-        # second writer of any of these days waits here; its DELETE then runs after this
-        # commit and sees these rows. Otherwise both DELETEs miss the other's uncommitted
-        # rows and the table ends up holding a mix of two responses.
-        _upsert_load_log(
-            cur,
-            schema,
-            [
-                (account, spec.name, day, "loaded" if per_date[day] else "empty", per_date[day], response_id, None)
-                for day in days
-            ],
-            protect_done=False,
-        )
-        cur.execute(
-            sql.SQL("DELETE FROM {}.{} WHERE {} = %s AND {} BETWEEN %s AND %s").format(
-                sql.Identifier(schema),
-                sql.Identifier(spec.table),
-                sql.Identifier(ACCOUNT_COLUMN),
-                sql.Identifier(spec.date_column),
-            ),
-            (account, begin, end),
-        )
-        _copy_rows(cur, schema, spec, typed, response_id)
+        entries = []
+        for d in days:
+            if d in kept:
+                entries.append((account, spec.name, d, "kept", sum(stored[d].values()), response_id, kept[d]))
+            else:
+                count = sum(new.get(d, Counter()).values())
+                entries.append((account, spec.name, d, "loaded" if count else "empty", count, response_id, None))
+        _upsert_load_log(cur, schema, entries, protect_done=False)
+        if spec.maturity_days > 1:
+            _delete_days(cur, schema, spec, account, [d for d in shrinking if d not in kept])
+            _upsert_rows(cur, schema, spec, writing, response_id)
+        else:
+            _delete_days(cur, schema, spec, account, [d for d in days if d not in kept])
+            _copy_rows(cur, sql.Identifier(schema, spec.table), spec, writing, response_id)
         check_window(cur, schema, spec, account, begin, end)
         if before_commit is not None:
             before_commit(cur)
     return WriteResult(
         response_id=response_id,
-        row_count=len(typed),
-        loaded_dates=tuple(d for d in days if per_date[d]),
-        empty_dates=tuple(d for d in days if not per_date[d]),
+        row_count=len(writing),
+        loaded_dates=tuple(d for d in days if d not in kept and d in new),
+        empty_dates=tuple(d for d in days if d not in kept and d not in new),
+        kept_dates=tuple(sorted(kept)),
+        kept_reasons=tuple(kept[d] for d in sorted(kept)),
     )
 
 

@@ -36,6 +36,7 @@ from psycopg import sql
 from wechat_datacube.endpoints import ENDPOINTS, Column, ColumnType, EndpointSpec
 from wechat_datacube.errors import ConfigError
 from wechat_datacube.storage_rows import ACCOUNT_COLUMN, EXTRA_COLUMN
+from wechat_datacube.storage_views import ensure_views, jsonb_as
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,9 @@ SQL_TYPES: dict[ColumnType, str] = {
     "bool": "boolean",
 }
 
-#: Values of ``api_response.status`` and ``load_log.status``.
-STATUSES = ("loaded", "empty", "not_ready", "failed")
+#: Values of ``api_response.status`` and ``load_log.status``. ``kept``: the answer would have
+#: shrunk stored rows, which were kept (see wechat_datacube.history_guard).
+STATUSES = ("loaded", "empty", "kept", "not_ready", "failed")
 
 #: The columns every typed table has besides the registry's, with their SQL and comment.
 FIXED_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -228,8 +230,9 @@ COMMENT ON TABLE {s}.api_response IS
 COMMENT ON COLUMN {s}.api_response.payload IS
   'Response body as received (JSON); a body that was not JSON is stored as a JSON string.';
 COMMENT ON COLUMN {s}.api_response.row_count IS 'Typed rows written from this response (NULL when none were written).';
-COMMENT ON COLUMN {s}.api_response.status IS 'loaded / empty: rows replaced; not_ready / failed: typed rows untouched.';
-COMMENT ON COLUMN {s}.api_response.error IS 'Why the response was not loaded (failed / not_ready).';
+COMMENT ON COLUMN {s}.api_response.status IS
+  'loaded / empty: rows replaced; kept: some days kept their stored rows; not_ready / failed: typed rows untouched.';
+COMMENT ON COLUMN {s}.api_response.error IS 'Why the response was not (or not wholly) loaded.';
 CREATE INDEX IF NOT EXISTS api_response_account_endpoint_idx
   ON {s}.api_response (account, endpoint, begin_date);
 
@@ -281,6 +284,80 @@ def _m3_quota_block(cur: psycopg.Cursor[Any], schema: str) -> None:
     cur.execute(sql.SQL(_QUOTA_BLOCK).format(s=sql.Identifier(schema)))
 
 
+def _m4_status_kept(cur: psycopg.Cursor[Any], schema: str) -> None:
+    statuses = sql.SQL(", ").join(map(sql.Literal, STATUSES))
+    for table in ("api_response", "load_log"):
+        name = sql.Identifier(f"{table}_status_check")
+        cur.execute(
+            sql.SQL("ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {c}, ADD CONSTRAINT {c} CHECK (status IN ({s}))").format(
+                t=sql.Identifier(schema, table), c=name, s=statuses
+            )
+        )
+    cur.execute(
+        sql.SQL("COMMENT ON COLUMN {} IS {}").format(
+            sql.Identifier(schema, "api_response", "status"),
+            sql.Literal(
+                "loaded / empty: rows replaced; kept: some days kept their stored rows; "
+                "not_ready / failed: typed rows untouched."
+            ),
+        )
+    )
+
+
+def _recover_from_extra(cur: psycopg.Cursor[Any], schema: str, spec: EndpointSpec) -> None:
+    """Move values a flat reading left in ``extra`` (inside ``detail``, or at its top) into their columns."""
+    table = sql.Identifier(schema, spec.table)
+    for column in spec.columns:
+        if column.name in spec.key:
+            continue
+        name = sql.Identifier(column.name)
+        found = sql.SQL("coalesce(extra -> 'detail' -> {n}, extra -> {n})").format(n=sql.Literal(column.name))
+        value = jsonb_as(found, column.type)
+        cur.execute(
+            sql.SQL(
+                "UPDATE {t} SET {c} = {v}, extra = (extra #- ARRAY['detail', {n}]) - {n}"
+                " WHERE {c} IS NULL AND {v} IS NOT NULL"
+            ).format(t=table, c=name, v=value, n=sql.Literal(column.name))
+        )
+    # What is left of a ``detail`` object is unknown fields: keep them as the new reading does.
+    cur.execute(
+        sql.SQL(
+            "UPDATE {t} SET extra = (extra - 'detail') || (extra -> 'detail')"
+            " WHERE jsonb_typeof(extra -> 'detail') = 'object'"
+        ).format(t=table)
+    )
+
+
+def _m5_official_shapes(cur: psycopg.Cursor[Any], schema: str) -> None:
+    """Replacement tables in the official shapes: every documented field typed, values recovered.
+
+    Before this step the four replacement endpoints were read as flat rows, so their numbers
+    (nested in ``detail`` by WeChat) landed in ``extra`` and the typed columns held NULL.
+    This adds the newly typed columns, moves what ``extra`` holds into them, and folds
+    ``title`` (which WeChat does not send for these endpoints) into ``extra`` before
+    dropping the column. No row is deleted.
+    """
+    for spec in ENDPOINTS.values():
+        if spec.family != "replacement":
+            continue
+        live = _live_columns(cur, schema, spec.table)
+        if not live:
+            continue  # reconcile creates it from the registry
+        for column in spec.columns:
+            if column.name not in live:
+                cur.execute(add_column_sql(schema, spec, column))
+        _recover_from_extra(cur, schema, spec)
+        if "title" in live and "title" not in spec.column_names:
+            table = sql.Identifier(schema, spec.table)
+            cur.execute(
+                sql.SQL(
+                    "UPDATE {} SET extra = extra || jsonb_build_object('title', title)"
+                    " WHERE title IS NOT NULL AND NOT extra ? 'title'"
+                ).format(table)
+            )
+            cur.execute(sql.SQL("ALTER TABLE {} DROP COLUMN title").format(table))
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -293,6 +370,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "api_response and load_log", _m1_base_tables),
     Migration(2, "typed endpoint tables from the registry", _m2_endpoint_tables),
     Migration(3, "quota_block", _m3_quota_block),
+    Migration(4, "load state 'kept' (a shrinking answer did not erase stored rows)", _m4_status_kept),
+    Migration(5, "replacement endpoints in their official shapes", _m5_official_shapes),
 )
 
 
@@ -378,6 +457,7 @@ def reconcile(cur: psycopg.Cursor[Any], schema: str) -> list[str]:
             if row is None or row[0] is None:
                 cur.execute(create_window_index_sql(schema, spec))
                 changes.append(f"created index {window_index_name(spec)}")
+    changes.extend(ensure_views(cur, schema))
     return changes
 
 

@@ -35,8 +35,10 @@ def conn(fresh_pg: tuple[str, str]) -> Iterator[psycopg.Connection[Any]]:
         yield connection
 
 
-def tables(conn: psycopg.Connection[Any], schema: str = "wechat") -> set[str]:
-    rows = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,))
+def tables(conn: psycopg.Connection[Any], schema: str = "wechat", kind: str = "BASE TABLE") -> set[str]:
+    rows = conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_type = %s", (schema, kind)
+    )
     names = {r[0] for r in rows}
     conn.rollback()
     return names
@@ -69,6 +71,8 @@ def test_migrate_creates_every_table_from_an_empty_database(conn: psycopg.Connec
     assert migrate(conn) == ALL_VERSIONS
     expected = {"schema_migrations", "api_response", "load_log", "quota_block"} | {s.table for s in ENDPOINTS.values()}
     assert tables(conn) == expected
+    scene_views = {v.view for s in ENDPOINTS.values() for v in s.scene_lists}
+    assert tables(conn, kind="VIEW") == scene_views | {"daily_readers"}
 
 
 def test_migrate_again_is_a_no_op(conn: psycopg.Connection[Any]) -> None:

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from wechat_datacube.endpoints import EndpointSpec, get_endpoint
-from wechat_datacube.errors import BadPayloadError, ConfigError, DataQualityError
+from wechat_datacube.errors import BadPayloadError, ConfigError, DataQualityError, MalformedResponseError
 from wechat_datacube.storage import (
     WriteResult,
     load_status,
@@ -117,17 +117,20 @@ def test_writing_a_window_three_times_gives_identical_tables(db: psycopg.Connect
     assert sums[0] == sums[1] == sums[2]
 
 
-def test_rows_removed_upstream_are_removed_on_rewrite(db: psycopg.Connection[Any]) -> None:
+def test_rows_removed_upstream_are_removed_on_rewrite_only_when_the_run_opts_in(db: psycopg.Connection[Any]) -> None:
     write_share(db, share_rows(range(7)))
     write_share(db, share_rows(range(7), scenes=(1, 2)))
+    assert query(db, f"SELECT count(*) FROM {SCHEMA}.user_share WHERE share_scene = 255") == [(7,)]
+    write_share(db, share_rows(range(7), scenes=(1, 2)), replace_shrinking=True)
     assert query(db, f"SELECT count(*) FROM {SCHEMA}.user_share WHERE share_scene = 255") == [(0,)]
     assert checksum(db, SHARE)[0] == 14
+    assert set(statuses(db, SHARE).values()) == {"loaded"}
 
 
 def test_rewrite_replaces_only_its_own_account_and_dates(db: psycopg.Connection[Any]) -> None:
     write_share(db, share_rows(range(7)), account="other")
     write_share(db, share_rows(range(7)))
-    write_share(db, share_rows([2], scenes=(1,), base=100), first=2, last=2)
+    write_share(db, share_rows([2], scenes=(1,), base=100), first=2, last=2, replace_shrinking=True)
     rows = query(db, f"SELECT account, ref_date, count(*) FROM {SCHEMA}.user_share GROUP BY 1, 2 ORDER BY 1, 2")
     assert [(a, d, n) for a, d, n in rows if a == "other"] == [("other", day(i), 3) for i in range(7)]
     assert [(d, n) for a, d, n in rows if a == ACCOUNT] == [(day(i), 1 if i == 2 else 3) for i in range(7)]
@@ -183,15 +186,12 @@ def test_text_and_jsonb_with_special_characters_round_trip(db: psycopg.Connectio
     source = [{"scene_desc": tricky, "user_count": 1}]
     row = {
         "ref_date": D1.isoformat(),
-        "msgid": "1_1",
-        "title": tricky,
-        "read_user": 1,
-        "read_user_source": source,
-        "surprise": {"k": tricky},
+        "msgid": tricky,
+        "detail": {"read_user": 1, "read_user_source": source, "surprise": {"k": tricky}},
     }
     spec = get_endpoint("getarticleread")
     write_window(db, SCHEMA, spec=spec, account=ACCOUNT, begin_date=D1, end_date=D1, body={"list": [row]})
-    assert query(db, f"SELECT title, read_user_source, extra FROM {SCHEMA}.article_read") == [
+    assert query(db, f"SELECT msgid, read_user_source, extra FROM {SCHEMA}.article_read") == [
         (tricky, source, {"surprise": {"k": tricky}})
     ]
 
@@ -210,7 +210,7 @@ def test_a_failure_after_the_delete_and_before_commit_leaves_previous_rows_intac
         raise RuntimeError("worker killed")
 
     with pytest.raises(RuntimeError, match="worker killed"):
-        write_share(db, share_rows(range(7), scenes=(1,), base=50), before_commit=crash)
+        write_share(db, share_rows(range(7), scenes=(1,), base=50), before_commit=crash, replace_shrinking=True)
     assert seen_inside == [0]  # the delete and new insert had happened inside the transaction
     assert checksum(db, SHARE) == before
     assert query(db, f"SELECT DISTINCT response_id FROM {SCHEMA}.load_log") == [(first.response_id,)]
@@ -229,11 +229,18 @@ def test_write_refuses_a_connection_with_an_open_transaction(db: psycopg.Connect
 
 BAD_BODIES = {
     "list-absent": ({"errcode": 0, "errmsg": "ok"}, "has no 'list'"),
-    "list-not-a-list": ({"list": "oops"}, "'list' is a str, not a list"),
+    "list-not-a-list": ({"list": "oops"}, "has a 'list' that is a str"),
     "row-not-an-object": ({"list": [["2025-03-10", 1]]}, "row 0 is a list, not an object"),
     "missing-key": ({"list": [{"ref_date": "2025-03-10", "share_user": 1}]}, r"missing key field\(s\) share_scene"),
     "text-for-int": ({"list": [{"ref_date": "2025-03-10", "share_scene": 1, "share_user": "abc"}]}, "not an integer"),
-    "list-for-number": ({"list": [{"ref_date": "2025-03-10", "share_scene": 1, "share_count": [3]}]}, "not an integer"),
+    "list-for-number": (
+        {"list": [{"ref_date": "2025-03-10", "share_scene": 1, "share_count": [3]}]},
+        "holds a list where a bigint belongs",
+    ),
+    "all-rows-elsewhere": (
+        {"list": [{"ref_date": "2019-01-01", "share_scene": 1, "share_user": 1}]},
+        "all 1 row.s. are dated outside the requested window",
+    ),
 }
 
 
@@ -244,7 +251,7 @@ def test_a_bad_payload_is_refused_clearly_kept_raw_and_leaves_typed_rows_unchang
     write_share(db, share_rows([0]), first=0, last=0)
     before = checksum(db, SHARE)
     body, message = BAD_BODIES[kind]
-    with pytest.raises(BadPayloadError, match=message) as err:
+    with pytest.raises((BadPayloadError, MalformedResponseError), match=message) as err:
         write_window(db, SCHEMA, spec=SHARE, account=ACCOUNT, begin_date=day(0), end_date=day(1), body=body)
     text = str(err.value)
     assert f"account={ACCOUNT}" in text and "endpoint=getusershare" in text and "dates=2025-03-10..2025-03-11" in text
@@ -458,3 +465,98 @@ def test_two_writers_of_one_window_never_leave_a_mix_of_both(db: psycopg.Connect
         f"SELECT row_count FROM {SCHEMA}.load_log WHERE account = %s AND endpoint = 'getusershare'", (ACCOUNT,)
     ).fetchone()
     assert logged == 1
+
+
+# --- history is never erased by a shrinking answer ------------------------------------------
+
+
+def total_body(stat_days: int, *, reads: int = 10, articles: tuple[str, ...] = ("1000_1",)) -> dict[str, Any]:
+    """getarticletotal for articles sent on day(0), with ``stat_days`` cumulative detail rows each."""
+    return {
+        "list": [
+            {
+                "ref_date": day(0).isoformat(),
+                "msgid": msgid,
+                "title": "t",
+                "details": [
+                    {"stat_date": day(k).isoformat(), "int_page_read_user": reads * (k + 1), "target_user": 100}
+                    for k in range(stat_days)
+                ],
+            }
+            for msgid in articles
+        ]
+    }
+
+
+def write_total(conn: psycopg.Connection[Any], body: dict[str, Any], **kw: Any) -> WriteResult:
+    return write_window(conn, SCHEMA, spec=TOTAL, account=ACCOUNT, begin_date=day(0), end_date=day(0), body=body, **kw)
+
+
+def test_an_empty_answer_for_a_loaded_day_keeps_its_rows_and_says_why(db: psycopg.Connection[Any]) -> None:
+    write_share(db, share_rows(range(7)))
+    before = checksum(db, SHARE)
+    result = write_share(db, share_rows([3]))  # the other six days answered empty
+    assert checksum(db, SHARE) == before
+    assert result.kept_dates == tuple(day(i) for i in range(7) if i != 3)
+    assert result.kept_reasons[0] == f"the answer has 0 row(s) for {day(0)} where 3 are stored"
+    assert statuses(db, SHARE) == {day(i): ("loaded" if i == 3 else "kept") for i in range(7)}
+    [(message, count)] = query(
+        db, f"SELECT message, row_count FROM {SCHEMA}.load_log WHERE ref_date = %s", (day(0),)
+    )
+    assert "where 3 are stored" in message and count == 3
+    [(status, error)] = query(db, f"SELECT status, error FROM {SCHEMA}.api_response WHERE id = %s", (result.response_id,))
+    assert status == "kept" and "replace_shrinking" in error
+
+
+def test_fewer_rows_for_a_loaded_day_keep_the_stored_ones(db: psycopg.Connection[Any]) -> None:
+    write_share(db, share_rows([0]), first=0, last=0)
+    result = write_share(db, share_rows([0], scenes=(1,)), first=0, last=0)
+    assert result.kept_dates == (day(0),)
+    assert query(db, f"SELECT count(*) FROM {SCHEMA}.user_share") == [(3,)]
+
+
+def test_an_answer_as_long_as_the_stored_one_replaces_it(db: psycopg.Connection[Any]) -> None:
+    write_share(db, share_rows([0]), first=0, last=0)
+    result = write_share(db, share_rows([0], base=40), first=0, last=0)
+    assert (result.kept_dates, result.loaded_dates) == ((), (day(0),))
+    assert query(db, f"SELECT min(share_user) FROM {SCHEMA}.user_share") == [(41,)]
+
+
+def test_replace_shrinking_empties_a_day_on_request(db: psycopg.Connection[Any]) -> None:
+    write_share(db, share_rows([0]), first=0, last=0)
+    result = write_share(db, [], first=0, last=0, replace_shrinking=True)
+    assert (result.kept_dates, result.empty_dates) == ((), (day(0),))
+    assert checksum(db, SHARE)[0] == 0
+    assert statuses(db, SHARE, 0, 0) == {day(0): "empty"}
+
+
+def test_a_kept_day_counts_as_done_for_the_backfill_planner(db: psycopg.Connection[Any]) -> None:
+    write_share(db, share_rows([0]), first=0, last=0)
+    write_share(db, [], first=0, last=0)
+    assert loaded_dates(db, SCHEMA, ACCOUNT, SHARE.name, day(0), day(0)) == {day(0)}
+
+
+def test_a_maturing_series_is_upserted_by_stat_date(db: psycopg.Connection[Any]) -> None:
+    write_total(db, total_body(3))
+    write_total(db, total_body(3, reads=20))
+    assert query(db, f"SELECT stat_date, int_page_read_user FROM {SCHEMA}.article_total ORDER BY 1") == [
+        (day(0), 20), (day(1), 40), (day(2), 60)
+    ]
+
+
+def test_a_shorter_cumulative_series_keeps_the_stored_stat_dates(db: psycopg.Connection[Any]) -> None:
+    write_total(db, total_body(7))
+    result = write_total(db, total_body(1, reads=99))
+    assert result.kept_dates == (day(0),)
+    assert result.kept_reasons == (f"the answer has 1 row(s) for {day(0)} where 7 are stored",)
+    assert query(db, f"SELECT count(*), min(int_page_read_user) FROM {SCHEMA}.article_total") == [(7, 10)]
+
+
+def test_an_article_missing_from_the_answer_is_a_shrink_even_when_another_appears(db: psycopg.Connection[Any]) -> None:
+    write_total(db, total_body(2, articles=("1000_1", "1000_2")))
+    result = write_total(db, total_body(2, articles=("1000_1", "1000_3")))
+    assert result.kept_dates == (day(0),)
+    assert "1 article(s) of 2025-03-10 would lose stat dates (e.g. 1000_2: 0 in the answer, 2 stored)" in (
+        result.kept_reasons[0]
+    )
+    assert sorted(r[0] for r in query(db, f"SELECT DISTINCT msgid FROM {SCHEMA}.article_total")) == ["1000_1", "1000_2"]
