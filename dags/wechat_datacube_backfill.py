@@ -4,8 +4,9 @@ Manual only (schedule=None). Params: ``accounts`` (names from the accounts file;
 all), ``begin_date`` / ``end_date`` (Beijing dates; end defaults to and is capped at
 yesterday), ``endpoints`` (names or the family keywords ``legacy`` / ``replacement``;
 empty = each account's configured endpoints), ``reprocess`` (``missing``: skip windows
-whose dates are all loaded/empty in load_log; ``all``: fetch everything again) and
-``windows_per_task``.
+whose dates are all loaded/empty/kept in load_log; ``all``: fetch everything again),
+``replace_shrinking`` (replace a stored day even when the new answer holds fewer rows; by
+default such a day keeps its rows and is marked ``kept``) and ``windows_per_task``.
 
 Tasks: ``plan`` (reads the accounts file and load_log — at run time, never at parse
 time) → ``load``, the ordinary ``WeChatDatacubeToPostgresOperator`` mapped over the plan
@@ -75,6 +76,9 @@ def build_backfill_dag(**overrides: Any) -> DAG:
                                description="Endpoints or families; empty = each account's configured endpoints."),
             "reprocess": Param("missing", type="string", enum=list(REPROCESS_MODES),
                                description="missing: skip windows already loaded; all: fetch everything again."),
+            "replace_shrinking": Param(False, type="boolean",
+                                       description="Replace stored days even when the new answer has fewer rows "
+                                       "(default: keep them and mark the day 'kept'). Use with reprocess=all."),
             "windows_per_task": Param(DEFAULT_WINDOWS_PER_TASK, type="integer", minimum=1,
                                       description="API calls (windows) per mapped task; widened to fit max_map_length."),
         },

@@ -63,7 +63,7 @@ class BackfillTask:
     def label(self) -> str:
         return f"{self.account.name} {self.endpoint} {self.begin.isoformat()}..{self.end.isoformat()}"
 
-    def operator_kwargs(self, *, skip_loaded: bool) -> dict[str, Any]:
+    def operator_kwargs(self, *, skip_loaded: bool, replace_shrinking: bool = False) -> dict[str, Any]:
         """Keyword arguments for ``WeChatDatacubeToPostgresOperator`` (JSON-safe: they travel via XCom)."""
         return {
             "account": self.account.name,
@@ -75,6 +75,7 @@ class BackfillTask:
             "end_date": self.end.isoformat(),
             "ready_deadline_hour": self.account.ready_deadline_hour,
             "skip_loaded": skip_loaded,
+            "replace_shrinking": replace_shrinking,
         }
 
 

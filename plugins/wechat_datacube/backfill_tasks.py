@@ -35,7 +35,10 @@ class BackfillPlanOperator(BaseOperator):
 
         plan = _plan(context, max_tasks=conf.getint("core", "max_map_length"))
         self.log.info("%s", plan.summary())
-        return [t.operator_kwargs(skip_loaded=plan.reprocess == "missing") for t in plan.tasks]
+        replace = bool(context["params"].get("replace_shrinking"))
+        return [
+            t.operator_kwargs(skip_loaded=plan.reprocess == "missing", replace_shrinking=replace) for t in plan.tasks
+        ]
 
 
 class BackfillReportOperator(BaseOperator):

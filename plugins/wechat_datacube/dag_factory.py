@@ -32,6 +32,7 @@ DAILY_DAG_PREFIX = "wechat_datacube_daily__"
 CONF_BEGIN = "{{ (dag_run.conf or {}).get('begin_date') or '' }}"
 CONF_END = "{{ (dag_run.conf or {}).get('end_date') or '' }}"
 CONF_ENDPOINTS = "{{ ((dag_run.conf or {}).get('endpoints') or []) | join(',') }}"
+CONF_REPLACE_SHRINKING = "{{ (dag_run.conf or {}).get('replace_shrinking') or '' }}"
 
 #: Overrides the first retry delay (seconds). Production keeps the default; the fault and
 #: crash suites (reliability/) set a few seconds so a retried task does not wait minutes.
@@ -129,6 +130,7 @@ def build_daily_dag(account: AccountConfig, **overrides: Any) -> DAG:
                 begin_date=CONF_BEGIN,
                 end_date=CONF_END,
                 selected_endpoints=CONF_ENDPOINTS,
+                replace_shrinking=CONF_REPLACE_SHRINKING,
                 ready_deadline_hour=account.ready_deadline_hour,
                 active_from=active_from,
                 active_until=active_until,

@@ -58,13 +58,17 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
     :param on_quota: ``"fail"`` (raise the 45009 error; the retry policy waits for the
         reset) or ``"skip"`` (end the task as skipped with a message: the bulk backfill
         stops cleanly and a later run resumes instead of retrying in a loop).
-    :param skip_loaded: skip windows whose dates are all ``loaded``/``empty`` in load_log
-        already (the bulk backfill: a retry does not re-fetch the windows its earlier try stored).
+    :param skip_loaded: skip windows whose dates are all ``loaded``/``empty``/``kept`` in
+        load_log already (the bulk backfill: a retry does not re-fetch the windows its earlier
+        try stored).
+    :param replace_shrinking: templated flag (a bool, or the text of one from the run conf).
+        By default a day whose new answer holds fewer rows (or stat dates) than are stored
+        keeps its stored rows and is marked ``kept``; true replaces them anyway.
     """
 
     # ``end_date`` is BaseOperator's own (when the task stops being scheduled): the window
     # dates therefore live in ``date_from`` / ``date_to``.
-    template_fields: Sequence[str] = ("date_from", "date_to", "selected_endpoints")
+    template_fields: Sequence[str] = ("date_from", "date_to", "selected_endpoints", "replace_shrinking")
     ui_color = "#07c160"  # WeChat green
 
     # Optional knobs default here, on the class; ``__init__`` stores one on the task only
@@ -80,6 +84,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
     hook_kwargs: Mapping[str, Any] = MappingProxyType({})
     on_quota: str = "fail"
     skip_loaded: bool = False
+    replace_shrinking: Any = False
 
     def __init__(
         self,
@@ -100,6 +105,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         hook_kwargs: dict[str, Any] | None = None,
         on_quota: str = "fail",
         skip_loaded: bool = False,
+        replace_shrinking: Any = False,
         **kwargs: Any,
     ) -> None:
         if on_quota not in ("fail", "skip"):
@@ -124,6 +130,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
             "hook_kwargs": hook_kwargs or self.hook_kwargs,
             "on_quota": on_quota,
             "skip_loaded": skip_loaded,
+            "replace_shrinking": replace_shrinking,
         }
         for name, value in knobs.items():
             if value != getattr(type(self), name):
@@ -171,6 +178,18 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         day = to_beijing_date(start)
         return day, day, True
 
+    def _replace_shrinking(self) -> bool:
+        """The flag as a bool; text that is not clearly one is refused rather than guessed."""
+        value = self.replace_shrinking
+        if isinstance(value, bool):
+            return value
+        text = str(value or "").strip().lower()
+        if text in ("", "false", "0", "no", "off", "none"):
+            return False
+        if text in ("true", "1", "yes", "on"):
+            return True
+        raise ConfigError(f"replace_shrinking must be true or false, not {value!r}", **self._ctx())
+
     def _selected(self) -> list[str]:
         value = self.selected_endpoints
         if not value:
@@ -186,6 +205,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         from wechat_datacube.windows import plan_windows
 
         selected = self._selected()
+        replace_shrinking = self._replace_shrinking()
         if selected and self.endpoint not in selected:
             raise AirflowSkipException(f"{self.endpoint} not among the endpoints this run asked for: {selected}")
         spec = get_endpoint(self.endpoint)
@@ -234,7 +254,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
                 windows = self._unfinished(loader, windows)
 
             def load(window: Window) -> None:
-                result = loader.load(window)
+                result = loader.load(window, replace_shrinking=replace_shrinking)
                 summary["windows"].append(
                     {"begin": window.begin.isoformat(), "end": window.end.isoformat(), "status": result.status,
                      "rows": result.rows, "reason": window.reason}

@@ -25,6 +25,7 @@ from wechat_datacube.errors import (
     DataNotReadyError,
     DateRangeError,
     MalformedResponseError,
+    PermanentError,
     QuotaExceededError,
     WeChatDatacubeError,
 )
@@ -41,9 +42,14 @@ def readiness_deadline(ref_date: dt.date, deadline_hour: int) -> dt.datetime:
     return dt.datetime.combine(ref_date + dt.timedelta(days=1), dt.time(deadline_hour), tzinfo=BEIJING)
 
 
+#: The errcode WeChat gives for a window wider than the endpoint allows.
+SPAN_ERRCODE = 61501
+
+
 @dataclass(frozen=True)
 class LoadResult:
-    status: str  # "loaded" or "empty"
+    #: "loaded", "empty", or "kept" (some day kept its stored rows against a shrinking answer).
+    status: str
     rows: int
     response_id: int
 
@@ -115,8 +121,30 @@ class WindowLoader:
             if day.isoformat() not in with_rows and now < readiness_deadline(day, self.ready_deadline_hour)
         ]
 
-    def load(self, window: Window) -> LoadResult:
-        """Fetch and store ``window``; raise the typed error when it cannot be stored."""
+    def load(self, window: Window, *, replace_shrinking: bool = False) -> LoadResult:
+        """Fetch and store ``window``; raise the typed error when it cannot be stored.
+
+        A multi-day window that WeChat refuses as too wide (61501) is fetched again one day
+        at a time, once, with a warning: the registry's span for an endpoint is partly
+        hearsay (getbizsummary's 30 days come from SDKs), so a wrong span costs calls, never data.
+        """
+        try:
+            return self._load(window, replace_shrinking)
+        except PermanentError as exc:
+            if exc.errcode != SPAN_ERRCODE or window.days == 1:
+                raise
+            self.log.warning(
+                "%s account=%s %s..%s: WeChat refused a %d-day window (61501); fetching it one day at a time",
+                self.spec.name, self.account, window.begin, window.end, window.days,
+            )
+        results = [
+            self._load(Window(day, day, window.reason), replace_shrinking) for day in iter_days(window.begin, window.end)
+        ]
+        statuses = {r.status for r in results}
+        status = next(s for s in ("kept", "loaded", "empty") if s in statuses)
+        return LoadResult(status, sum(r.rows for r in results), results[-1].response_id)
+
+    def _load(self, window: Window, replace_shrinking: bool) -> LoadResult:
         ctx = {"account": self.account, "endpoint": self.spec.name, "begin_date": window.begin, "end_date": window.end}
         until = quota_guard.blocked_until(
             self.conn, self.schema, account=self.account, endpoint=self.spec.name, now=self.clock()
@@ -164,8 +192,15 @@ class WindowLoader:
                 body=chunk.body,
                 rows=chunk.rows,
                 meta=self.meta,
+                replace_shrinking=replace_shrinking,
             )
-        except BadPayloadError as exc:
+        except (BadPayloadError, MalformedResponseError) as exc:
             self._keep_failure(window, chunk.body, "failed", exc)
             raise
-        return LoadResult("loaded" if result.row_count else "empty", result.row_count, result.response_id)
+        for day, reason in zip(result.kept_dates, result.kept_reasons, strict=True):
+            self.log.warning(
+                "%s account=%s %s..%s: kept the stored rows of %s: %s (set replace_shrinking to replace them)",
+                self.spec.name, self.account, window.begin, window.end, day, reason,
+            )
+        status = "kept" if result.kept_dates else ("loaded" if result.row_count else "empty")
+        return LoadResult(status, result.row_count, result.response_id)

@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from wechat_datacube import storage_schema
 from wechat_datacube.endpoints import ENDPOINTS, Column, EndpointSpec
@@ -239,3 +240,86 @@ def test_migrate_works_with_the_postgres_hook_connection(fresh_pg: tuple[str, st
         assert hook_conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     finally:
         hook_conn.close()
+
+
+# --- upgrade of a deployment made by release 3 (replacement endpoints read flat) -------------
+
+#: The four replacement tables as release 3 created them (written out: the oracle of the old layout).
+RELEASE_3_TABLES = """
+CREATE TABLE wechat.article_read (account text NOT NULL, ref_date date NOT NULL, msgid text NOT NULL, title text,
+  read_user bigint, read_user_source jsonb, extra jsonb NOT NULL DEFAULT '{}', loaded_at timestamptz NOT NULL DEFAULT now(),
+  response_id bigint NOT NULL REFERENCES wechat.api_response (id), PRIMARY KEY (account, ref_date, msgid));
+CREATE TABLE wechat.article_share (account text NOT NULL, ref_date date NOT NULL, msgid text NOT NULL, title text,
+  share_user bigint, extra jsonb NOT NULL DEFAULT '{}', loaded_at timestamptz NOT NULL DEFAULT now(),
+  response_id bigint NOT NULL REFERENCES wechat.api_response (id), PRIMARY KEY (account, ref_date, msgid));
+CREATE TABLE wechat.biz_summary (account text NOT NULL, ref_date date NOT NULL, read_user bigint,
+  read_user_source jsonb, share_user bigint, zaikan_user bigint, like_user bigint, comment_count bigint,
+  collection_user bigint, extra jsonb NOT NULL DEFAULT '{}', loaded_at timestamptz NOT NULL DEFAULT now(),
+  response_id bigint NOT NULL REFERENCES wechat.api_response (id), PRIMARY KEY (account, ref_date));
+CREATE TABLE wechat.article_total_detail (account text NOT NULL, ref_date date NOT NULL, msgid text NOT NULL,
+  title text, publish_type integer, stat_date date NOT NULL, read_user bigint, share_user bigint,
+  read_subscribe_user bigint, read_delivery_rate double precision, read_finish_rate double precision,
+  read_avg_activetime double precision, zaikan_user bigint, like_user bigint, comment_count bigint,
+  collection_user bigint, extra jsonb NOT NULL DEFAULT '{}', loaded_at timestamptz NOT NULL DEFAULT now(),
+  response_id bigint NOT NULL REFERENCES wechat.api_response (id), PRIMARY KEY (account, ref_date, msgid, stat_date));
+"""
+SCENES = [{"scene_desc": "全部", "user_count": 41}, {"scene_desc": "搜一搜", "user_count": 5}]
+
+
+def make_release_3_deployment(conn: psycopg.Connection[Any]) -> None:
+    """A schema at migration 3 holding what release 3 stored from official-shape answers."""
+    migrate(conn)
+    with conn.transaction():
+        conn.execute("DROP VIEW wechat.daily_readers, wechat.article_read_scene, wechat.biz_summary_scene,"
+                     " wechat.article_total_detail_scene")
+        conn.execute("DROP TABLE wechat.article_read, wechat.article_share, wechat.biz_summary,"
+                     " wechat.article_total_detail")
+        conn.execute(RELEASE_3_TABLES)
+        for table in ("api_response", "load_log"):
+            conn.execute(f"ALTER TABLE wechat.{table} DROP CONSTRAINT {table}_status_check, ADD CONSTRAINT"
+                         f" {table}_status_check CHECK (status IN ('loaded', 'empty', 'not_ready', 'failed'))")
+        conn.execute("DELETE FROM wechat.schema_migrations WHERE version > 3")
+        conn.execute("INSERT INTO wechat.api_response (id, account, endpoint, begin_date, end_date, status)"
+                     " VALUES (1, 'acme', 'x', '2025-11-03', '2025-11-03', 'loaded')")
+        # The flat reading: keys typed, the whole ``detail`` object in extra, metrics NULL.
+        conn.execute("INSERT INTO wechat.article_read (account, ref_date, msgid, title, extra, response_id) VALUES"
+                     " ('acme', '2025-11-03', '9_1', 'a title', %s, 1)",
+                     (Jsonb({"detail": {"read_user": 41, "read_user_source": SCENES, "forward_user": 2}}),))
+        conn.execute("INSERT INTO wechat.article_share (account, ref_date, msgid, extra, response_id) VALUES"
+                     " ('acme', '2025-11-03', '9_1', %s, 1)", (Jsonb({"detail": {"share_user": "7"}}),))
+        conn.execute("INSERT INTO wechat.biz_summary (account, ref_date, extra, response_id) VALUES"
+                     " ('acme', '2025-11-03', %s, 1)",
+                     (Jsonb({"detail": {"read_user": 41, "like_user": 3, "send_page_count": 2, "share_user": "n/a"}}),))
+        # detail_list was flattened right; its then-unknown fields sat in extra.
+        conn.execute("INSERT INTO wechat.article_total_detail (account, ref_date, msgid, stat_date, read_user, extra,"
+                     " response_id) VALUES ('acme', '2025-11-03', '9_1', '2025-11-04', 41, %s, 1)",
+                     (Jsonb({"praise_money": 300, "read_jump_position": [{"position": 1, "rate": 0.9}]}),))
+
+
+def test_a_release_3_deployment_upgrades_and_recovers_the_numbers_left_in_extra(conn: psycopg.Connection[Any]) -> None:
+    make_release_3_deployment(conn)
+    assert migrate(conn) == [4, 5]
+    rows = conn.execute("SELECT read_user, read_user_source, extra FROM wechat.article_read").fetchall()
+    assert rows == [(41, SCENES, {"forward_user": 2, "title": "a title"})]
+    assert conn.execute("SELECT share_user, extra FROM wechat.article_share").fetchall() == [(7, {})]
+    # A value that does not fit its column stays in extra rather than failing the upgrade.
+    assert conn.execute("SELECT read_user, like_user, send_page_count, share_user, extra FROM wechat.biz_summary"
+                        ).fetchall() == [(41, 3, 2, None, {"share_user": "n/a"})]
+    assert conn.execute("SELECT praise_money, read_jump_position, extra FROM wechat.article_total_detail"
+                        ).fetchall() == [(300, [{"position": 1, "rate": 0.9}], {})]
+    assert "title" not in live_columns(conn, "article_read")
+    assert conn.execute("SELECT scene_desc, user_count FROM wechat.article_read_scene ORDER BY 2 DESC").fetchall() == [
+        ("全部", 41), ("搜一搜", 5)
+    ]
+    conn.rollback()
+    with conn.transaction():  # the new load state is accepted after the upgrade
+        conn.execute("INSERT INTO wechat.load_log (account, endpoint, ref_date, status) VALUES ('a', 'e', '2025-11-03', 'kept')")
+
+
+def test_upgrading_twice_changes_nothing_more(conn: psycopg.Connection[Any]) -> None:
+    make_release_3_deployment(conn)
+    migrate(conn)
+    before = conn.execute("SELECT to_jsonb(t) - 'loaded_at' FROM wechat.biz_summary t").fetchall()
+    conn.rollback()
+    assert migrate(conn) == []
+    assert conn.execute("SELECT to_jsonb(t) - 'loaded_at' FROM wechat.biz_summary t").fetchall() == before

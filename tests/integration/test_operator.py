@@ -151,16 +151,21 @@ def _comparable(value: Any) -> Any:
 def truth_flat(sim: SimulatorServer, endpoint: str, begin: dt.date, end: dt.date) -> dict[tuple[Any, ...], dict]:
     """The simulator's truth for [begin, end], flattened here independently of storage_rows.
 
-    Nested rows become one row per element carrying the parent's columns; every registry
+    Nested rows become one row per element carrying the parent's columns, and a ``detail``
+    object (where the replacement family keeps its numbers) is opened; every registry
     column is present (None when WeChat left it out). Keyed by the natural key.
     """
+
+    def opened(item: dict[str, Any]) -> dict[str, Any]:
+        return {**{k: v for k, v in item.items() if k != "detail"}, **item.get("detail", {})}
+
     spec = get_endpoint(endpoint)
     out: dict[tuple[Any, ...], dict] = {}
     for b, e in chunk_range(begin, end, spec.max_span):
         for row in sim.state.truth(TEST_APPID, endpoint, b, e):
             children = row[spec.nested] if spec.nested else [{}]
             for child in children:
-                merged = {**{k: row[k] for k in row if k != spec.nested}, **child}
+                merged = {**opened({k: row[k] for k in row if k != spec.nested}), **opened(child)}
                 flat = {c: merged.get(c) for c in spec.column_names}
                 out[tuple(flat[k] for k in spec.key)] = flat
     return out
@@ -202,31 +207,64 @@ def test_running_a_nested_window_three_times_leaves_identical_rows(sim: Simulato
     assert sums[0] == sums[1] == sums[2]
 
 
-def test_rows_that_vanish_upstream_vanish_from_the_table(sim: SimulatorServer, dsn: str) -> None:
+def test_rows_that_vanish_upstream_are_kept_unless_the_run_opts_in(sim: SimulatorServer, dsn: str) -> None:
     begin, end = dt.date(2026, 6, 10), dt.date(2026, 6, 12)  # one getuserread window (span 3)
     run_range(sim, "getuserread", begin, end)
     assert checksum(dsn, "getuserread")[0] == 3 * 8  # the "all" row + 7 channels per day
+    before = checksum(dsn, "getuserread")
 
     fault(sim, "getuserread", kind="fewer_rows", keep=2)
     summary = run_range(sim, "getuserread", begin, end)
+    assert checksum(dsn, "getuserread") == before
+    assert summary["windows"][0]["status"] == "kept"
+    assert load_log(dsn, "getuserread") == {day: "kept" for day in iter_days(begin, end)}
 
+    summary = run_range(sim, "getuserread", begin, end, replace_shrinking="true")  # as the run conf renders it
     kept = list(sim.state.truth(TEST_APPID, "getuserread", begin, end))[:2]
     stored = stored_flat(dsn, "getuserread", begin, end)
     assert sorted(stored) == sorted((r["ref_date"], r["user_source"]) for r in kept)
     assert summary["rows"] == 2
-    assert load_log(dsn, "getuserread") == {begin: "loaded", begin + dt.timedelta(1): "empty",
-                                            end: "empty"}
+    assert load_log(dsn, "getuserread") == {begin: "loaded", begin + dt.timedelta(1): "empty", end: "empty"}
 
 
-def test_a_window_that_became_empty_upstream_is_emptied_here(sim: SimulatorServer, dsn: str) -> None:
-    run_range(sim, "getusershare", *WEEK)
-    fault(sim, "getusershare", kind="empty")
-    run_range(sim, "getusershare", *WEEK)
-    assert checksum(dsn, "getusershare")[0] == 0
-    assert set(load_log(dsn, "getusershare").values()) == {"empty"}
+def test_empty_answers_for_an_old_day_leave_every_stored_row_in_place(sim: SimulatorServer, dsn: str) -> None:
+    """The reproduction from the tracker: a loaded day must not become 0 rows when the API goes quiet."""
+    day = dt.date(2026, 6, 1)  # a send date: every endpoint has rows
+    endpoints = ("getarticlesummary", "getarticletotal", "getuserread", "getusershare")
+    for endpoint in endpoints:
+        run_range(sim, endpoint, day, day)
+    before = {e: checksum(dsn, e) for e in endpoints}
+    assert all(count > 0 for count, _ in before.values())
+    sim.state.set_faults([{"kind": "empty"}])
+    for endpoint in endpoints:
+        run_range(sim, endpoint, day, day)
+    assert {e: checksum(dsn, e) for e in endpoints} == before
+    assert {e: load_log(dsn, e)[day] for e in endpoints} == dict.fromkeys(endpoints, "kept")
 
 
-# --- the cumulative series of getarticletotal --------------------------------------------
+def test_replace_shrinking_that_is_not_a_flag_is_refused(sim: SimulatorServer, dsn: str) -> None:
+    with pytest.raises(ConfigError, match="replace_shrinking must be true or false, not 'sometimes'"):
+        run_range(sim, "getusershare", *WEEK, replace_shrinking="sometimes")
+    assert data_calls(sim, "getusershare") == 0
+
+
+def test_a_multi_day_window_refused_as_too_wide_is_fetched_one_day_at_a_time(sim: SimulatorServer, dsn: str) -> None:
+    sim.state.config.max_spans["getbizsummary"] = 1  # WeChat's real span turns out narrower than ours
+    begin, end = dt.date(2026, 6, 10), dt.date(2026, 6, 14)
+    summary = run_range(sim, "getbizsummary", begin, end)
+    assert data_calls(sim, "getbizsummary") == 1 + 5
+    assert summary["windows"][0]["status"] == "loaded"
+    sim.state.config.max_spans.clear()  # to ask the simulator for its truth in one call
+    assert stored_flat(dsn, "getbizsummary", begin, end) == truth_flat(sim, "getbizsummary", begin, end)
+    assert set(load_log(dsn, "getbizsummary").values()) == {"loaded"}
+
+
+def test_a_retired_endpoint_fails_at_once_and_names_the_replacement_family(sim: SimulatorServer, dsn: str) -> None:
+    fault(sim, "getusershare", kind="errcode", errcode=47009)
+    with pytest.raises(PermanentError, match="configure the replacement family") as err:
+        run_range(sim, "getusershare", *WEEK)
+    assert err.value.errcode == 47009
+    assert data_calls(sim, "getusershare") == 1
 
 
 def test_daily_runs_store_the_full_seven_day_series_of_each_article(sim: SimulatorServer, dsn: str) -> None:
@@ -409,7 +447,7 @@ def test_unknown_fields_go_to_extra(sim: SimulatorServer, dsn: str) -> None:
     fault(sim, "getusershare", kind="extra_fields")
     run_range(sim, "getusershare", *WEEK)
     extras = fetch(dsn, "SELECT DISTINCT extra FROM wechat.user_share")
-    assert extras == [({"sim_unknown_metric": 7, "sim_unknown_note": "field not in the registry"},)]
+    assert extras == [({"sim_unknown_metric": 7, "sim_unknown_note": "field no document mentions"},)]
     assert stored_flat(dsn, "getusershare", *WEEK) == truth_flat(sim, "getusershare", *WEEK)
 
 
@@ -419,7 +457,7 @@ def test_unknown_fields_of_nested_rows_keep_both_the_parents_and_the_childs(sim:
     run_range(sim, "getarticletotal", day, day)
     extras = fetch(dsn, "SELECT DISTINCT extra FROM wechat.article_total")
     assert extras == [(
-        {"sim_unknown_metric": 7, "sim_unknown_note": "field not in the registry", "details.sim_unknown_metric": 3},
+        {"sim_unknown_metric": 7, "sim_unknown_note": "field no document mentions", "details.sim_unknown_metric": 3},
     )]
     assert stored_flat(dsn, "getarticletotal", day, day) == truth_flat(sim, "getarticletotal", day, day)
 
