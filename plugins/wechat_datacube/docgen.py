@@ -22,7 +22,15 @@ from wechat_datacube.endpoints import ENDPOINTS, EndpointSpec
 from wechat_datacube.errors import ERRCODES, ErrorClass
 from wechat_datacube.localrun import REPO_ROOT
 from wechat_datacube.provider import DEFAULT_BASE_URL
-from wechat_datacube.storage_schema import DEFAULT_SCHEMA, FIXED_COLUMNS, column_sql, primary_key, table_comment
+from wechat_datacube.storage_schema import (
+    DEFAULT_SCHEMA,
+    FIXED_COLUMNS,
+    STATUSES,
+    column_sql,
+    primary_key,
+    table_comment,
+)
+from wechat_datacube.storage_views import views
 
 TABLES_DOC = Path("docs") / "tables.md"
 README = Path("README.md")
@@ -83,11 +91,13 @@ def tables_doc() -> str:
         "Every table also has the bookkeeping columns "
         + ", ".join(f"`{name}`" for name, _, _ in FIXED_COLUMNS)
         + ".",
-        "A window (account, endpoint, dates) is replaced in one transaction: re-loading a day never",
-        "duplicates rows.",
+        "A window (account, endpoint, dates) is written in one transaction: re-loading a day never",
+        "duplicates rows, and an answer that holds fewer rows for a stored day than are stored (an empty",
+        "list included) keeps the stored rows and marks the day `kept`, unless the run sets",
+        "`replace_shrinking`.",
         "",
         "Besides the typed tables: `api_response` (every response as received, never a token), `load_log`",
-        "(state per account, endpoint and ref_date: loaded / empty / not_ready / failed), `quota_block`",
+        f"(state per account, endpoint and ref_date: {' / '.join(STATUSES)}), `quota_block`",
         "(45009 memory), `access_token_cache` and `authorizer_refresh_token` (Fernet-encrypted tokens) and",
         "`schema_migrations`.",
         "",
@@ -110,9 +120,13 @@ def tables_doc() -> str:
             f"data from {spec.first_date}",
             f"* primary key: ({', '.join(primary_key(spec))})",
         ]
+        out.append(f"* WeChat keeps the numbers {spec.shape}")
         if spec.nested:
             out.append(f"* one row per element of the response's `{spec.nested}` list, with "
                        f"{', '.join(f'`{c}`' for c in spec.parent_columns)} from its parent")
+        for scenes in spec.scene_lists:
+            out.append(f"* view `{scenes.view}`: `{scenes.column}` unnested, one row per "
+                       f"({', '.join(spec.key)}, `scene_desc`) with `user_count`; 全部 is the total")
         if spec.maturity_days:
             out.append(f"* values keep changing for {spec.maturity_days} days after `ref_date`; "
                        "the daily DAG re-fetches the date once they have matured")
@@ -123,6 +137,9 @@ def tables_doc() -> str:
             out.append(f"| `{column.name}` | {column_sql(column)} | {_cell(column.comment)} |")
         for name, sql_type, comment in FIXED_COLUMNS:
             out.append(f"| `{name}` | {sql_type.split(' DEFAULT')[0]} | {_cell(comment)} |")
+    out += ["", "## Views", ""]
+    for view in views(DEFAULT_SCHEMA):
+        out.append(f"* `{view.name}`: {_cell(view.comment)}")
     return "\n".join(out) + "\n"
 
 

@@ -22,7 +22,7 @@ from wechat_datacube.errors import (
 
 TRANSIENT = (-1, 45011)
 TOKEN = (40001, 40014, 42001)
-PERMANENT = (40013, 40125, 40164, 41001, 48001, 50001, 50002, 61007, 61023, 61500, 61501)
+PERMANENT = (40013, 40125, 40164, 41001, 47009, 48001, 50001, 50002, 61007, 61023, 61500, 61501)
 
 
 @pytest.mark.parametrize("errcode", TRANSIENT)
@@ -117,3 +117,9 @@ def test_fixed_beijing_offset_matches_the_tz_database_for_every_served_date() ->
             moment = day.replace(hour=hour)
             assert moment.replace(tzinfo=BEIJING).utcoffset() == moment.replace(tzinfo=shanghai).utcoffset(), moment
         day += dt.timedelta(days=1)
+
+
+def test_a_retired_endpoint_tells_the_user_to_configure_the_replacement_family() -> None:
+    err = error_for_errcode(47009, "api offline, please use the new api", endpoint="getusershare")
+    assert isinstance(err, PermanentError)
+    assert "configure the replacement family" in str(err) and "getbizsummary" in str(err)
