@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -29,7 +30,9 @@ CHARTS_JS = """
   const points = [...svg.querySelectorAll('.point')];
   return {id: svg.id, points: points.length, width: box.width, height: box.height,
           drawn: points.filter(p => { const b = p.getBoundingClientRect(); return b.width > 0 && b.height > 0; }).length,
-          series: [...new Set(points.map(p => p.dataset.series))].length};
+          series: [...new Set(points.map(p => p.dataset.series))].length,
+          totals: svg.querySelectorAll('polyline.total').length,
+          ticks: [...svg.querySelectorAll('text.tick')].map(t => t.textContent)};
 })
 """
 
@@ -72,7 +75,22 @@ def test_every_chart_renders_with_its_data_points(browser: Browser, dashboard_se
     assert charts["chart-top-articles"]["points"] == sum(len(a["curve"]) for a in data["articles"])
     assert charts["chart-top-articles"]["series"] == len(data["articles"]) == 5
     assert charts["chart-freshness"]["points"] == len(data["freshness"]) * 19
+    assert_replacement_charts(charts, data)
     assert size > 50_000  # a real full-page image, not a blank one
+
+
+def assert_replacement_charts(charts: dict[str, dict[str, Any]], data: dict[str, Any]) -> None:
+    """The getbizsummary / getarticletotaldetail charts: one series per scene, metric or article."""
+    scenes, days, articles = data["read_scenes"], len(data["biz_summary"]), data["article_curves"]
+    assert charts["chart-read-scenes"]["points"] == sum(len(s["points"]) for s in scenes) == len(scenes) * 19
+    assert charts["chart-read-scenes"]["series"] == len(scenes) >= 5
+    assert charts["chart-read-scenes"]["totals"] == 1  # the 全部 line, drawn as the total
+    assert days == 19
+    assert (charts["chart-biz-summary"]["points"], charts["chart-biz-summary"]["series"]) == (2 * days, 2)
+    assert (charts["chart-biz-engagement"]["points"], charts["chart-biz-engagement"]["series"]) == (3 * days, 3)
+    assert charts["chart-article-curves"]["points"] == sum(len(a["curve"]) for a in articles)
+    assert charts["chart-article-curves"]["series"] == len(articles) == 5
+    assert charts["chart-article-curves"]["ticks"][-1] == "day 29"  # the 30-day axis, whatever the data's length
 
 
 def test_the_airflow_ui_embeds_the_dashboard_from_its_navigation_entry(

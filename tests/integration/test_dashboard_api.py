@@ -2,8 +2,10 @@
 
 ``dashboard_server`` (tests/fixtures/dashboard.py) is a real Airflow api-server with the
 simple auth manager and known users, serving the plugin from the repo's plugins/ folder;
-the data was loaded by the operator from the simulator, so every figure is compared with
-the simulator's truth.
+the data was loaded by the operator from the simulator, so every legacy figure is compared
+with the simulator's truth. The replacement family's charts are compared with what the
+tables hold, read here with SQL of the tests' own (the simulator's shapes are its own
+business; what the dashboard must show is what was stored).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections import defaultdict
 from typing import Any
 
 import jwt
+import psycopg
 import pytest
 import requests
 
@@ -29,6 +32,7 @@ from tests.fixtures.dashboard import (
 )
 from tests.fixtures.simulator import TEST_APPID, TEST_SECRET
 from tests.fixtures.truth import truth_dicts
+from wechat_datacube.dashboard import queries
 from wechat_datacube.endpoints import LEGACY
 
 ALL = 99999999
@@ -42,6 +46,18 @@ def truth(server: DashboardServer, endpoint: str) -> list[dict[str, Any]]:
 
 def iso(day: dt.date) -> str:
     return day.isoformat()
+
+
+def stored(server: DashboardServer, query: str, *params: Any) -> list[dict[str, Any]]:
+    """Rows of ``query`` on the demo database, as dicts (independent of the code under test)."""
+    with psycopg.connect(server.demo.dsn) as conn:
+        cur = conn.execute(query, params)
+        names = [d.name for d in cur.description or ()]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def with_iso_dates(rows: list[dict[str, Any]], *columns: str) -> list[dict[str, Any]]:
+    return [{**r, **{c: iso(r[c]) for c in columns}} for r in rows]
 
 
 # --- the guard ----------------------------------------------------------------------
@@ -61,7 +77,9 @@ def test_plugin_registers_its_app_and_a_ui_navigation_entry(dashboard_server: Da
     assert (view["href"], view["url_route"], view["destination"]) == ("/wechat-dashboard/", "wechat-datacube", "nav")
 
 
-@pytest.mark.parametrize("path", ["/api/accounts", f"{DEMO}/daily", f"{DEMO}/dashboard", f"{DEMO}/freshness"])
+@pytest.mark.parametrize(
+    "path", ["/api/accounts", f"{DEMO}/daily", f"{DEMO}/dashboard", f"{DEMO}/freshness", f"{DEMO}/article-curves"]
+)
 def test_anonymous_json_request_is_refused_with_401(dashboard_server: DashboardServer, path: str) -> None:
     response = dashboard_server.get(path, user=None, params=RANGE)
     assert response.status_code == 401
@@ -195,6 +213,118 @@ def test_top_articles_rank_by_latest_cumulative_readers_with_their_7_day_curves(
     assert len(dashboard_server.json(f"{DEMO}/articles", **RANGE)["articles"]) == min(5, len(ranking))
 
 
+# --- the replacement family ---------------------------------------------------------
+
+
+def test_read_scenes_are_one_line_per_scene_with_wechats_total_first(dashboard_server: DashboardServer) -> None:
+    series = dashboard_server.json(f"{DEMO}/read-scenes", **RANGE)["read_scenes"]
+    rows = stored(
+        dashboard_server,
+        "SELECT e ->> 'scene_desc' AS scene, b.ref_date, (e ->> 'user_count')::bigint AS user_count"
+        " FROM wechat.biz_summary b CROSS JOIN LATERAL jsonb_array_elements(b.read_user_source) e"
+        " WHERE b.account = %s AND b.ref_date BETWEEN %s AND %s ORDER BY b.ref_date",
+        DEMO_ACCOUNT, BEGIN, END,
+    )
+    expected: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        expected[r["scene"]].append({"ref_date": iso(r["ref_date"]), "user_count": r["user_count"]})
+    assert {s["scene_desc"]: s["points"] for s in series} == dict(expected)
+    assert len(series) >= 5
+
+    total, *scenes = series
+    assert total["scene_desc"] == "全部" and total["total"] and "total" in total["label"]
+    assert not any(s["total"] for s in scenes)
+    readers = stored(dashboard_server, "SELECT ref_date, read_user FROM wechat.biz_summary"
+                     " WHERE account = %s AND ref_date BETWEEN %s AND %s ORDER BY ref_date", DEMO_ACCOUNT, BEGIN, END)
+    assert [(p["ref_date"], p["user_count"]) for p in total["points"]] == [
+        (iso(r["ref_date"]), r["read_user"]) for r in readers]
+    assert len(total["points"]) == 19
+    volumes = [sum(p["user_count"] for p in s["points"]) for s in scenes]
+    assert volumes == sorted(volumes, reverse=True)  # the biggest scenes first in the legend
+    first_day = sum(s["points"][0]["user_count"] for s in scenes)
+    assert first_day != total["points"][0]["user_count"]  # scenes overlap: their sum is not the total
+
+
+def test_biz_summary_is_the_stored_daily_overview(dashboard_server: DashboardServer) -> None:
+    daily = dashboard_server.json(f"{DEMO}/biz-summary", **RANGE)["biz_summary"]
+    rows = stored(
+        dashboard_server,
+        "SELECT ref_date, read_user, share_user, zaikan_user, like_user, comment_count FROM wechat.biz_summary"
+        " WHERE account = %s AND ref_date BETWEEN %s AND %s ORDER BY ref_date",
+        DEMO_ACCOUNT, BEGIN, END,
+    )
+    assert daily == with_iso_dates(rows, "ref_date")
+    assert len(daily) == 19 and all(d["read_user"] > d["share_user"] > 0 for d in daily)
+
+
+def stored_detail_curves(server: DashboardServer) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Per (publish date, msgid): the stored getarticletotaldetail rows in stat_date order."""
+    rows = stored(
+        server,
+        "SELECT ref_date, msgid, stat_date, publish_type, read_user, share_user, zaikan_user, like_user,"
+        " comment_count FROM wechat.article_total_detail WHERE account = %s AND ref_date BETWEEN %s AND %s"
+        " ORDER BY stat_date",
+        DEMO_ACCOUNT, BEGIN, END,
+    )
+    curves: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        curves[(iso(r["ref_date"]), r["msgid"])].append(r)
+    return curves
+
+
+def detail_ranking(curves: dict[tuple[str, str], list[dict[str, Any]]]) -> list[tuple[str, str]]:
+    """Most readers on the latest stat_date first; ties: newer publish date, then msgid."""
+    return sorted(curves, key=lambda k: (-curves[k][-1]["read_user"], -dt.date.fromisoformat(k[0]).toordinal(), k[1]))
+
+
+@pytest.mark.parametrize("top", [3, 5])
+def test_article_curves_rank_by_final_readers_with_cumulative_30_day_curves(
+    dashboard_server: DashboardServer, top: int
+) -> None:
+    articles = dashboard_server.json(f"{DEMO}/article-curves", top=top, **RANGE)["article_curves"]
+    curves = stored_detail_curves(dashboard_server)
+    assert len(curves) > top
+    assert [(a["ref_date"], a["msgid"]) for a in articles] == detail_ranking(curves)[:top]
+    titles = {r["msgid"]: r["title"] for r in stored(
+        dashboard_server, "SELECT DISTINCT msgid, title FROM wechat.article_total WHERE account = %s", DEMO_ACCOUNT)}
+    metrics = ("read_user", "share_user", "zaikan_user", "like_user", "comment_count")
+    for article in articles:
+        rows = curves[(article["ref_date"], article["msgid"])]
+        latest = rows[-1]
+        assert (article["read_user"], article["share_user"], article["publish_type"]) == (
+            latest["read_user"], latest["share_user"], latest["publish_type"])
+        assert article["latest_stat_date"] == iso(latest["stat_date"])
+        assert article["title"] == titles.get(article["msgid"])  # from the legacy table, when it knows the msgid
+        assert [(p["day"], p["stat_date"], *(p[m] for m in metrics)) for p in article["curve"]] == [
+            ((r["stat_date"] - r["ref_date"]).days, iso(r["stat_date"]), *(r[m] for m in metrics)) for r in rows
+        ]
+        days = [p["day"] for p in article["curve"]]
+        readers = [p["read_user"] for p in article["curve"]]
+        assert days == sorted(set(days)) and 0 <= days[0] and days[-1] <= 29
+        assert readers == sorted(readers)  # cumulative: never decreases
+    assert any(a["title"] for a in articles)  # the legacy family saw these articles too
+    assert max(len(a["curve"]) for a in articles) > 7  # longer than a legacy (7-day) curve
+
+
+def test_article_curves_need_no_legacy_table_for_titles(dashboard_server: DashboardServer) -> None:
+    """Without title tables the same articles come back, titled None (labelled by msgid and date)."""
+    with psycopg.connect(dashboard_server.demo.dsn) as conn, conn.cursor() as cur:
+        bare = queries.article_curves(cur, "wechat", DEMO_ACCOUNT, BEGIN, END, limit=5, title_tables=())
+    assert [(iso(a["ref_date"]), a["msgid"]) for a in bare] == detail_ranking(stored_detail_curves(dashboard_server))[:5]
+    assert all(a["title"] is None and a["curve"] for a in bare)
+
+
+def test_page_shows_the_replacement_charts_with_their_articles(dashboard_server: DashboardServer) -> None:
+    page = dashboard_server.get("/", params={"account": DEMO_ACCOUNT, **RANGE})
+    assert page.status_code == 200
+    for chart in ("chart-read-scenes", "chart-biz-summary", "chart-biz-engagement", "chart-article-curves"):
+        assert f'id="{chart}"' in page.text
+    articles = dashboard_server.json(f"{DEMO}/article-curves", **RANGE)["article_curves"]
+    for article in articles:
+        assert f"<td>{article['msgid']}</td><td>{article['ref_date']}</td>" in page.text
+    assert "全部 · all readers (total)" in page.text
+
+
 def test_freshness_shows_last_day_empty_and_not_ready_days_and_gaps(dashboard_server: DashboardServer) -> None:
     wider = {"begin": iso(BEGIN - dt.timedelta(days=5)), "end": iso(END)}  # before the account's start: n/a
     reports = {r["endpoint"]: r for r in dashboard_server.json(f"{DEMO}/freshness", **wider)["freshness"]}
@@ -225,15 +355,19 @@ def test_default_range_ends_at_the_newest_loaded_day_and_starts_with_the_account
 def test_account_with_no_rows_gets_empty_charts_and_every_day_a_gap(dashboard_server: DashboardServer) -> None:
     data = dashboard_server.json(f"/api/accounts/{QUIET_ACCOUNT}/dashboard", **RANGE)
     assert data["missing_tables"] == []
-    assert [data[s] for s in ("daily", "sources", "share_scenes", "hourly", "articles")] == [[]] * 5
+    sections = ("daily", "sources", "share_scenes", "hourly", "articles", "read_scenes", "biz_summary",
+                "article_curves")
+    assert [data[s] for s in sections] == [[]] * len(sections)
     assert all(r["gaps"] == [{"from": iso(BEGIN), "to": iso(END), "days": 19}] for r in data["freshness"])
 
 
 def test_empty_database_is_reported_as_no_data_not_as_an_error(dashboard_server: DashboardServer) -> None:
     data = dashboard_server.json(f"/api/accounts/{BLANK_ACCOUNT}/dashboard", **RANGE)
     assert set(data["missing_tables"]) == {"user_read", "user_read_hour", "user_share", "user_share_hour",
-                                           "article_total", "load_log"}
-    assert data["daily"] == data["articles"] == [] and len(data["freshness"]) == len(LEGACY)
+                                           "article_total", "load_log", "biz_summary", "biz_summary_scene",
+                                           "article_total_detail"}
+    assert data["daily"] == data["articles"] == data["read_scenes"] == data["article_curves"] == []
+    assert len(data["freshness"]) == len(LEGACY)
     page = dashboard_server.get("/", params={"account": BLANK_ACCOUNT, **RANGE})
     assert page.status_code == 200 and "No data yet" in page.text
 
@@ -248,6 +382,7 @@ def test_empty_database_is_reported_as_no_data_not_as_an_error(dashboard_server:
         (f"{DEMO}/daily", {"begin": "2024-01-01", "end": iso(END)}, 400),
         (f"{DEMO}/daily", {"begin": "yesterday"}, 422),
         (f"{DEMO}/articles", {"top": 500}, 422),
+        (f"{DEMO}/article-curves", {"top": 0}, 422),
     ],
 )
 def test_bad_requests_are_refused_with_a_clear_status(

@@ -10,7 +10,8 @@ account's newest loaded day):
 
 * ``GET /api/accounts`` — the accounts the user may read;
 * ``GET /api/accounts/{account}/{section}`` with section ``daily``, ``sources``,
-  ``share-scenes``, ``hourly``, ``articles`` (``top``) or ``freshness``;
+  ``share-scenes``, ``hourly``, ``articles`` (``top``), ``freshness``, or from the
+  replacement family ``read-scenes``, ``biz-summary`` and ``article-curves`` (``top``);
 * ``GET /api/accounts/{account}/dashboard`` — every section at once (what the page shows).
 """
 
@@ -35,6 +36,9 @@ SECTION_PATHS = {
     "share-scenes": "share_scenes",
     "hourly": "hourly",
     "articles": "articles",
+    "read-scenes": "read_scenes",
+    "biz-summary": "biz_summary",
+    "article-curves": "article_curves",
     "freshness": "freshness",
 }
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from wechat_datacube.endpoints import ALL_SOURCES
 
+#: ``scene_desc`` of the total entry of a replacement-family ``read_user_source`` list.
+ALL_SCENE = "全部"
+
 USER_SOURCE_LABELS: dict[int, str] = {
     0: "chat session",
     1: "friend forward",
@@ -17,6 +20,12 @@ USER_SOURCE_LABELS: dict[int, str] = {
     5: "other",
     6: "Top Stories",
     7: "Search",
+}
+
+#: getarticletotaldetail ``publish_type`` (2 is seen in the wild and undocumented).
+PUBLISH_TYPE_LABELS: dict[int, str] = {
+    0: "followers notified",
+    1: "no notification",
 }
 
 SHARE_SCENE_LABELS: dict[int, str] = {
@@ -33,3 +42,20 @@ def user_source_label(code: int) -> str:
 
 def share_scene_label(code: int) -> str:
     return SHARE_SCENE_LABELS.get(code, f"scene {code}")
+
+
+def scene_label(scene_desc: str | None) -> str:
+    """A ``read_user_source`` scene as charted: WeChat's own Chinese name, the total marked as such.
+
+    Scene names are WeChat's and new ones appear without notice, so they are shown as sent
+    (escaped by the page), not translated through a table that would fall behind.
+    """
+    if scene_desc == ALL_SCENE:
+        return f"{ALL_SCENE} · all readers (total)"
+    return scene_desc if scene_desc else "(unnamed scene)"
+
+
+def publish_type_label(code: int | None) -> str:
+    if code is None:
+        return "–"
+    return PUBLISH_TYPE_LABELS.get(code, f"type {code}")

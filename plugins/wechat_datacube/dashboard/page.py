@@ -8,11 +8,13 @@ the range is a GET of the form, which also makes every view a shareable URL.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from html import escape
 from typing import Any
 
 from wechat_datacube.accounts import AccountConfig
+from wechat_datacube.dashboard.labels import publish_type_label
+from wechat_datacube.dashboard.queries import DETAIL_DAYS
 from wechat_datacube.dashboard.svg import STATUS_COLORS, Series, legend, line_chart, status_grid
 from wechat_datacube.dates import iter_days
 
@@ -24,8 +26,16 @@ CHART_IDS = (
     "chart-share-scenes",
     "chart-hourly",
     "chart-top-articles",
+    "chart-read-scenes",
+    "chart-biz-summary",
+    "chart-biz-engagement",
+    "chart-article-curves",
     "chart-freshness",
 )
+#: getbizsummary's daily overview as two charts of (legend name, column): readers outnumber
+#: the interactions some fiftyfold, which would flatten them on one y axis.
+BIZ_READERS = (("readers", "read_user"), ("sharers", "share_user"))
+BIZ_ENGAGEMENT = (("Wow (在看)", "zaikan_user"), ("likes (thumbs-up)", "like_user"), ("comments", "comment_count"))
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans CJK SC",sans-serif;margin:16px;color:#222}
@@ -34,7 +44,7 @@ form{display:flex;gap:12px;align-items:end;flex-wrap:wrap;margin-bottom:8px} lab
 .notice{background:#fff4ce;border:1px solid #e6c200;padding:8px;margin:8px 0;font-size:13px}
 .error{background:#fde2e1;border-color:#d62728}
 svg.chart{max-width:100%;height:auto;display:block} .axis{stroke:#444} .grid{stroke:#e5e5e5}
-.line{stroke-width:2} .tick,.y-title{font-size:11px;fill:#555} .no-data{font-size:14px;fill:#888}
+.line{stroke-width:2} .line.total{stroke-width:4} .tick,.y-title{font-size:11px;fill:#555} .no-data{font-size:14px;fill:#888}
 ul.legend{list-style:none;padding:0;margin:4px 0;display:flex;flex-wrap:wrap;gap:12px;font-size:12px}
 .swatch{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
 table{border-collapse:collapse;font-size:12px;margin-top:6px} td,th{border:1px solid #ddd;padding:3px 6px;text-align:left}
@@ -61,11 +71,59 @@ def _over_days(begin: dt.date, end: dt.date, rows: Sequence[dict[str, Any]], met
     return [(float(d.toordinal()), by_day.get(d)) for d in iter_days(begin, end)]
 
 
-def _date_chart(chart_id: str, title: str, series: list[Series], begin: dt.date, end: dt.date, y_title: str) -> str:
+def _date_chart(
+    chart_id: str,
+    title: str,
+    series: list[Series],
+    begin: dt.date,
+    end: dt.date,
+    y_title: str,
+    empty_message: str = "No data in this range",
+) -> str:
     chart = line_chart(
-        chart_id, title, series, x_ticks=_date_ticks(begin, end), x_label=_date_label, y_title=y_title
+        chart_id,
+        title,
+        series,
+        x_ticks=_date_ticks(begin, end),
+        x_label=_date_label,
+        y_title=y_title,
+        empty_message=empty_message,
     )
     return chart + legend([s.name for s in series])
+
+
+def _day_ticks(last: int, step: int) -> list[float]:
+    """Ticks 0, step, 2·step … and always ``last`` (the end of the curve's range)."""
+    ticks = [float(d) for d in range(0, last + 1, step)]
+    return ticks if ticks[-1] == last else [*ticks, float(last)]
+
+
+def _curve_chart(chart_id: str, title: str, series: list[Series], last_day: int, step: int, empty_message: str) -> str:
+    """Cumulative readers by days since sending: the shape both article families' curves share."""
+    chart = line_chart(
+        chart_id,
+        title,
+        series,
+        x_ticks=_day_ticks(last_day, step),
+        x_label=lambda x: f"day {int(x)}",
+        y_title="cumulative readers",
+        empty_message=empty_message,
+    )
+    return chart + legend([s.name for s in series])
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Container[int] = ()) -> str:
+    """An HTML table, every cell escaped (titles and msgids come from WeChat); nothing for no rows."""
+    if not rows:
+        return ""
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{' class=num' if i in numeric else ''}>{escape(str(v))}</td>" for i, v in enumerate(row))
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _daily(data: dict[str, Any]) -> str:
@@ -91,7 +149,10 @@ def _daily(data: dict[str, Any]) -> str:
 
 def _by_code(data: dict[str, Any], section: str, metric: str) -> list[Series]:
     begin, end = data["begin"], data["end"]
-    return [Series(s["label"], _over_days(begin, end, s["points"], metric)) for s in data[section]]
+    return [
+        Series(s["label"], _over_days(begin, end, s["points"], metric), total=s.get("total", False))
+        for s in data[section]
+    ]
 
 
 def _sources(data: dict[str, Any]) -> str:
@@ -139,31 +200,89 @@ def _articles(data: dict[str, Any]) -> str:
         for a in articles
     ]
     longest = max((p["day"] for a in articles for p in a["curve"]), default=6)
-    chart = line_chart(
+    chart = _curve_chart(
         "chart-top-articles",
         "Top articles: cumulative readers after sending",
         series,
-        x_ticks=[float(d) for d in range(0, max(longest, 6) + 1)],
-        x_label=lambda x: f"day {int(x)}",
-        y_title="cumulative readers",
+        last_day=max(longest, 6),
+        step=1,
         empty_message="No articles sent in this range",
     )
-    rows = "".join(
-        f"<tr><td>{escape(a['title'] or '')}</td><td>{a['ref_date']}</td><td class=num>{a['target_user'] or 0}</td>"
-        f"<td class=num>{a['int_page_read_user'] or 0}</td><td class=num>{a['int_page_read_count'] or 0}</td>"
-        f"<td>{a['latest_stat_date']}</td></tr>"
-        for a in articles
-    )
-    table = (
-        "<table><tr><th>title</th><th>sent</th><th>delivered to</th><th>readers</th><th>reads</th>"
-        f"<th>as of</th></tr>{rows}</table>"
-        if articles
-        else ""
+    table = _table(
+        ("title", "sent", "delivered to", "readers", "reads", "as of"),
+        [
+            (a["title"] or "", a["ref_date"], a["target_user"] or 0, a["int_page_read_user"] or 0,
+             a["int_page_read_count"] or 0, a["latest_stat_date"])
+            for a in articles
+        ],
+        numeric={2, 3, 4},
     )
     return (
         "<h2>Top articles and their 7-day cumulative curves</h2>"
         '<p class="note">getarticletotal: articles sent in the range, ranked by their latest cumulative readers.</p>'
-        + chart + legend([s.name for s in series]) + table
+        + chart + table
+    )
+
+
+def _read_scenes(data: dict[str, Any]) -> str:
+    begin, end = data["begin"], data["end"]
+    return (
+        "<h2>Readers by scene per day</h2>"
+        '<p class="note">getbizsummary read_user_source, one line per scene as WeChat names it. The thick '
+        "全部 line is the total: a reader can arrive through several scenes, so the others do not add up to it.</p>"
+        + _date_chart("chart-read-scenes", "Readers by scene per day", _by_code(data, "read_scenes", "user_count"),
+                      begin, end, "readers", empty_message="No getbizsummary data in this range")
+    )
+
+
+def _biz_chart(data: dict[str, Any], chart_id: str, title: str, metrics: Sequence[tuple[str, str]]) -> str:
+    begin, end, rows = data["begin"], data["end"], data["biz_summary"]
+    series = [Series(name, _over_days(begin, end, rows, column)) for name, column in metrics]
+    return _date_chart(chart_id, title, series, begin, end, "per day", empty_message="No getbizsummary data in this range")
+
+
+def _biz_summary(data: dict[str, Any]) -> str:
+    return (
+        "<h2>Account summary per day</h2>"
+        '<p class="note">getbizsummary: readers and sharers, then Wow (在看), thumbs-up likes and comments per day '
+        "(on their own axis: readers outnumber them by far).</p>"
+        + _biz_chart(data, "chart-biz-summary", "Readers and sharers per day", BIZ_READERS)
+        + _biz_chart(data, "chart-biz-engagement", "Wow, likes and comments per day", BIZ_ENGAGEMENT)
+    )
+
+
+def _article_label(article: dict[str, Any]) -> str:
+    """msgid and publish date name an article (WeChat sends no title here); a known legacy title is added."""
+    label = f"{article['msgid']} ({article['ref_date']})"
+    return f"{label} {_short(article['title'], 20)}" if article.get("title") else label
+
+
+def _article_curves(data: dict[str, Any]) -> str:
+    articles = data["article_curves"]
+    series = [Series(_article_label(a), [(float(p["day"]), p["read_user"]) for p in a["curve"]]) for a in articles]
+    chart = _curve_chart(
+        "chart-article-curves",
+        f"Top articles: cumulative readers over {DETAIL_DAYS} days after publishing",
+        series,
+        last_day=DETAIL_DAYS - 1,
+        step=5,
+        empty_message="No getarticletotaldetail articles published in this range",
+    )
+    table = _table(
+        ("msgid", "published", "title (legacy tables)", "notification", "readers", "sharers", "as of"),
+        [
+            (a["msgid"], a["ref_date"], a["title"] or "–", publish_type_label(a["publish_type"]),
+             a["read_user"] if a["read_user"] is not None else "–",
+             a["share_user"] if a["share_user"] is not None else "–", a["latest_stat_date"])
+            for a in articles
+        ],
+        numeric={4, 5},
+    )
+    return (
+        f"<h2>Top articles and their {DETAIL_DAYS}-day cumulative curves</h2>"
+        '<p class="note">getarticletotaldetail: articles published in the range, ranked by their latest cumulative '
+        f"readers (read_user), day 0 to {DETAIL_DAYS - 1} after publishing. WeChat sends no titles here: articles are "
+        "named by msgid and publish date, with the title where a legacy table has it.</p>" + chart + table
     )
 
 
@@ -242,7 +361,10 @@ def render_page(
                 f"{escape(', '.join(data['missing_tables']))} do not exist (the pipeline has not run for "
                 "this database).</div>"
             )
-        body = _daily(data) + _sources(data) + _hourly(data) + _articles(data) + _freshness(data)
+        body = (
+            _daily(data) + _sources(data) + _hourly(data) + _articles(data)
+            + _read_scenes(data) + _biz_summary(data) + _article_curves(data) + _freshness(data)
+        )
     title = f"WeChat datacube · {selected}" if selected else "WeChat datacube"
     return (
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>"

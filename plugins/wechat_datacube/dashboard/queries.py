@@ -11,24 +11,39 @@ yet (the pipeline never ran) reads as no rows: callers learn which ones from
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg import Cursor, sql
 
-from wechat_datacube.dashboard.labels import share_scene_label, user_source_label
+from wechat_datacube.dashboard.labels import ALL_SCENE, scene_label, share_scene_label, user_source_label
 from wechat_datacube.endpoints import ALL_SOURCES, get_endpoint
 from wechat_datacube.storage import DONE_STATUSES
 
 Row = dict[str, Any]
 
-#: The tables the charts read (the legacy article-analysis tables and the load log).
+
+def _scene_view(endpoint: str, column: str = "read_user_source") -> str:
+    """The view unnesting ``endpoint``'s scene list: named by the registry, never spelled here."""
+    (view,) = [s.view for s in get_endpoint(endpoint).scene_lists if s.column == column]
+    return view
+
+
+#: The tables the charts read: the legacy article-analysis tables and the load log ...
 USER_READ = get_endpoint("getuserread").table
 USER_READ_HOUR = get_endpoint("getuserreadhour").table
 USER_SHARE = get_endpoint("getusershare").table
 USER_SHARE_HOUR = get_endpoint("getusersharehour").table
 ARTICLE_TOTAL = get_endpoint("getarticletotal").table
+ARTICLE_SUMMARY = get_endpoint("getarticlesummary").table
 LOAD_LOG = "load_log"
+#: ... and the replacement family WeChat now points everyone to.
+BIZ_SUMMARY = get_endpoint("getbizsummary").table
+BIZ_SUMMARY_SCENE = _scene_view("getbizsummary")
+ARTICLE_TOTAL_DETAIL = get_endpoint("getarticletotaldetail").table
+#: Tables that know article titles (the replacement family sends none): used when they exist.
+TITLE_TABLES = (ARTICLE_TOTAL, ARTICLE_SUMMARY)
 
 DAILY_METRICS = (
     "int_page_read_user",
@@ -39,6 +54,11 @@ DAILY_METRICS = (
     "add_to_fav_count",
 )
 CURVE_METRICS = ("int_page_read_user", "int_page_read_count", "share_count", "add_to_fav_count")
+#: getbizsummary's daily overview as charted: readers, sharers, Wow (在看), thumbs-up, comments.
+BIZ_METRICS = ("read_user", "share_user", "zaikan_user", "like_user", "comment_count")
+DETAIL_CURVE_METRICS = ("read_user", "share_user", "zaikan_user", "like_user", "comment_count")
+#: getarticletotaldetail counts up to this many days from the publish date (day 0..29).
+DETAIL_DAYS = get_endpoint("getarticletotaldetail").maturity_days
 MAX_TOP_ARTICLES = 20
 
 
@@ -77,9 +97,9 @@ def daily_reads(cur: Cursor[Any], schema: str, account: str, begin: dt.date, end
     return _fetch(cur, query, (account, begin, end, ALL_SOURCES))
 
 
-def _series(rows: list[Row], key: str, label: Any, metrics: tuple[str, ...]) -> list[Row]:
+def _series(rows: list[Row], key: str, label: Callable[[Any], str], metrics: tuple[str, ...]) -> list[Row]:
     """Group rows (ordered by key, ref_date) into one series per ``key`` value."""
-    series: dict[int, Row] = {}
+    series: dict[Any, Row] = {}
     for row in rows:
         code = row[key]
         entry = series.setdefault(code, {key: code, "label": label(code), "points": []})
@@ -142,6 +162,106 @@ def hourly_profile(cur: Cursor[Any], schema: str, account: str, begin: dt.date, 
     return rows
 
 
+@dataclass(frozen=True)
+class ArticleCurves:
+    """A per-article cumulative table (one row per article and stat_date) read as a top-N chart.
+
+    Both article families store "cumulative from the send date up to stat_date" rows, so one
+    reader serves both; they differ only in columns, and in how many days a curve may have.
+    """
+
+    table: str
+    #: The metric ranking the articles: its value on the article's latest stat_date.
+    rank: str
+    #: Columns of the article's latest row reported with it (``rank`` first).
+    facts: tuple[str, ...]
+    #: Metrics per point of the curve.
+    curve: tuple[str, ...]
+    #: Keep only days 0..days-1 after sending (None: every stored stat_date).
+    days: int | None = None
+
+
+LEGACY_ARTICLES = ArticleCurves(
+    ARTICLE_TOTAL,
+    rank="int_page_read_user",
+    facts=("int_page_read_user", "title", "target_user", "int_page_read_count"),
+    curve=CURVE_METRICS,
+)
+DETAIL_ARTICLES = ArticleCurves(
+    ARTICLE_TOTAL_DETAIL,
+    rank="read_user",
+    facts=("read_user", "publish_type", "share_user", "zaikan_user", "like_user", "comment_count"),
+    curve=DETAIL_CURVE_METRICS,
+    days=DETAIL_DAYS,
+)
+
+
+def _day_filter(days: int | None) -> sql.Composable:
+    if days is None:
+        return sql.SQL("")
+    return sql.SQL(" AND stat_date BETWEEN ref_date AND ref_date + {}").format(sql.Literal(days - 1))
+
+
+def _ranked_articles(
+    cur: Cursor[Any], spec: ArticleCurves, schema: str, account: str, begin: dt.date, end: dt.date, limit: int,
+    extra: sql.Composable,
+) -> list[Row]:
+    """The ``limit`` articles sent in the range with the highest latest ``rank``, with their latest facts."""
+    query = sql.SQL(
+        """
+        SELECT ref_date, msgid, stat_date, {facts}{extra}
+          FROM (SELECT DISTINCT ON (ref_date, msgid) account, ref_date, msgid, stat_date, {facts}
+                  FROM {tbl} WHERE account = %s AND ref_date BETWEEN %s AND %s{days}
+                 ORDER BY ref_date, msgid, stat_date DESC) latest
+         ORDER BY {rank} DESC NULLS LAST, ref_date DESC, msgid
+         LIMIT %s
+        """
+    ).format(
+        facts=sql.SQL(", ").join(map(sql.Identifier, spec.facts)),
+        extra=extra,
+        tbl=_table(schema, spec.table),
+        days=_day_filter(spec.days),
+        rank=sql.Identifier(spec.rank),
+    )
+    return _fetch(cur, query, (account, begin, end, limit))
+
+
+def _curves(
+    cur: Cursor[Any], spec: ArticleCurves, schema: str, account: str, begin: dt.date, end: dt.date, msgids: list[str]
+) -> dict[tuple[dt.date, str], list[Row]]:
+    """Per (send date, msgid): the cumulative points, ``day`` 0 being the send date."""
+    query = sql.SQL(
+        "SELECT ref_date, msgid, stat_date, {metrics} FROM {tbl}"
+        " WHERE account = %s AND ref_date BETWEEN %s AND %s AND msgid = ANY(%s){days} ORDER BY stat_date"
+    ).format(
+        metrics=sql.SQL(", ").join(map(sql.Identifier, spec.curve)),
+        tbl=_table(schema, spec.table),
+        days=_day_filter(spec.days),
+    )
+    by_article: dict[tuple[dt.date, str], list[Row]] = {}
+    for row in _fetch(cur, query, (account, begin, end, msgids)):
+        point = {"day": (row["stat_date"] - row["ref_date"]).days, "stat_date": row["stat_date"]}
+        point.update({m: row[m] for m in spec.curve})
+        by_article.setdefault((row["ref_date"], row["msgid"]), []).append(point)
+    return by_article
+
+
+def _top_curves(
+    cur: Cursor[Any], spec: ArticleCurves, schema: str, account: str, begin: dt.date, end: dt.date, limit: int,
+    extra: sql.Composable | None = None,
+) -> list[Row]:
+    """The top ``limit`` articles of ``spec`` with their curves; ``extra`` adds select items (``, x AS y``)."""
+    limit = max(1, min(limit, MAX_TOP_ARTICLES))
+    articles = _ranked_articles(cur, spec, schema, account, begin, end, limit, extra or sql.SQL(""))
+    if not articles:
+        return []
+    curves = _curves(cur, spec, schema, account, begin, end, [a["msgid"] for a in articles])
+    for article in articles:
+        article["latest_stat_date"] = article.pop("stat_date")
+        article["curve"] = curves.get((article["ref_date"], article["msgid"]), [])
+    return articles
+
+
 def top_articles(
     cur: Cursor[Any], schema: str, account: str, begin: dt.date, end: dt.date, limit: int = 5
 ) -> list[Row]:
@@ -150,39 +270,70 @@ def top_articles(
     Rank by each article's latest cumulative readers (its last stat_date); the curve is
     every stored stat_date, ``day`` 0 being the send date (up to 7 points for getarticletotal).
     """
-    limit = max(1, min(limit, MAX_TOP_ARTICLES))
-    tbl = _table(schema, ARTICLE_TOTAL)
-    latest = sql.SQL(
-        """
-        SELECT ref_date, msgid, title, target_user, int_page_read_user, int_page_read_count, stat_date
-          FROM (SELECT DISTINCT ON (ref_date, msgid) ref_date, msgid, title, target_user,
-                       int_page_read_user, int_page_read_count, stat_date
-                  FROM {tbl} WHERE account = %s AND ref_date BETWEEN %s AND %s
-                 ORDER BY ref_date, msgid, stat_date DESC) latest
-         ORDER BY int_page_read_user DESC NULLS LAST, ref_date DESC, msgid
-         LIMIT %s
-        """
-    ).format(tbl=tbl)
-    articles = _fetch(cur, latest, (account, begin, end, limit))
-    if not articles:
-        return []
-    curves = _fetch(
-        cur,
+    return _top_curves(cur, LEGACY_ARTICLES, schema, account, begin, end, limit)
+
+
+def _title_lookup(schema: str, title_tables: Iterable[str]) -> sql.Composable:
+    """``, <title> AS title`` for a ``latest`` row: the first title a legacy table has for the msgid.
+
+    getarticletotaldetail sends no title; the legacy tables do for articles they saw. Only
+    tables that exist are asked (the caller knows which), so a replacement-only database
+    reads titles as NULL instead of failing.
+    """
+    lookups = [
         sql.SQL(
-            "SELECT ref_date, msgid, stat_date, {metrics} FROM {tbl}"
-            " WHERE account = %s AND ref_date BETWEEN %s AND %s AND msgid = ANY(%s) ORDER BY stat_date"
-        ).format(metrics=sql.SQL(", ").join(map(sql.Identifier, CURVE_METRICS)), tbl=tbl),
-        (account, begin, end, [a["msgid"] for a in articles]),
+            "(SELECT t.title FROM {tbl} t WHERE t.account = latest.account AND t.msgid = latest.msgid"
+            " AND t.title IS NOT NULL ORDER BY t.ref_date DESC LIMIT 1)"
+        ).format(tbl=_table(schema, table))
+        for table in title_tables
+    ]
+    title = sql.SQL("COALESCE({})").format(sql.SQL(", ").join(lookups)) if lookups else sql.SQL("NULL::text")
+    return sql.SQL(", {} AS title").format(title)
+
+
+def article_curves(
+    cur: Cursor[Any],
+    schema: str,
+    account: str,
+    begin: dt.date,
+    end: dt.date,
+    limit: int = 5,
+    title_tables: Iterable[str] = (),
+) -> list[Row]:
+    """getarticletotaldetail: the top articles published in the range, with 30-day cumulative curves.
+
+    Ranked by read_user on each article's latest stat_date (readers from publishing up to
+    then); the curve holds days 0..29 after publishing. ``title`` comes from the legacy
+    ``title_tables`` when they know the msgid, else is None: label by msgid and date.
+    """
+    return _top_curves(
+        cur, DETAIL_ARTICLES, schema, account, begin, end, limit, _title_lookup(schema, title_tables)
     )
-    by_article: dict[tuple[dt.date, str], list[Row]] = {}
-    for row in curves:
-        point = {"day": (row["stat_date"] - row["ref_date"]).days, "stat_date": row["stat_date"]}
-        point.update({m: row[m] for m in CURVE_METRICS})
-        by_article.setdefault((row["ref_date"], row["msgid"]), []).append(point)
-    for article in articles:
-        article["latest_stat_date"] = article.pop("stat_date")
-        article["curve"] = by_article.get((article["ref_date"], article["msgid"]), [])
-    return articles
+
+
+def scene_readers(cur: Cursor[Any], schema: str, account: str, begin: dt.date, end: dt.date) -> list[Row]:
+    """getbizsummary readers per scene and day: one series per scene_desc, the 全部 total first.
+
+    Scenes overlap (a reader may arrive through several), so no sum is formed: the total is
+    WeChat's own 全部 entry. The other scenes follow by their readers over the range.
+    """
+    query = sql.SQL(
+        "SELECT scene_desc, ref_date, user_count FROM {view} WHERE account = %s AND ref_date BETWEEN %s AND %s"
+        " ORDER BY scene_desc IS NOT DISTINCT FROM %s DESC,"
+        " sum(user_count) OVER (PARTITION BY scene_desc) DESC NULLS LAST, scene_desc NULLS LAST, ref_date"
+    ).format(view=_table(schema, BIZ_SUMMARY_SCENE))
+    series = _series(_fetch(cur, query, (account, begin, end, ALL_SCENE)), "scene_desc", scene_label, ("user_count",))
+    for entry in series:
+        entry["total"] = entry["scene_desc"] == ALL_SCENE
+    return series
+
+
+def biz_daily(cur: Cursor[Any], schema: str, account: str, begin: dt.date, end: dt.date) -> list[Row]:
+    """getbizsummary per day: readers, sharers, Wow, thumbs-up and comments (one row per day)."""
+    query = sql.SQL(
+        "SELECT ref_date, {metrics} FROM {tbl} WHERE account = %s AND ref_date BETWEEN %s AND %s ORDER BY ref_date"
+    ).format(metrics=sql.SQL(", ").join(map(sql.Identifier, BIZ_METRICS)), tbl=_table(schema, BIZ_SUMMARY))
+    return _fetch(cur, query, (account, begin, end))
 
 
 def load_log_rows(cur: Cursor[Any], schema: str, account: str, begin: dt.date, end: dt.date) -> list[Row]:

@@ -36,6 +36,8 @@ class Request:
     begin: dt.date
     end: dt.date
     top: int = 5
+    #: The charted tables that exist: optional extras (article titles) are read only from these.
+    present: frozenset[str] = frozenset()
 
     @property
     def args(self) -> tuple[str, str, dt.date, dt.date]:
@@ -46,6 +48,11 @@ def _freshness(cur: Cursor[Any], req: Request) -> list[dict[str, Any]]:
     rows = q.load_log_rows(cur, *req.args)
     latest = q.load_log_latest(cur, req.account.schema, req.account.name)
     return endpoint_freshness(req.account, req.begin, req.end, rows, latest, beijing_yesterday())
+
+
+def _article_curves(cur: Cursor[Any], req: Request) -> list[dict[str, Any]]:
+    titles = [t for t in q.TITLE_TABLES if t in req.present]
+    return q.article_curves(cur, *req.args, limit=req.top, title_tables=titles)
 
 
 @dataclass(frozen=True)
@@ -60,9 +67,13 @@ SECTIONS: dict[str, Section] = {
     "share_scenes": Section((q.USER_SHARE,), lambda cur, r: q.share_scenes(cur, *r.args)),
     "hourly": Section((q.USER_READ_HOUR, q.USER_SHARE_HOUR), lambda cur, r: q.hourly_profile(cur, *r.args)),
     "articles": Section((q.ARTICLE_TOTAL,), lambda cur, r: q.top_articles(cur, *r.args, limit=r.top)),
+    "read_scenes": Section((q.BIZ_SUMMARY_SCENE,), lambda cur, r: q.scene_readers(cur, *r.args)),
+    "biz_summary": Section((q.BIZ_SUMMARY,), lambda cur, r: q.biz_daily(cur, *r.args)),
+    "article_curves": Section((q.ARTICLE_TOTAL_DETAIL,), _article_curves),
     "freshness": Section((q.LOAD_LOG,), _freshness),
 }
-ALL_TABLES = tuple(dict.fromkeys(t for s in SECTIONS.values() for t in s.tables))
+#: Tables a section needs, then tables some section uses only when they exist.
+ALL_TABLES = tuple(dict.fromkeys([*(t for s in SECTIONS.values() for t in s.tables), *q.TITLE_TABLES]))
 
 
 def resolve_range(
@@ -93,7 +104,7 @@ def build(
     with read_cursor(account) as cur:
         present = q.existing_tables(cur, account.schema, ALL_TABLES)
         begin, end = resolve_range(cur, account, begin, end, present)
-        req = Request(account, begin, end, top)
+        req = Request(account, begin, end, top, frozenset(present))
         result: dict[str, Any] = {"account": account.name, "begin": begin, "end": end}
         missing: set[str] = set()
         for name in sections:

@@ -33,6 +33,8 @@ class Series:
 
     name: str
     points: list[tuple[float, float | None]] = field(default_factory=list)
+    #: Drawn thicker: the series is the total the others are parts of (and overlap within).
+    total: bool = False
 
 
 def nice_ceiling(value: float) -> float:
@@ -117,8 +119,9 @@ def line_chart(
             segment.append(f"{px(x):.1f},{py(y):.1f}")
         if segment:
             segments.append(segment)
+        line_class = "line total" if s.total else "line"
         for seg in segments:
-            parts.append(f'<polyline class="line" fill="none" stroke="{color}" points="{" ".join(seg)}"/>')
+            parts.append(f'<polyline class="{line_class}" fill="none" stroke="{color}" points="{" ".join(seg)}"/>')
         for x, y in s.points:
             if y is None:
                 continue
