@@ -310,17 +310,18 @@ def test_legacy_endpoints_never_send_is_delay(simulator, token) -> None:
         assert "is_delay" not in call(simulator, name, YESTERDAY, token=token)
 
 
-def test_replacement_endpoints_carry_registry_fields_and_is_delay_false(simulator: SimulatorServer) -> None:
+def test_replacement_endpoints_carry_registry_fields_in_detail_and_is_delay_false(simulator: SimulatorServer) -> None:
     simulator.state.clock.set(NOW_REPLACEMENT)
     tok = classic_token(simulator)["access_token"]
     day = NOW_REPLACEMENT.date() - dt.timedelta(days=1)
     read = call(simulator, "getarticleread", day, token=tok)
     assert read["is_delay"] is False and read["list"]
-    assert all({"scene_desc", "user_count"} == set(s) for r in read["list"] for s in r["read_user_source"])
-    assert all({"ref_date", "msgid", "title", "share_user"} == set(r)
+    assert all({"scene_desc", "user_count"} == set(s) for r in read["list"] for s in r["detail"]["read_user_source"])
+    assert all({"ref_date", "msgid", "detail"} == set(r) and "share_user" in r["detail"]
                for r in call(simulator, "getarticleshare", day, token=tok)["list"])
     biz = call(simulator, "getbizsummary", day, token=tok)["list"]
-    assert len(biz) == 1 and set(biz[0]) == set(ENDPOINTS["getbizsummary"].column_names)
+    assert len(biz) == 1 and set(biz[0]) == {"ref_date", "detail"}
+    assert set(ENDPOINTS["getbizsummary"].column_names) - {"ref_date"} <= set(biz[0]["detail"])
 
 
 def test_getarticletotaldetail_is_cumulative_for_up_to_30_days(simulator: SimulatorServer) -> None:
@@ -333,6 +334,114 @@ def test_getarticletotaldetail_is_cumulative_for_up_to_30_days(simulator: Simula
         assert len(row["detail_list"]) == 30
         reads = [d["read_user"] for d in row["detail_list"]]
         assert reads == sorted(reads)
+
+
+#: The official shapes (reference section 3), written out here so that neither the
+#: simulator's facts nor the registry can vouch for themselves: top-level keys of a list
+#: item, and the documented numbers in its ``detail`` (or each ``detail_list`` element).
+OFFICIAL_SHAPES: dict[str, tuple[set[str], str, set[str]]] = {
+    "getarticleread": ({"ref_date", "msgid"}, "detail", {"read_user", "read_user_source"}),
+    "getarticleshare": ({"ref_date", "msgid"}, "detail", {"share_user"}),
+    "getbizsummary": ({"ref_date"}, "detail", {
+        "read_user", "read_user_source", "share_user", "zaikan_user", "like_user", "comment_count",
+        "collection_user", "redirect_ori_page_user", "send_page_count"}),
+    "getarticletotaldetail": ({"ref_date", "msgid", "publish_type"}, "detail_list", {
+        "stat_date", "read_user", "read_user_source", "share_user", "read_subscribe_user", "read_delivery_rate",
+        "read_finish_rate", "read_avg_activetime", "zaikan_user", "like_user", "praise_money", "comment_count",
+        "collection_user", "read_jump_position"}),
+}
+
+
+def replacement_answer(sim: SimulatorServer, endpoint: str) -> dict[str, Any]:
+    """A published, fault-free answer of ``endpoint`` (getarticletotaldetail: a send date with a full series)."""
+    sim.state.clock.set(NOW_REPLACEMENT)
+    tok = classic_token(sim)["access_token"]
+    day = NOW_REPLACEMENT.date() - dt.timedelta(days=1)
+    if endpoint == "getarticletotaldetail":
+        day = day_with_articles(sim, day - dt.timedelta(days=30))
+    return call(sim, endpoint, day, token=tok)
+
+
+@pytest.mark.parametrize("endpoint", sorted(OFFICIAL_SHAPES))
+def test_replacement_endpoint_answers_the_official_nested_shape(simulator: SimulatorServer, endpoint: str) -> None:
+    top, holder, documented = OFFICIAL_SHAPES[endpoint]
+    body = replacement_answer(simulator, endpoint)
+    assert set(body) == {"list", "is_delay"} and body["is_delay"] is False and body["list"]
+    for item in body["list"]:
+        assert set(item) == top | {holder}  # no title, no flat metrics beside the keys
+        numbers = item[holder] if isinstance(item[holder], list) else [item[holder]]
+        assert numbers
+        for detail in numbers:
+            assert documented <= set(detail)
+            assert len(set(detail) - documented) == 1  # a field WeChat added without notice
+            if "read_user_source" in detail:
+                first, *scenes = detail["read_user_source"]
+                assert first == {"scene_desc": "全部", "user_count": detail["read_user"]}
+                assert scenes and all(set(s) == {"scene_desc", "user_count"} for s in scenes)
+
+
+def test_read_scenes_overlap_so_they_sum_past_the_all_entry(simulator: SimulatorServer) -> None:
+    (item,) = replacement_answer(simulator, "getbizsummary")["list"]
+    first, *scenes = item["detail"]["read_user_source"]
+    assert sum(s["user_count"] for s in scenes) > first["user_count"] == item["detail"]["read_user"]
+
+
+def test_getarticletotaldetail_values_have_the_documented_units(simulator: SimulatorServer) -> None:
+    for item in replacement_answer(simulator, "getarticletotaldetail")["list"]:
+        assert item["publish_type"] in (0, 1)
+        for detail in item["detail_list"]:
+            assert 0.1 <= detail["read_avg_activetime"] <= 3.0  # minutes
+            assert isinstance(detail["praise_money"], int)  # fen
+            assert 0 <= detail["read_delivery_rate"] <= 1 and 0 <= detail["read_finish_rate"] <= 1
+            positions = detail["read_jump_position"]
+            assert [p["position"] for p in positions] == list(range(1, len(positions) + 1))
+            assert all(0 <= p["rate"] <= 1 for p in positions)
+
+
+def test_quiet_day_is_an_empty_list_with_is_delay_false(simulator_factory) -> None:
+    sim = simulator_factory(quiet_day_rate=1.0)  # every day without a mass send is quiet
+    sim.state.clock.set(NOW_REPLACEMENT)
+    tok = classic_token(sim)["access_token"]
+    day = next(d for d in (NOW_REPLACEMENT.date() - dt.timedelta(days=k) for k in range(1, 30))
+               if not sim.state.truth(TEST_APPID, "getarticletotal", d, d))
+    for endpoint in ("getarticleread", "getarticleshare", "getbizsummary", "getarticletotaldetail"):
+        assert call(sim, endpoint, day, token=tok) == {"list": [], "is_delay": False}, endpoint
+    assert call(sim, "getuserread", day, token=tok)["list"]  # the legacy endpoints still answer
+    busy = day_with_articles(sim, NOW_REPLACEMENT.date() - dt.timedelta(days=1))
+    assert call(sim, "getbizsummary", busy, token=tok)["list"]
+
+
+def test_default_span_of_getbizsummary_is_30_days(simulator: SimulatorServer) -> None:
+    simulator.state.clock.set(NOW_REPLACEMENT)
+    tok = classic_token(simulator)["access_token"]
+    end = NOW_REPLACEMENT.date() - dt.timedelta(days=1)
+    assert "list" in call(simulator, "getbizsummary", end - dt.timedelta(days=29), end, token=tok)
+    assert call(simulator, "getbizsummary", end - dt.timedelta(days=30), end, token=tok)["errcode"] == 61501
+
+
+def test_max_spans_override_makes_a_wider_window_answer_61501(simulator_factory) -> None:
+    sim = simulator_factory(max_spans={"getbizsummary": 1})
+    sim.state.clock.set(NOW_REPLACEMENT)
+    tok = classic_token(sim)["access_token"]
+    end = NOW_REPLACEMENT.date() - dt.timedelta(days=1)
+    assert call(sim, "getbizsummary", end - dt.timedelta(days=1), end, token=tok)["errcode"] == 61501
+    assert len(call(sim, "getbizsummary", end, token=tok)["list"]) == 1
+    assert "list" in call(sim, "getusershare", end - dt.timedelta(days=6), end, token=tok)  # others unchanged
+
+
+def test_retired_endpoint_answers_47009(simulator_factory) -> None:
+    sim = simulator_factory(retired_endpoints=["getarticlesummary", "getarticletotal"])
+    sim.state.clock.set(NOW_REPLACEMENT)
+    tok = classic_token(sim)["access_token"]
+    day = NOW_REPLACEMENT.date() - dt.timedelta(days=1)
+    for endpoint in ("getarticlesummary", "getarticletotal"):
+        answer = call(sim, endpoint, day, token=tok)
+        assert set(answer) == {"errcode", "errmsg"} and answer["errcode"] == 47009
+        assert answer["errmsg"].startswith("api offline, please use the new api")
+    assert call(sim, "getarticlesummary", "2024-01-01", "2024-01-09", token=tok)["errcode"] == 47009  # before dates
+    assert "list" in call(sim, "getarticleread", day, token=tok)
+    params = {"appid": TEST_APPID, "endpoint": "getarticletotal", "begin_date": str(day), "end_date": str(day)}
+    assert requests.get(f"{sim.base_url}/_sim/truth", params=params, timeout=5).json()["errcode"] == 47009
 
 
 def test_replacement_endpoints_give_nothing_before_2025_11_01(simulator: SimulatorServer) -> None:

@@ -1,4 +1,8 @@
-"""The simulator's data faults that shrink or break a successful answer: fewer_rows, bad_rows."""
+"""The simulator's data faults that shrink or break a successful answer: fewer_rows, bad_rows.
+
+Also in the replacement family's nested shapes, where a key lives at the top of a list item
+and a metric inside its ``detail`` object (or ``detail_list`` element).
+"""
 
 from __future__ import annotations
 
@@ -61,6 +65,54 @@ def test_bad_rows_wrong_type_turns_a_metric_into_text(sim: SimulatorServer) -> N
     sim.state.set_faults([{"kind": "bad_rows", "variant": "wrong_type"}])
     rows = call(sim, "getusershare", DAY, DAY)["list"]
     assert rows[0]["share_user"] == "n/a" and rows[0]["share_scene"] == 1
+
+
+def test_bad_rows_wrong_type_breaks_the_metric_inside_detail(sim: SimulatorServer) -> None:
+    sim.state.set_faults([{"kind": "bad_rows", "variant": "wrong_type"}])
+    truth = sim.state.truth(TEST_APPID, "getarticleread", DAY, DAY)
+    rows = call(sim, "getarticleread", DAY, DAY)["list"]
+    assert rows[0]["detail"]["read_user"] == "n/a" and "read_user" not in rows[0]
+    assert {k: v for k, v in rows[0].items() if k != "detail"} == {k: v for k, v in truth[0].items() if k != "detail"}
+    assert rows[1:] == truth[1:]
+    biz = call(sim, "getbizsummary", DAY, DAY)["list"]
+    assert biz[0]["detail"]["read_user"] == "n/a" and biz[0]["ref_date"] == DAY.isoformat()
+
+
+def test_bad_rows_missing_key_drops_a_top_level_key_of_a_detail_item(sim: SimulatorServer) -> None:
+    sim.state.set_faults([{"kind": "bad_rows", "variant": "missing_key"}])
+    truth = sim.state.truth(TEST_APPID, "getarticleshare", DAY, DAY)
+    rows = call(sim, "getarticleshare", DAY, DAY)["list"]
+    assert "msgid" not in rows[0] and rows[0]["detail"] == truth[0]["detail"]
+    assert rows[1:] == truth[1:]
+    assert "ref_date" not in call(sim, "getbizsummary", DAY, DAY)["list"][0]  # its only key
+
+
+def test_bad_rows_in_detail_list_touch_its_first_element(sim: SimulatorServer) -> None:
+    sim.state.set_faults([{"kind": "bad_rows", "variant": "missing_key", "count": 1},
+                          {"kind": "bad_rows", "variant": "wrong_type", "after": 1}])
+    missing = call(sim, "getarticletotaldetail", DAY, DAY)["list"]
+    assert "stat_date" not in missing[0]["detail_list"][0] and "msgid" in missing[0]
+    wrong = call(sim, "getarticletotaldetail", DAY, DAY)["list"]
+    assert wrong[0]["detail_list"][0]["read_user"] == "n/a" and "stat_date" in wrong[0]["detail_list"][0]
+
+
+def test_extra_fields_reach_inside_detail(sim: SimulatorServer) -> None:
+    sim.state.set_faults([{"kind": "extra_fields"}])
+    for endpoint, holder in (("getarticleread", "detail"), ("getarticletotaldetail", "detail_list")):
+        rows = call(sim, endpoint, DAY, DAY)["list"]
+        assert rows and all("sim_unknown_metric" in r for r in rows)
+        inner = [r[holder] for r in rows] if holder == "detail" else [d for r in rows for d in r[holder]]
+        assert inner and all(d.get("sim_unknown_metric") == 3 for d in inner)
+
+
+def test_fewer_and_stray_rows_in_the_replacement_family(sim: SimulatorServer) -> None:
+    truth = sim.state.truth(TEST_APPID, "getarticleread", DAY, DAY)
+    sim.state.set_faults([{"kind": "fewer_rows", "keep": 1, "count": 1}, {"kind": "stray_rows", "after": 1}])
+    assert call(sim, "getarticleread", DAY, DAY)["list"] == truth[:1]
+    answer = call(sim, "getarticleread", DAY, DAY)
+    strays = [r for r in answer["list"] if r["ref_date"] != DAY.isoformat()]
+    assert strays and all("detail" in r for r in strays) and answer["is_delay"] is False
+    assert [r for r in answer["list"] if r["ref_date"] == DAY.isoformat()] == truth
 
 
 def test_bad_rows_needs_a_known_variant(sim: SimulatorServer) -> None:

@@ -1,18 +1,25 @@
-"""The simulator's pure parts: synthetic data, date rules, fault bookkeeping, clock."""
+"""The simulator's pure parts: its own facts, synthetic data, date rules, fault bookkeeping, clock."""
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import re
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from wechat_datacube.endpoints import ENDPOINTS, HISTORY_START
+import wechat_datacube.simulator as simulator_package
+from wechat_datacube.endpoints import ENDPOINTS, EndpointSpec
 from wechat_datacube.simulator.clock import SimClock
-from wechat_datacube.simulator.data import articles_sent, rows_for_day
+from wechat_datacube.simulator.config import SimulatorConfig
+from wechat_datacube.simulator.data import articles_sent, is_quiet
 from wechat_datacube.simulator.datacube import answer, last_ready_day, parse_range
+from wechat_datacube.simulator.facts import FACTS, HISTORY_START, UNDOCUMENTED_FIELD
 from wechat_datacube.simulator.faults import TERMINAL_KINDS, FaultBook, FaultRule
+from wechat_datacube.simulator.rows import BUILDERS, rows_for_day
 from wechat_datacube.simulator.wire import ApiError
 
 BJ = dt.timezone(dt.timedelta(hours=8))
@@ -28,18 +35,104 @@ def _day_with_articles() -> dt.date:
     return day
 
 
+# --- independence from the registry -------------------------------------------------------
+
+#: Modules the simulator may not read facts from: it must be able to disagree with them.
+FORBIDDEN = ("wechat_datacube.endpoints", "wechat_datacube.storage")
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports: import statements (relative ones resolved) and import_module calls."""
+    package = simulator_package.__name__
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
+            "import_module", "__import__"
+        ):
+            found.update(a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str))
+    return found
+
+
+def test_no_simulator_module_imports_the_registry_or_storage() -> None:
+    modules = sorted(Path(simulator_package.__file__).parent.glob("*.py"))
+    assert len(modules) > 10
+    offenders = {
+        path.name: sorted(m for m in _imported_modules(path) if m.startswith(FORBIDDEN))
+        for path in modules
+    }
+    assert {name: found for name, found in offenders.items() if found} == {}
+
+
+def test_the_import_check_sees_every_way_of_importing_the_registry(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import wechat_datacube.endpoints\nfrom wechat_datacube import endpoints\n"
+        "from ..endpoints import ENDPOINTS\nimportlib.import_module('wechat_datacube.storage_rows')\n"
+    )
+    found = {m for m in _imported_modules(probe) if m.startswith(FORBIDDEN)}
+    assert found == {"wechat_datacube.endpoints", "wechat_datacube.endpoints.ENDPOINTS",
+                     "wechat_datacube.storage_rows"}
+
+
+def test_simulator_facts_are_the_reference_values() -> None:
+    """Written out from the reference (sections 2, 3, 7), not read from any table."""
+    assert {n: f.max_span for n, f in FACTS.items()} == {
+        "getarticlesummary": 1, "getarticletotal": 1, "getuserread": 3, "getuserreadhour": 1, "getusershare": 7,
+        "getusersharehour": 1, "getarticleread": 1, "getarticleshare": 1, "getbizsummary": 30,
+        "getarticletotaldetail": 1,
+    }
+    legacy = {n for n, f in FACTS.items() if f.family == "legacy"}
+    assert {f.first_date for n, f in FACTS.items() if n in legacy} == {dt.date(2014, 12, 1)}
+    assert {f.first_date for n, f in FACTS.items() if n not in legacy} == {dt.date(2025, 11, 1)}
+    assert {n for n, f in FACTS.items() if f.is_delay} == set(FACTS) - legacy
+    assert {n: f.series_days for n, f in FACTS.items() if f.series_days} == {
+        "getarticletotal": 7, "getarticletotaldetail": 30}
+    assert set(BUILDERS) == set(FACTS)
+
+
+def test_simulator_and_registry_agree_where_both_model_the_api() -> None:
+    """Two independent models of one API: a difference means one of them misread the reference."""
+    assert set(FACTS) == set(ENDPOINTS)
+    for name, facts in FACTS.items():
+        spec = ENDPOINTS[name]
+        assert (facts.max_span, facts.first_date, facts.is_delay) == (
+            spec.max_span, spec.first_date, spec.has_is_delay), name
+        assert facts.series_days == spec.maturity_days, name
+
+
+def _flatten(spec: EndpointSpec, row: dict[str, Any]) -> set[str]:
+    """Field names of a list item read the way the registry says it is shaped."""
+    seen = set(row)
+    for holder in [row.get(spec.detail)] if spec.detail else []:
+        seen |= set(holder or {})
+    for child in row.get(spec.nested, []) if spec.nested else []:
+        seen |= set(child)
+    return seen - {UNDOCUMENTED_FIELD}
+
+
 @pytest.mark.parametrize("name", sorted(ENDPOINTS))
-def test_rows_carry_every_registry_field(name: str) -> None:
+def test_rows_carry_every_registry_field_where_the_registry_expects_it(name: str) -> None:
+    """The simulator's answer, read with the registry's shape, has exactly the registry's fields."""
     spec = ENDPOINTS[name]
-    rows = rows_for_day(spec, SEED, APPID, _day_with_articles(), LATE)
+    rows = rows_for_day(name, SEED, APPID, _day_with_articles(), LATE)
     assert rows
     seen: set[str] = set()
     for row in rows:
-        seen |= set(row)
-        for child in row.get(spec.nested, []) if spec.nested else []:
-            seen |= set(child)
-    expected = set(spec.column_names) | ({spec.nested} if spec.nested else set())
-    assert seen == expected
+        seen |= _flatten(spec, row)
+    containers = {c for c in (spec.nested, spec.detail) if c}
+    assert seen == set(spec.column_names) | containers
+
+
+# --- synthetic data ------------------------------------------------------------------------
 
 
 def test_articles_are_sent_on_about_60_percent_of_days_with_1_to_3_each() -> None:
@@ -62,7 +155,7 @@ def test_titles_include_chinese_text() -> None:
 
 def test_article_total_details_stop_at_the_newest_published_day() -> None:
     day = _day_with_articles()
-    rows = rows_for_day(ENDPOINTS["getarticletotal"], SEED, APPID, day, day + dt.timedelta(days=2))
+    rows = rows_for_day("getarticletotal", SEED, APPID, day, day + dt.timedelta(days=2))
     assert all([d["stat_date"] for d in r["details"]] == [str(day + dt.timedelta(days=k)) for k in range(3)]
                for r in rows)
 
@@ -70,25 +163,54 @@ def test_article_total_details_stop_at_the_newest_published_day() -> None:
 def test_cumulative_values_never_decrease() -> None:
     day = _day_with_articles()
     for name, nested in (("getarticletotal", "details"), ("getarticletotaldetail", "detail_list")):
-        for row in rows_for_day(ENDPOINTS[name], SEED, APPID, day, LATE):
-            for field in row[nested][0]:
+        for row in rows_for_day(name, SEED, APPID, day, LATE, quiet_day_rate=0.5):
+            for field, first in row[nested][0].items():
+                if isinstance(first, list):  # read_user_source, read_jump_position: checked elsewhere
+                    continue
                 values = [d[field] for d in row[nested]]
                 assert values == sorted(values), (name, field)
 
 
+def test_quiet_days_are_days_without_a_send_and_grow_with_the_rate() -> None:
+    days = [DAY - dt.timedelta(days=k) for k in range(400)]
+    quiet = {rate: {d for d in days if is_quiet(SEED, APPID, d, rate)} for rate in (0.0, 0.05, 0.5, 1.0)}
+    assert quiet[0.0] == set()
+    assert quiet[1.0] == {d for d in days if not articles_sent(SEED, APPID, d)}
+    assert quiet[0.05] <= quiet[0.5] <= quiet[1.0]
+    assert 0 < len(quiet[0.05]) < len(quiet[0.5])
+
+
+def test_a_quiet_day_empties_the_replacement_family_but_not_the_legacy_endpoints() -> None:
+    day = next(d for d in (DAY - dt.timedelta(days=k) for k in range(60)) if is_quiet(SEED, APPID, d, 1.0))
+    for name, facts in FACTS.items():
+        quiet = rows_for_day(name, SEED, APPID, day, LATE, quiet_day_rate=1.0)
+        assert quiet == ([] if facts.family == "replacement" else rows_for_day(name, SEED, APPID, day, LATE)), name
+    for name in ("getarticleread", "getarticleshare", "getbizsummary", "getuserread"):
+        assert rows_for_day(name, SEED, APPID, day, LATE, quiet_day_rate=0.0), name
+
+
+def test_article_total_detail_does_not_grow_on_a_quiet_day() -> None:
+    day = _day_with_articles()
+    stat_days = [day + dt.timedelta(days=k) for k in range(30)]
+    k = next(i for i, d in enumerate(stat_days) if i and is_quiet(SEED, APPID, d, 1.0))
+    for row in rows_for_day("getarticletotaldetail", SEED, APPID, day, LATE, quiet_day_rate=1.0):
+        before, on_the_day = row["detail_list"][k - 1], row["detail_list"][k]
+        assert on_the_day["read_user"] == before["read_user"] and on_the_day["share_user"] == before["share_user"]
+
+
 def test_data_is_deterministic_per_seed_and_appid() -> None:
-    spec = ENDPOINTS["getuserreadhour"]
-    assert rows_for_day(spec, SEED, APPID, DAY, LATE) == rows_for_day(spec, SEED, APPID, DAY, LATE)
-    assert rows_for_day(spec, SEED, APPID, DAY, LATE) != rows_for_day(spec, SEED + 1, APPID, DAY, LATE)
-    assert rows_for_day(spec, SEED, APPID, DAY, LATE) != rows_for_day(spec, SEED, "wx_other", DAY, LATE)
+    name = "getuserreadhour"
+    assert rows_for_day(name, SEED, APPID, DAY, LATE) == rows_for_day(name, SEED, APPID, DAY, LATE)
+    assert rows_for_day(name, SEED, APPID, DAY, LATE) != rows_for_day(name, SEED + 1, APPID, DAY, LATE)
+    assert rows_for_day(name, SEED, APPID, DAY, LATE) != rows_for_day(name, SEED, "wx_other", DAY, LATE)
 
 
 def test_a_year_of_every_endpoint_generates_in_a_few_ms_per_call() -> None:
     start = time.perf_counter()
     for k in range(365):
         day = dt.date(2023, 1, 1) + dt.timedelta(days=k)
-        for spec in ENDPOINTS.values():
-            rows_for_day(spec, 99, "wx_speed", day, day + dt.timedelta(days=40))
+        for name in FACTS:
+            rows_for_day(name, 99, "wx_speed", day, day + dt.timedelta(days=40), quiet_day_rate=0.05)
     assert time.perf_counter() - start < 10  # ~3650 calls; a few ms each at most
 
 
@@ -111,16 +233,30 @@ def test_last_ready_day_switches_at_the_ready_hour_in_beijing() -> None:
 )
 def test_parse_range_refuses_like_wechat(body: dict[str, str], errcode: int) -> None:
     with pytest.raises(ApiError) as info:
-        parse_range(ENDPOINTS["getuserread"], body, dt.datetime(2024, 6, 20, 10, tzinfo=BJ))
+        parse_range(FACTS["getuserread"], body, dt.datetime(2024, 6, 20, 10, tzinfo=BJ))
     assert info.value.errcode == errcode
 
 
 def test_answer_skips_unpublished_days_and_flags_is_delay() -> None:
     now = dt.datetime(2025, 12, 20, 7, tzinfo=BJ)
-    spec = ENDPOINTS["getbizsummary"]
-    assert answer(spec, SEED, APPID, dt.date(2025, 12, 19), dt.date(2025, 12, 19), now, 8) == {
+    facts, config = FACTS["getbizsummary"], SimulatorConfig(seed=SEED)
+    assert answer(facts, config, APPID, dt.date(2025, 12, 19), dt.date(2025, 12, 19), now) == {
         "list": [], "is_delay": True}
-    assert answer(spec, SEED, APPID, dt.date(2025, 12, 18), dt.date(2025, 12, 18), now, 8)["is_delay"] is False
+    assert answer(facts, config, APPID, dt.date(2025, 12, 18), dt.date(2025, 12, 18), now)["is_delay"] is False
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"max_spans": {"getnothing": 1}}, "unknown datacube endpoint"),
+        ({"retired_endpoints": ["getuserreed"]}, "unknown datacube endpoint"),
+        ({"max_spans": {"getbizsummary": 0}}, "max_spans"),
+        ({"quiet_day_rate": 1.5}, "quiet_day_rate"),
+    ],
+)
+def test_config_refuses_unknown_endpoints_and_nonsense(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SimulatorConfig(**overrides)
 
 
 def test_fault_rule_with_unknown_kind_is_refused() -> None:

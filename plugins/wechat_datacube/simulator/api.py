@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from wechat_datacube.endpoints import ENDPOINTS
+from wechat_datacube.simulator.facts import FACTS
 from wechat_datacube.simulator.state import SimulatorState
 from wechat_datacube.simulator.wire import ApiError
 
@@ -118,6 +118,6 @@ def _datacube(state: SimulatorState, req: Request) -> dict[str, Any]:
     _require_post(req)
     with state.lock:
         appid = state.tokens.check(req.query.get("access_token"))
-    if name not in ENDPOINTS:
+    if name not in FACTS:
         raise ApiError(48001)
     return state.answer(appid, name, req.json if req.json is not _NO_JSON else None)

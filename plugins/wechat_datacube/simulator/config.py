@@ -2,13 +2,16 @@
 
 Limits that tests need to reach quickly (the classic token's daily quota, the stable
 token's force-refresh quota) are plain settings, so a test can set 5 instead of making
-2000 calls.
+2000 calls. So are the API facts the reference is unsure of or that WeChat may change
+(a span, a retired endpoint): a test can play the other answer without a code change.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from wechat_datacube.simulator.facts import FACTS
 
 #: Credentials the demo server (``python -m wechat_datacube.simulator``) accepts by default.
 DEMO_APPID = "wx_demo_account"
@@ -44,3 +47,22 @@ class SimulatorConfig:
     #: stable_token force_refresh calls per account per Beijing day before 45009.
     stable_force_refresh_daily_limit: int = 20
     faults: list[dict[str, Any]] = field(default_factory=list)
+    #: Endpoint -> max span in days, overriding the simulator's facts (e.g. {"getbizsummary": 1}
+    #: makes every wider getbizsummary window answer 61501).
+    max_spans: dict[str, int] = field(default_factory=dict)
+    #: Endpoints WeChat has switched off: every call to them answers 47009.
+    retired_endpoints: list[str] = field(default_factory=list)
+    #: Share of days without a mass send on which nothing changed, so the replacement family
+    #: answers a final ``{"list": [], "is_delay": false}``. Small: DAG tests fetch only legacy
+    #: endpoints, and before the readiness deadline the pipeline retries such a day.
+    quiet_day_rate: float = 0.05
+
+    def __post_init__(self) -> None:
+        """Refuse typos and nonsense at start, not on the first request."""
+        unknown = sorted((set(self.max_spans) | set(self.retired_endpoints)) - set(FACTS))
+        if unknown:
+            raise ValueError(f"unknown datacube endpoint(s) {', '.join(unknown)}; known: {', '.join(sorted(FACTS))}")
+        if any(span < 1 for span in self.max_spans.values()):
+            raise ValueError(f"max_spans must be >= 1 day: {self.max_spans}")
+        if not 0.0 <= self.quiet_day_rate <= 1.0:
+            raise ValueError(f"quiet_day_rate must be within [0, 1], got {self.quiet_day_rate}")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from wechat_datacube.endpoints import UnknownEndpointError
 from wechat_datacube.simulator.api import Request
+from wechat_datacube.simulator.facts import UnknownEndpointError
 from wechat_datacube.simulator.state import SimulatorState
 from wechat_datacube.simulator.wire import ApiError
 

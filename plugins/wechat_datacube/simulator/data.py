@@ -1,4 +1,4 @@
-"""Deterministic synthetic datacube data per (seed, appid, date).
+"""Deterministic synthetic account activity per (seed, appid, date).
 
 Nothing is stored: every value is derived from a hash of (seed, appid, date, ...), so the
 same seed always gives the same numbers, another appid gives other numbers, and any date
@@ -7,9 +7,10 @@ blocks are memoised.
 
 The story behind the numbers: an account with a follower base that grows slowly sends
 1-3 articles on about 60% of days. Each article's daily readers decay over 30 days;
-its shares, favourites, likes ... are fractions of its readers. Account-wide rows are
-a background of reads of old articles plus the recent articles of that day. Field names
-come from the endpoint registry; only the magnitudes live here.
+its shares, favourites, likes ... are fractions of its readers. Account-wide numbers are
+a background of reads of old articles plus the recent articles of that day. This module
+holds only that story; :mod:`.legacy_rows` and :mod:`.replacement_rows` turn it into each
+endpoint's answer, with field names from :mod:`.facts`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import random
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from wechat_datacube.endpoints import ALL_SOURCES, HISTORY_START, LEGACY_METRICS, EndpointSpec
+from wechat_datacube.simulator.facts import HISTORY_START, LEGACY_METRICS
 
 #: From this date on getuserread / getuserreadhour rows are split by user_source.
 USER_SOURCE_SPLIT_START = dt.date(2020, 2, 28)
@@ -37,16 +37,19 @@ HOUR_PROFILE: tuple[float, ...] = (
 )
 #: How an article's readers arrive over the days after sending (day 0 = send day).
 READ_DECAY: tuple[float, ...] = tuple(0.5 * 0.6**k + 0.002 for k in range(30))
-#: Channel slug (as in the registry's int_page_from_<slug>_read_* names) -> share of readers.
+#: Channel slug (getarticletotal's int_page_from_<slug>_read_* fields) -> share of readers.
 ARTICLE_CHANNEL_SHARE: dict[str, float] = {
     "session": 0.42, "hist_msg": 0.08, "feed": 0.18, "friends": 0.10, "other": 0.04, "kanyikan": 0.06, "souyisou": 0.07,
 }
 #: Moments-share source slug (feed_share_from_<slug>_*) -> share of sharers.
 FEED_SHARE_SHARE: dict[str, float] = {"session": 0.5, "feed": 0.3, "other": 0.1}
-#: scene_desc of read_user_source in the replacement endpoints -> share of readers.
+#: scene_desc of read_user_source in the replacement endpoints -> share of readers (before
+#: the per-day rescale that makes the scenes overlap).
 READ_SCENES: dict[str, float] = {
-    "公众号消息": 0.45, "聊天会话": 0.22, "朋友圈": 0.12, "推荐": 0.08, "搜一搜": 0.07, "公众号主页": 0.04, "其它": 0.02,
+    "公众号消息": 0.45, "聊天会话": 0.22, "朋友圈": 0.12, "推荐": 0.08, "搜一搜": 0.07, "公众号主页": 0.04, "其他": 0.02,
 }
+#: Sum of the channel (or scene) shares of one day: > 1 because a reader can come by several.
+OVERLAP = 1.12
 
 _TOPICS = (
     "人工智能", "城市生活", "理财规划", "健康饮食", "亲子教育", "职场成长", "旅行攻略", "科技前沿",
@@ -57,34 +60,44 @@ _PATTERNS = (
     "关于{t}，我们做了一次调查", "{t}实用清单：{n}个建议", "一图看懂{t}", "{t} weekly #{n}",
 )
 
-_LEGACY_METRIC_NAMES = tuple(c.name for c in LEGACY_METRICS)
-_CHANNEL_METRICS = ("int_page_read_user", "int_page_read_count", "share_user", "share_count")
-_EXTRA_METRICS = ("zaikan_user", "like_user", "comment_count")
-_DAY_FIELDS = _LEGACY_METRIC_NAMES + _EXTRA_METRICS
-_READ_FROM = re.compile(r"^int_page_from_(\w+?)_read_(user|count)$")
-_FEED_SHARE_FROM = re.compile(r"^feed_share_from_(\w+?)_(user|cnt)$")
+#: The per-day values an article keeps (Article.daily columns).
+DAY_FIELDS = (*LEGACY_METRICS, "zaikan_user", "like_user", "comment_count")
 
 
-def _rng(seed: int, appid: str, *parts: object) -> random.Random:
+def rng_for(seed: int, appid: str, *parts: object) -> random.Random:
     """A private RNG for one (seed, appid, ...) tuple: cheap and stable across runs."""
     key = "|".join([str(seed), appid, *map(str, parts)]).encode()
     return random.Random(int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big"))
 
 
-def _num(value: float) -> int:
+def num(value: float) -> int:
+    """A count: rounded, never negative."""
     return max(0, int(round(value)))
 
 
 @lru_cache(maxsize=4096)
 def _account_profile(seed: int, appid: str) -> tuple[int, float, int]:
     """(followers on HISTORY_START, daily growth rate, msg_data_id base) of an account."""
-    rng = _rng(seed, appid, "profile")
+    rng = rng_for(seed, appid, "profile")
     return rng.randint(3_000, 120_000), rng.uniform(0.00005, 0.0003), rng.randint(2_247_480_000, 2_650_000_000)
 
 
 def followers(seed: int, appid: str, day: dt.date) -> int:
     base, growth, _ = _account_profile(seed, appid)
-    return _num(base * (1 + growth * max(0, (day - HISTORY_START).days)))
+    return num(base * (1 + growth * max(0, (day - HISTORY_START).days)))
+
+
+@dataclass(frozen=True)
+class DayQuery:
+    """What one endpoint's rows for one ref_date depend on."""
+
+    seed: int
+    appid: str
+    day: dt.date
+    #: The newest published ref_date: cumulative series stop there.
+    last_ready: dt.date
+    #: See :func:`is_quiet`.
+    quiet_day_rate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -94,49 +107,83 @@ class Article:
     send_date: dt.date
     msgid: str
     title: str
+    #: 0 = followers notified, 1 = notification off.
     publish_type: int
     target_user: int
     read_finish_rate: float
+    #: Average active reading time in minutes (the replacement API's unit).
     read_avg_activetime: float
-    #: daily[k] = values on send_date + k, ordered as _DAY_FIELDS.
+    #: Readers who followed the account after reading, per reader.
+    subscribe_rate: float
+    #: Tips (赞赏) in fen per reader; 0 for most articles.
+    praise_fen_per_reader: float
+    #: Scroll-depth curve: share of readers reaching position 1, 2, ...
+    jump_curve: tuple[float, ...]
+    #: daily[k] = values on send_date + k, ordered as DAY_FIELDS.
     daily: tuple[tuple[int, ...], ...]
 
     def day(self, k: int) -> dict[str, int]:
-        return dict(zip(_DAY_FIELDS, self.daily[k], strict=True))
+        return dict(zip(DAY_FIELDS, self.daily[k], strict=True))
 
-    def cumulative(self, k: int) -> dict[str, int]:
-        """Values summed from the send day to send_date + k (non-decreasing in k)."""
-        sums = [sum(col) for col in zip(*self.daily[: k + 1], strict=True)]
-        return dict(zip(_DAY_FIELDS, sums, strict=True))
+    def running_totals(self, days: int, skip: frozenset[int] = frozenset()) -> list[dict[str, int]]:
+        """Values summed from the send day to send_date + k, for k < ``days`` (non-decreasing).
+
+        Days in ``skip`` add nothing: on a quiet day (see :func:`is_quiet`) nothing changed.
+        """
+        sums = [0] * len(DAY_FIELDS)
+        out = []
+        for k in range(days):
+            if k not in skip:
+                sums = [s + v for s, v in zip(sums, self.daily[k], strict=True)]
+            out.append(dict(zip(DAY_FIELDS, sums, strict=True)))
+        return out
+
+
+def _article_extras(seed: int, appid: str, day: dt.date, index: int) -> dict[str, Any]:
+    """The replacement API's per-article numbers, from their own RNG stream.
+
+    A separate stream keeps every value the legacy endpoints show unchanged.
+    """
+    rng = rng_for(seed, appid, day, "article-extras", index)
+    reach = rng.uniform(0.85, 0.98)
+    curve = []
+    for _ in range(5):
+        curve.append(round(reach, 4))
+        reach *= rng.uniform(0.65, 0.9)
+    return {
+        "subscribe_rate": rng.uniform(0.002, 0.01),
+        "praise_fen_per_reader": rng.uniform(0.1, 1.5) if rng.random() < 0.3 else 0.0,
+        "jump_curve": tuple(curve),
+    }
 
 
 @lru_cache(maxsize=65536)
 def articles_sent(seed: int, appid: str, day: dt.date) -> tuple[Article, ...]:
     """Articles the account mass-sent on ``day`` (none on about 40% of days)."""
-    rng = _rng(seed, appid, day, "articles")
+    rng = rng_for(seed, appid, day, "articles")
     if rng.random() >= 0.6:
         return ()
     count = rng.choice((1, 1, 1, 2, 2, 3))
     target = followers(seed, appid, day)
     msg_data_id = _account_profile(seed, appid)[2] + (day - HISTORY_START).days
-    publish_type = 1 if rng.random() < 0.8 else 2
+    publish_type = 0 if rng.random() < 0.8 else 1
     out = []
     for index in range(1, count + 1):
         reach = target * rng.uniform(0.03, 0.10) * (1.0, 0.45, 0.3)[index - 1]
         title = rng.choice(_PATTERNS).format(t=rng.choice(_TOPICS), n=rng.randint(3, 12))
         daily = []
         for k in range(30):
-            users = _num(reach * READ_DECAY[k] * rng.uniform(0.8, 1.2))
-            ori = _num(users * rng.uniform(0.01, 0.04))
-            share = _num(users * rng.uniform(0.02, 0.06))
-            fav = _num(users * rng.uniform(0.01, 0.03))
+            users = num(reach * READ_DECAY[k] * rng.uniform(0.8, 1.2))
+            ori = num(users * rng.uniform(0.01, 0.04))
+            share = num(users * rng.uniform(0.02, 0.06))
+            fav = num(users * rng.uniform(0.01, 0.03))
             daily.append((
-                users, max(users, _num(users * rng.uniform(1.1, 1.4))),
-                ori, max(ori, _num(ori * 1.1)),
-                share, max(share, _num(share * rng.uniform(1.1, 1.5))),
-                fav, max(fav, _num(fav * 1.05)),
-                _num(users * rng.uniform(0.005, 0.02)), _num(users * rng.uniform(0.01, 0.04)),
-                _num(users * rng.uniform(0.001, 0.006)),
+                users, max(users, num(users * rng.uniform(1.1, 1.4))),
+                ori, max(ori, num(ori * 1.1)),
+                share, max(share, num(share * rng.uniform(1.1, 1.5))),
+                fav, max(fav, num(fav * 1.05)),
+                num(users * rng.uniform(0.005, 0.02)), num(users * rng.uniform(0.01, 0.04)),
+                num(users * rng.uniform(0.001, 0.006)),
             ))
         out.append(Article(
             send_date=day,
@@ -145,8 +192,9 @@ def articles_sent(seed: int, appid: str, day: dt.date) -> tuple[Article, ...]:
             publish_type=publish_type,
             target_user=target,
             read_finish_rate=round(rng.uniform(0.25, 0.65), 4),
-            read_avg_activetime=round(rng.uniform(35.0, 180.0), 1),
+            read_avg_activetime=round(rng.uniform(0.1, 3.0), 2),
             daily=tuple(daily),
+            **_article_extras(seed, appid, day, index),
         ))
     return tuple(out)
 
@@ -160,26 +208,39 @@ def articles_active(seed: int, appid: str, day: dt.date, window: int) -> list[tu
     return out
 
 
+@lru_cache(maxsize=65536)
+def is_quiet(seed: int, appid: str, day: dt.date, rate: float) -> bool:
+    """Whether nothing changed on ``day``: WeChat's replacement family then answers ``[]``.
+
+    Only days without a mass send can be quiet (publishing is a change). The draw has its
+    own RNG stream, so the legacy data is the same at any rate, and a day quiet at one
+    rate is quiet at every higher rate.
+    """
+    if rate <= 0 or articles_sent(seed, appid, day):
+        return False
+    return rng_for(seed, appid, day, "quiet").random() < rate
+
+
 @lru_cache(maxsize=16384)
 def account_day(seed: int, appid: str, day: dt.date) -> dict[str, Any]:
     """Account-wide totals of ``day``: background reads plus the last 7 days' articles."""
-    rng = _rng(seed, appid, day, "account")
+    rng = rng_for(seed, appid, day, "account")
     weekday = 0.85 if day.weekday() >= 5 else 1.0
-    bg_users = max(60, _num(followers(seed, appid, day) * rng.uniform(0.006, 0.012) * weekday))
+    bg_users = max(60, num(followers(seed, appid, day) * rng.uniform(0.006, 0.012) * weekday))
     totals = {
         "int_page_read_user": bg_users,
-        "int_page_read_count": _num(bg_users * rng.uniform(1.2, 1.5)),
-        "ori_page_read_user": _num(bg_users * 0.02),
-        "ori_page_read_count": _num(bg_users * 0.025),
-        "share_user": max(10, _num(bg_users * rng.uniform(0.02, 0.05))),
+        "int_page_read_count": num(bg_users * rng.uniform(1.2, 1.5)),
+        "ori_page_read_user": num(bg_users * 0.02),
+        "ori_page_read_count": num(bg_users * 0.025),
+        "share_user": max(10, num(bg_users * rng.uniform(0.02, 0.05))),
         "share_count": 0,
-        "add_to_fav_user": _num(bg_users * 0.015),
-        "add_to_fav_count": _num(bg_users * 0.016),
-        "zaikan_user": _num(bg_users * 0.01),
-        "like_user": _num(bg_users * 0.02),
-        "comment_count": _num(bg_users * 0.003),
+        "add_to_fav_user": num(bg_users * 0.015),
+        "add_to_fav_count": num(bg_users * 0.016),
+        "zaikan_user": num(bg_users * 0.01),
+        "like_user": num(bg_users * 0.02),
+        "comment_count": num(bg_users * 0.003),
     }
-    totals["share_count"] = _num(totals["share_user"] * rng.uniform(1.1, 1.4))
+    totals["share_count"] = num(totals["share_user"] * rng.uniform(1.1, 1.4))
     for article, k in articles_active(seed, appid, day, 7):
         for name, value in article.day(k).items():
             totals[name] += value
@@ -188,201 +249,11 @@ def account_day(seed: int, appid: str, day: dt.date) -> dict[str, Any]:
         "hours": [w * rng.uniform(0.8, 1.2) for w in HOUR_PROFILE],
         "scenes": {s: share * rng.uniform(0.9, 1.1) for s, share in SHARE_SCENE_SHARE.items()},
         "read_scenes": {s: share * rng.uniform(0.8, 1.2) for s, share in READ_SCENES.items()},
-        "collection_user": totals["add_to_fav_user"],
     }
-    # Channel rows overlap: make their sum exceed the total by a clear margin.
-    scale = 1.12 / sum(noise["sources"].values())
-    noise["sources"] = {s: v * scale for s, v in noise["sources"].items()}
+    # Channel rows and read scenes overlap: make their sum exceed the total by a clear margin.
+    for name in ("sources", "read_scenes"):
+        scale = OVERLAP / sum(noise[name].values())
+        noise[name] = {s: v * scale for s, v in noise[name].items()}
     hour_sum = sum(noise["hours"])
     noise["hours"] = [1.1 * w / hour_sum for w in noise["hours"]]
     return {"totals": totals, **noise}
-
-
-# --- rows per endpoint -------------------------------------------------------------------
-
-
-def _pick(spec: EndpointSpec, values: dict[str, Any], names: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """Keep the registry's fields (in registry order) that this row has a value for."""
-    return {n: values[n] for n in (names or spec.column_names) if n in values}
-
-
-def _read_scene_list(day_info: dict[str, Any], read_user: int) -> list[dict[str, Any]]:
-    return [{"scene_desc": s, "user_count": _num(read_user * f)} for s, f in day_info["read_scenes"].items()]
-
-
-def _summary_rows(spec: EndpointSpec, seed: int, appid: str, day: dt.date) -> list[dict[str, Any]]:
-    rows = []
-    for article, k in articles_active(seed, appid, day, 7):
-        values = article.day(k)
-        if values["int_page_read_count"] + values["share_count"] + values["add_to_fav_count"] < 3:
-            continue
-        rows.append(_pick(spec, {"ref_date": day.isoformat(), "msgid": article.msgid, "title": article.title,
-                                 "user_source": 0, **values}))
-    return rows
-
-
-def _article_total_detail(article: Article, k: int) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "stat_date": (article.send_date + dt.timedelta(days=k)).isoformat(),
-        "target_user": article.target_user,
-        **article.cumulative(k),
-    }
-    return values
-
-
-def _channel_values(spec: EndpointSpec, cumulative: dict[str, Any]) -> dict[str, int]:
-    """Fill the registry's channel-split fields from cumulative readers and sharers."""
-    out = {}
-    for name in spec.column_names:
-        m = _READ_FROM.match(name)
-        if m:
-            base = cumulative["int_page_read_user" if m.group(2) == "user" else "int_page_read_count"]
-            out[name] = _num(base * ARTICLE_CHANNEL_SHARE.get(m.group(1), 0.03))
-            continue
-        m = _FEED_SHARE_FROM.match(name)
-        if m:
-            base = cumulative["share_user" if m.group(2) == "user" else "share_count"]
-            out[name] = _num(base * FEED_SHARE_SHARE.get(m.group(1), 0.05))
-    return out
-
-
-def _nested_row(spec: EndpointSpec, parent: dict[str, Any], details: list[dict[str, Any]]) -> dict[str, Any]:
-    assert spec.nested is not None
-    detail_names = tuple(n for n in spec.column_names if n not in spec.parent_columns)
-    row = _pick(spec, parent, spec.parent_columns)
-    row[spec.nested] = [_pick(spec, d, detail_names) for d in details]
-    return row
-
-
-def _total_rows(spec: EndpointSpec, seed: int, appid: str, day: dt.date, last_stat: dt.date) -> list[dict[str, Any]]:
-    rows = []
-    days = min(spec.maturity_days, (last_stat - day).days + 1)
-    for article in articles_sent(seed, appid, day):
-        details = []
-        for k in range(days):
-            detail = _article_total_detail(article, k)
-            detail.update(_channel_values(spec, detail))
-            details.append(detail)
-        parent = {"ref_date": day.isoformat(), "msgid": article.msgid, "title": article.title}
-        rows.append(_nested_row(spec, parent, details))
-    return rows
-
-
-def _user_read_rows(spec: EndpointSpec, seed: int, appid: str, day: dt.date, hourly: bool) -> list[dict[str, Any]]:
-    info = account_day(seed, appid, day)
-    totals = {n: info["totals"][n] for n in _LEGACY_METRIC_NAMES}
-    sources: list[tuple[int, dict[str, int]]] = [(ALL_SOURCES, totals)]
-    if day >= USER_SOURCE_SPLIT_START:
-        for source, share in info["sources"].items():
-            sources.append((source, {n: _num(totals[n] * share) for n in _CHANNEL_METRICS}))
-    rows = []
-    for source, values in sources:
-        if not hourly:
-            rows.append(_pick(spec, {"ref_date": day.isoformat(), "user_source": source, **values}))
-            continue
-        for hour, weight in enumerate(info["hours"]):
-            hour_values = {n: _num(v * weight) for n, v in values.items()}
-            rows.append(_pick(spec, {"ref_date": day.isoformat(), "ref_hour": hour * 100, "user_source": source,
-                                     **hour_values}))
-    return rows
-
-
-def _user_share_rows(spec: EndpointSpec, seed: int, appid: str, day: dt.date, hourly: bool) -> list[dict[str, Any]]:
-    info = account_day(seed, appid, day)
-    rows = []
-    for scene, share in info["scenes"].items():
-        users = _num(info["totals"]["share_user"] * share)
-        count = max(users, _num(info["totals"]["share_count"] * share))
-        if not hourly:
-            rows.append(_pick(spec, {"ref_date": day.isoformat(), "share_scene": scene,
-                                     "share_user": users, "share_count": count}))
-            continue
-        for hour, weight in enumerate(info["hours"]):
-            rows.append(_pick(spec, {"ref_date": day.isoformat(), "ref_hour": hour * 100, "share_scene": scene,
-                                     "share_user": _num(users * weight), "share_count": _num(count * weight)}))
-    return rows
-
-
-def _article_read_rows(spec: EndpointSpec, seed: int, appid: str, day: dt.date, share: bool) -> list[dict[str, Any]]:
-    info = account_day(seed, appid, day)
-    rows = []
-    for article, k in articles_active(seed, appid, day, 30):
-        values = article.day(k)
-        key = "share_user" if share else "int_page_read_user"
-        if values[key] <= 0:
-            continue  # the list only holds articles that changed that day
-        row = {"ref_date": day.isoformat(), "msgid": article.msgid, "title": article.title}
-        if share:
-            row["share_user"] = values["share_user"]
-        else:
-            row["read_user"] = values["int_page_read_user"]
-            row["read_user_source"] = _read_scene_list(info, values["int_page_read_user"])
-        rows.append(_pick(spec, row))
-    return rows
-
-
-def _biz_summary_rows(spec: EndpointSpec, seed: int, appid: str, day: dt.date) -> list[dict[str, Any]]:
-    info = account_day(seed, appid, day)
-    totals = info["totals"]
-    return [_pick(spec, {
-        "ref_date": day.isoformat(),
-        "read_user": totals["int_page_read_user"],
-        "read_user_source": _read_scene_list(info, totals["int_page_read_user"]),
-        "share_user": totals["share_user"],
-        "zaikan_user": totals["zaikan_user"],
-        "like_user": totals["like_user"],
-        "comment_count": totals["comment_count"],
-        "collection_user": info["collection_user"],
-    })]
-
-
-def _total_detail_rows(spec: EndpointSpec, seed: int, appid: str, day: dt.date,
-                       last_stat: dt.date) -> list[dict[str, Any]]:
-    rows = []
-    days = min(spec.maturity_days, (last_stat - day).days + 1)
-    for article in articles_sent(seed, appid, day):
-        details = []
-        for k in range(days):
-            cum = article.cumulative(k)
-            subscribe = _num(cum["int_page_read_user"] * 0.7)
-            details.append({
-                "stat_date": (day + dt.timedelta(days=k)).isoformat(),
-                "read_user": cum["int_page_read_user"],
-                "share_user": cum["share_user"],
-                "read_subscribe_user": subscribe,
-                "read_delivery_rate": round(subscribe / max(1, article.target_user), 4),
-                "read_finish_rate": article.read_finish_rate,
-                "read_avg_activetime": article.read_avg_activetime,
-                "zaikan_user": cum["zaikan_user"],
-                "like_user": cum["like_user"],
-                "comment_count": cum["comment_count"],
-                "collection_user": cum["add_to_fav_user"],
-            })
-        parent = {"ref_date": day.isoformat(), "msgid": article.msgid, "title": article.title,
-                  "publish_type": article.publish_type}
-        rows.append(_nested_row(spec, parent, details))
-    return rows
-
-
-def rows_for_day(spec: EndpointSpec, seed: int, appid: str, day: dt.date, last_ready: dt.date) -> list[dict[str, Any]]:
-    """The rows ``spec`` returns for ref_date ``day`` when ``last_ready`` is the newest published day.
-
-    Availability (first date, readiness) is the caller's job; this only needs
-    ``last_ready`` to cut cumulative series at the newest published stat day.
-    """
-    name = spec.name
-    if name == "getarticlesummary":
-        return _summary_rows(spec, seed, appid, day)
-    if name == "getarticletotal":
-        return _total_rows(spec, seed, appid, day, last_ready)
-    if name in ("getuserread", "getuserreadhour"):
-        return _user_read_rows(spec, seed, appid, day, hourly=name.endswith("hour"))
-    if name in ("getusershare", "getusersharehour"):
-        return _user_share_rows(spec, seed, appid, day, hourly=name.endswith("hour"))
-    if name in ("getarticleread", "getarticleshare"):
-        return _article_read_rows(spec, seed, appid, day, share=name == "getarticleshare")
-    if name == "getbizsummary":
-        return _biz_summary_rows(spec, seed, appid, day)
-    if name == "getarticletotaldetail":
-        return _total_detail_rows(spec, seed, appid, day, last_ready)
-    raise KeyError(f"the simulator has no data generator for {name!r}")

@@ -12,9 +12,10 @@ import re
 from typing import Any
 
 from wechat_datacube.dates import iter_days
-from wechat_datacube.endpoints import EndpointSpec
 from wechat_datacube.errors import BEIJING
-from wechat_datacube.simulator.data import rows_for_day
+from wechat_datacube.simulator.config import SimulatorConfig
+from wechat_datacube.simulator.facts import EndpointFacts
+from wechat_datacube.simulator.rows import rows_for_day
 from wechat_datacube.simulator.wire import ApiError
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -36,7 +37,7 @@ def _parse(value: Any, what: str) -> dt.date:
         raise ApiError(61500, f"{what} is not a calendar date") from None
 
 
-def parse_range(spec: EndpointSpec, body: Any, now: dt.datetime) -> tuple[dt.date, dt.date]:
+def parse_range(facts: EndpointFacts, body: Any, now: dt.datetime) -> tuple[dt.date, dt.date]:
     """Check a request body the way WeChat does: 61500 for format, 61501 for the range."""
     if not isinstance(body, dict):
         raise ApiError(47001)
@@ -44,28 +45,32 @@ def parse_range(spec: EndpointSpec, body: Any, now: dt.datetime) -> tuple[dt.dat
     end = _parse(body.get("end_date"), "end_date")
     if begin > end:
         raise ApiError(61501, "begin_date is after end_date")
-    if (end - begin).days + 1 > spec.max_span:
-        raise ApiError(61501, f"span exceeds {spec.max_span} day(s)")
+    if (end - begin).days + 1 > facts.max_span:
+        raise ApiError(61501, f"span exceeds {facts.max_span} day(s)")
     if end >= now.astimezone(BEIJING).date():
         raise ApiError(61501, "end_date must be before today")
     return begin, end
 
 
 def answer(
-    spec: EndpointSpec, seed: int, appid: str, begin: dt.date, end: dt.date, now: dt.datetime, ready_hour: int
+    facts: EndpointFacts, config: SimulatorConfig, appid: str, begin: dt.date, end: dt.date, now: dt.datetime
 ) -> dict[str, Any]:
-    """The success body for a checked range at time ``now``."""
-    last_ready = last_ready_day(now, ready_hour)
+    """The success body for a checked range at time ``now``.
+
+    ``is_delay`` is true only for unpublished days: a published quiet day is an empty
+    list that is final, as WeChat's note on the replacement family says.
+    """
+    last_ready = last_ready_day(now, config.ready_hour)
     rows: list[dict[str, Any]] = []
     delayed = False
     for day in iter_days(begin, end):
-        if day < spec.first_date:
+        if day < facts.first_date:
             continue
         if day > last_ready:
             delayed = True
             continue
-        rows.extend(rows_for_day(spec, seed, appid, day, last_ready))
+        rows.extend(rows_for_day(facts.name, config.seed, appid, day, last_ready, config.quiet_day_rate))
     body: dict[str, Any] = {"list": rows}
-    if spec.has_is_delay:
+    if facts.is_delay:
         body["is_delay"] = delayed
     return body

@@ -19,11 +19,11 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from wechat_datacube.endpoints import ENDPOINTS, EndpointSpec, get_endpoint
 from wechat_datacube.simulator import api, control
 from wechat_datacube.simulator.config import SimulatorConfig
-from wechat_datacube.simulator.data import rows_for_day
+from wechat_datacube.simulator.facts import EndpointFacts
 from wechat_datacube.simulator.faults import DATA_KINDS, TERMINAL_KINDS, FaultRule
+from wechat_datacube.simulator.rows import rows_for_day
 from wechat_datacube.simulator.state import SimulatorState
 from wechat_datacube.simulator.wire import errmsg_for
 
@@ -35,28 +35,46 @@ _HTML_PAGE = (
 )
 
 
-def _stray_rows(state: SimulatorState, appid: str, endpoint: str, begin: str) -> list[dict[str, Any]]:
+def _stray_rows(state: SimulatorState, appid: str, facts: EndpointFacts, begin: str) -> list[dict[str, Any]]:
     """Rows of the same endpoint whose ref_date lies well before the requested range."""
-    spec = get_endpoint(endpoint)
     start = dt.date.fromisoformat(begin)
-    for back in (400, 401, 402, 403, 404, 405, 406, 407, 408, 409):
+    for back in range(400, 410):
         day = start - dt.timedelta(days=back)
-        rows = rows_for_day(spec, state.config.seed, appid, day, day + dt.timedelta(days=6))
+        rows = rows_for_day(facts.name, state.config.seed, appid, day, day + dt.timedelta(days=6),
+                            state.config.quiet_day_rate)
         if rows:
             return copy.deepcopy(rows[:3])
     return []
 
 
-def _extra_fields(row: dict[str, Any], nested: str | None) -> None:
+def _extra_fields(row: dict[str, Any], facts: EndpointFacts) -> None:
+    """Unknown fields at the item's top level and wherever it keeps its numbers."""
     row["sim_unknown_metric"] = 7
-    row["sim_unknown_note"] = "field not in the registry"
-    if nested and isinstance(row.get(nested), list):
-        for item in row[nested]:
-            item["sim_unknown_metric"] = 3
+    row["sim_unknown_note"] = "field no document mentions"
+    for holder in facts.holders(row):
+        if holder is not row:
+            holder["sim_unknown_metric"] = 3
 
 
-def _break_rows(body: dict[str, Any], spec: EndpointSpec, variant: str) -> None:
-    """Make a successful body unusable the way ``variant`` says (see faults.BAD_ROWS_VARIANTS)."""
+def _drop_key(item: dict[str, Any], facts: EndpointFacts) -> None:
+    """Drop a key field: a nested element's own key, else a top-level key other than ref_date if any."""
+    elements = facts.holders(item) if facts.shape == "nested_list" else []
+    if elements and facts.element_key:
+        elements[0].pop(facts.element_key[0], None)
+        return
+    keys = [k for k in facts.key if k in item]
+    if keys:
+        item.pop(next((k for k in keys if k != "ref_date"), keys[0]))
+
+
+def _break_rows(body: dict[str, Any], facts: EndpointFacts, variant: str) -> None:
+    """Make a successful body unusable the way ``variant`` says (see faults.BAD_ROWS_VARIANTS).
+
+    ``missing_key`` takes a key where the endpoint keeps its keys (top level; a nested
+    list's element for getarticletotal(detail)); ``wrong_type`` turns a metric into text
+    where the endpoint keeps its numbers (the ``detail`` object for the replacement family);
+    ``drift`` renames every non-key field of every row, as a silent API change would.
+    """
     if variant == "no_list":
         body.pop("list", None)
         body.update({"errcode": 0, "errmsg": "ok"})
@@ -64,17 +82,23 @@ def _break_rows(body: dict[str, Any], spec: EndpointSpec, variant: str) -> None:
     rows = body["list"]
     if not rows:
         return
-    target = rows[0]
-    if spec.nested and target.get(spec.nested):
-        target = target[spec.nested][0]
     if variant == "missing_key":
-        keys = [k for k in spec.key if k in target]
-        target.pop(next((k for k in keys if k != spec.date_column), keys[0]))
+        _drop_key(rows[0], facts)
     elif variant == "wrong_type":
-        metric = next(
-            c.name for c in spec.columns if c.type in ("int", "bigint") and c.name in target and c.name not in spec.key
-        )
-        target[metric] = "n/a"
+        holders = facts.holders(rows[0])
+        if holders:
+            holders[0][facts.metric] = "n/a"
+    elif variant == "drift":
+        _rename_fields(rows, facts)
+
+
+def _rename_fields(rows: list[dict[str, Any]], facts: EndpointFacts) -> None:
+    """A shape change: every field that is not a key gets a new name (``x`` -> ``x_v2``), in every row."""
+    keys = {*facts.key, *facts.element_key}
+    for row in rows:
+        for holder in facts.holders(row):
+            for name in [n for n in holder if n not in keys]:
+                holder[f"{name}_v2"] = holder.pop(name)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -175,22 +199,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b'{"list": [{"ref_date": "2024-01-0', "application/json; encoding=utf-8")
 
     def _apply_data_faults(self, state: SimulatorState, req: api.Request, appid: str, body: dict[str, Any]) -> None:
-        endpoint = req.path[len(api.DATACUBE_PREFIX):].strip("/")
-        spec = ENDPOINTS[endpoint]
+        facts = state.endpoint(req.path[len(api.DATACUBE_PREFIX):].strip("/"))
         for rule in state.fault_book.draw(req.path, appid, DATA_KINDS):
             if rule.kind == "empty":
                 body["list"] = []
-                if spec.has_is_delay:
+                if facts.is_delay:
                     body["is_delay"] = True
             elif rule.kind == "stray_rows":
-                body["list"].extend(_stray_rows(state, appid, endpoint, req.json["begin_date"]))
+                body["list"].extend(_stray_rows(state, appid, facts, req.json["begin_date"]))
             elif rule.kind == "extra_fields":
                 for row in body["list"]:
-                    _extra_fields(row, spec.nested)
+                    _extra_fields(row, facts)
             elif rule.kind == "fewer_rows" and "list" in body:
                 del body["list"][rule.params["keep"]:]
             elif rule.kind == "bad_rows" and "list" in body:
-                _break_rows(body, spec, rule.params["variant"])
+                _break_rows(body, facts, rule.params["variant"])
 
 
 class _Server(ThreadingHTTPServer):

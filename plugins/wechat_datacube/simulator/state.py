@@ -13,12 +13,13 @@ from collections import defaultdict
 from typing import Any
 
 from wechat_datacube.dates import DateLike
-from wechat_datacube.endpoints import get_endpoint
 from wechat_datacube.simulator import datacube
 from wechat_datacube.simulator.clock import SimClock
 from wechat_datacube.simulator.config import SimulatorConfig
+from wechat_datacube.simulator.facts import EndpointFacts, endpoint_facts
 from wechat_datacube.simulator.faults import FaultBook
 from wechat_datacube.simulator.tokens import TokenStore
+from wechat_datacube.simulator.wire import ApiError
 
 
 def _as_str(value: DateLike) -> str:
@@ -85,12 +86,23 @@ class SimulatorState:
 
     # --- data ---------------------------------------------------------------------
 
+    def endpoint(self, name: str) -> EndpointFacts:
+        """The facts of ``name`` as this server plays them (``config.max_spans`` applied).
+
+        Raises UnknownEndpointError for a name the simulator does not know.
+        """
+        facts = endpoint_facts(name)
+        span = self.config.max_spans.get(name)
+        return facts if span is None else facts._replace(max_span=span)
+
     def answer(self, appid: str, endpoint: str, body: Any) -> dict[str, Any]:
-        """The fault-free body of a datacube call (raises ApiError for bad dates)."""
-        spec = get_endpoint(endpoint)
+        """The fault-free body of a datacube call (raises ApiError for bad dates or a retired endpoint)."""
+        facts = self.endpoint(endpoint)
+        if endpoint in self.config.retired_endpoints:
+            raise ApiError(47009)
         now = self.clock.now()
-        begin, end = datacube.parse_range(spec, body, now)
-        return datacube.answer(spec, self.config.seed, appid, begin, end, now, self.config.ready_hour)
+        begin, end = datacube.parse_range(facts, body, now)
+        return datacube.answer(facts, self.config, appid, begin, end, now)
 
     def truth(self, appid: str, endpoint: str, begin_date: DateLike, end_date: DateLike) -> list[dict[str, Any]]:
         """Exactly the ``list`` a fault-free call would return now (ApiError if WeChat would refuse)."""

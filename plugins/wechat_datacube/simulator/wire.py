@@ -23,6 +23,7 @@ ERRMSG: dict[int, str] = {
     45009: "reach max api daily quota limit",
     45011: "api minute-quota reach limit  mustslower  retry next minute",
     47001: "data format error",
+    47009: "api offline, please use the new api",
     48001: "api unauthorized",
     50001: "user unauthorized",
     50002: "user limited",

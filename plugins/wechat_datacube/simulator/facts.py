@@ -1,0 +1,114 @@
+"""The simulator's own facts about WeChat's datacube endpoints.
+
+Written from ``shared/reference/wechat-datacube-api.md`` (sections 2, 3 and 7: the API as
+it behaves, with the official response shapes), **not** from the pipeline's registry
+(``wechat_datacube.endpoints``). The simulator stands in for WeChat, so it must be able to
+disagree with the pipeline: when both read one table, a wrong fact there is "true" on both
+sides and no test can see it. That happened once: the registry modelled the replacement
+endpoints as flat rows, the simulator served flat rows, and everything passed.
+``tests/unit/test_simulator_data.py`` checks that no simulator module imports the registry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal, NamedTuple
+
+#: WeChat keeps no usable history before this Beijing-time date (reference section 7).
+HISTORY_START = dt.date(2014, 12, 1)
+#: The four replacement endpoints serve data from this date on (reference section 3).
+REPLACEMENT_START = dt.date(2025, 11, 1)
+#: ``user_source`` of getuserread's account-wide row; channel rows overlap, so this is the total.
+ALL_USER_SOURCE = 99999999
+#: The metric fields the legacy six share (reference section 2), in the documented order.
+LEGACY_METRICS: tuple[str, ...] = (
+    "int_page_read_user", "int_page_read_count", "ori_page_read_user", "ori_page_read_count",
+    "share_user", "share_count", "add_to_fav_user", "add_to_fav_count",
+)
+#: ``scene_desc`` of the "all" entry of ``read_user_source``: always first, equal to read_user.
+ALL_SCENE = "全部"
+#: A plausible metric no document mentions. WeChat adds fields without notice, so every
+#: replacement item's numbers carry it: a client that fails on unknown fields fails here.
+UNDOCUMENTED_FIELD = "forward_user"
+
+Family = Literal["legacy", "replacement"]
+#: Where a list item keeps its numbers: at its top level (``flat``), in an object
+#: (``detail``), or in each element of a nested list (``nested_list``).
+Shape = Literal["flat", "detail", "nested_list"]
+
+
+class UnknownEndpointError(KeyError):
+    """An endpoint name the simulator has no facts for (the control API answers 400)."""
+
+
+class EndpointFacts(NamedTuple):
+    """What WeChat does for one ``/datacube/<name>``, as far as the simulator models it."""
+
+    name: str
+    family: Family
+    #: Most days one call may span; a wider range gets 61501.
+    max_span: int
+    #: First ref_date with data; earlier days contribute no rows.
+    first_date: dt.date
+    shape: Shape
+    #: Key fields at the top level of a list item (the missing_key fault drops one).
+    key: tuple[str, ...]
+    #: An integer metric (the wrong_type fault turns it into text).
+    metric: str
+    #: Name of the ``detail`` object or the nested list, when the shape has one.
+    holder: str | None = None
+    #: Key fields of each nested-list element.
+    element_key: tuple[str, ...] = ()
+    #: The answer carries a top-level ``is_delay`` flag.
+    is_delay: bool = False
+    #: Stat days a cumulative series runs for (0: not cumulative).
+    series_days: int = 0
+
+    def holders(self, item: dict[str, Any]) -> list[dict[str, Any]]:
+        """The dicts of ``item`` that hold its numbers (the item itself when flat)."""
+        inner = item.get(self.holder) if self.holder else None
+        if self.shape == "detail" and isinstance(inner, dict):
+            return [inner]
+        if self.shape == "nested_list" and isinstance(inner, list):
+            return [e for e in inner if isinstance(e, dict)]
+        return [item] if self.shape == "flat" else []
+
+
+def _legacy(name: str, max_span: int, key: tuple[str, ...], metric: str, **more: Any) -> EndpointFacts:
+    return EndpointFacts(name, "legacy", max_span, HISTORY_START, more.pop("shape", "flat"), key, metric, **more)
+
+
+def _replacement(name: str, max_span: int, shape: Shape, holder: str, key: tuple[str, ...], metric: str,
+                 **more: Any) -> EndpointFacts:
+    return EndpointFacts(name, "replacement", max_span, REPLACEMENT_START, shape, key, metric, holder,
+                         is_delay=True, **more)
+
+
+FACTS: dict[str, EndpointFacts] = {
+    f.name: f
+    for f in (
+        _legacy("getarticlesummary", 1, ("ref_date", "msgid"), "int_page_read_user"),
+        _legacy("getarticletotal", 1, ("ref_date", "msgid"), "int_page_read_user", shape="nested_list",
+                holder="details", element_key=("stat_date",), series_days=7),
+        _legacy("getuserread", 3, ("ref_date", "user_source"), "int_page_read_user"),
+        _legacy("getuserreadhour", 1, ("ref_date", "ref_hour", "user_source"), "int_page_read_user"),
+        _legacy("getusershare", 7, ("ref_date", "share_scene"), "share_user"),
+        _legacy("getusersharehour", 1, ("ref_date", "ref_hour", "share_scene"), "share_user"),
+        _replacement("getarticleread", 1, "detail", "detail", ("ref_date", "msgid"), "read_user"),
+        _replacement("getarticleshare", 1, "detail", "detail", ("ref_date", "msgid"), "share_user"),
+        # 30 per several SDKs quoting the page; SimulatorConfig.max_spans can say otherwise.
+        _replacement("getbizsummary", 30, "detail", "detail", ("ref_date",), "read_user"),
+        _replacement("getarticletotaldetail", 1, "nested_list", "detail_list", ("ref_date", "msgid"), "read_user",
+                     element_key=("stat_date",), series_days=30),
+    )
+}
+
+
+def endpoint_facts(name: str) -> EndpointFacts:
+    """The facts of ``name`` (the API name, e.g. ``getbizsummary``)."""
+    try:
+        return FACTS[name]
+    except KeyError:
+        raise UnknownEndpointError(
+            f"the simulator knows no datacube endpoint {name!r}; known: {', '.join(sorted(FACTS))}"
+        ) from None
