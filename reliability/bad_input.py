@@ -41,7 +41,8 @@ CASES: tuple[tuple[str, dict[str, Any] | None, str], ...] = (
     ("unknown fields", {"kind": "extra_fields"}, "load: unknown fields kept in `extra`"),
     ("stray rows from another year", {"kind": "stray_rows"}, "load: stray rows dropped"),
     ("empty list before the readiness deadline", {"kind": "empty", "before_deadline": True}, "not ready: retried later"),
-    ("empty list after the deadline, for a loaded day", {"kind": "empty"}, "stored as empty (by design)"),
+    ("empty list after the deadline, for a loaded day", {"kind": "empty"}, "kept: stored rows stay, day marked kept"),
+    ("schema drift (metrics renamed)", {"kind": "bad_rows", "variant": "drift"}, "error"),
 )
 
 

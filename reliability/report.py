@@ -117,8 +117,9 @@ def r4(result: dict[str, Any]) -> tuple[bool, str]:
                 and c["raw_kept"] and c["load_log_after"] == "loaded"
         elif c["expected"].startswith("not ready"):
             ok = c["error_class"] == "DataNotReadyError" and c["typed_rows_unchanged"] and c["raw_kept"]
-        elif c["expected"].startswith("stored as empty"):
-            ok = c["error_class"] is None and c["load_log_after"] == "empty" and c["raw_kept"]
+        elif c["expected"].startswith("kept"):
+            ok = c["error_class"] is None and c["load_log_after"] == "kept" and c["typed_rows_unchanged"] \
+                and c["raw_kept"]
         else:
             ok = c["error_class"] is None and c["typed_rows_unchanged"] and c["raw_kept"]
             if "extra" in c["expected"]:

@@ -29,6 +29,7 @@ from wechat_datacube.errors import (
     MalformedResponseError,
     PermanentError,
     QuotaExceededError,
+    SchemaDriftError,
     WeChatDatacubeError,
 )
 from wechat_datacube.operators import WeChatDatacubeToPostgresOperator, table_asset
@@ -433,6 +434,24 @@ def test_bad_payload_raises_a_clear_error_keeps_the_raw_body_and_leaves_rows_alo
     assert raw_is_kept(payload)
     assert checksum(dsn, "getusershare") == before
     assert set(load_log(dsn, "getusershare").values()) == {"loaded"}  # a failure never downgrades a stored date
+
+
+@pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
+def test_a_changed_response_shape_is_schema_drift_and_writes_nothing(sim: SimulatorServer, dsn: str, endpoint: str) -> None:
+    """The guard against the defect that once stored NULL metrics and succeeded: it must fire for every endpoint."""
+    day = dt.date(2026, 6, 12)  # a send date: every endpoint has rows
+    run_range(sim, endpoint, day, day)
+    before = checksum(dsn, endpoint)
+    assert before[0] > 0
+    fault(sim, endpoint, kind="bad_rows", variant="drift")
+    with pytest.raises(SchemaDriftError, match="schema drift") as info:
+        run_range(sim, endpoint, day, day)
+    assert info.value.unknown and set(info.value.missing) <= set(get_endpoint(endpoint).metric_names)
+    assert all(name.endswith("_v2") for name in info.value.unknown if name != "title_v2")
+    status, payload, _ = last_response(dsn, endpoint)
+    assert status == "failed" and json.dumps(payload, ensure_ascii=False).count("_v2") >= len(info.value.unknown)
+    assert checksum(dsn, endpoint) == before
+    assert data_calls(sim, endpoint) == 2  # permanent: not retried
 
 
 def test_nested_row_missing_its_stat_date_is_rejected(sim: SimulatorServer, dsn: str) -> None:
