@@ -1,8 +1,11 @@
-"""docker-compose.yaml, validated by ``docker-compose config`` (Debian's docker-compose package).
+"""docker-compose.yaml, resolved and validated without a Docker engine.
 
-No Docker engine runs here, so the stack cannot be started; ``config`` parses the file,
-interpolates ``.env.example`` and prints the resolved services, which are then checked
-against what the README promises: the official Airflow 3.3.2 Celery layout built from
+No Docker engine runs here, so the stack cannot be started. Two resolvers parse the file,
+interpolate ``.env.example`` and give the resolved services: our own
+(tests/fixtures/compose/resolve.py, which validates against the Compose specification's JSON
+schema kept in the repo, so ``make test`` needs no system tool) and, when installed,
+``docker-compose config`` (Debian's package) as an extra. Every check runs on each, against
+what the README promises: the official Airflow 3.3.2 Celery layout built from
 this repository, a separate database for the WeChat data, the simulator under the
 ``demo`` profile, connections and pool at init, and secrets only from the env file.
 """
@@ -18,6 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.fixtures.compose.resolve import ComposeError, resolve
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yaml"
@@ -39,11 +44,27 @@ def docker_compose(*args: str, env_file: Path) -> subprocess.CompletedProcess[st
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def resolved() -> dict[str, Any]:
-    result = docker_compose("config", env_file=ENV_EXAMPLE)
-    assert result.returncode == 0, result.stderr
+RESOLVERS = ["schema"] + (["docker-compose"] if shutil.which("docker-compose") else [])
+
+
+def resolve_with(resolver: str, env_file: Path) -> dict[str, Any]:
+    """The resolved configuration; ComposeError (or a failed assert) when it does not resolve."""
+    if resolver == "schema":
+        return resolve(COMPOSE, env_file)
+    result = docker_compose("config", env_file=env_file)
+    if result.returncode != 0:
+        raise ComposeError(result.stderr)
     return yaml.safe_load(result.stdout)
+
+
+@pytest.fixture(scope="module", params=RESOLVERS)
+def resolver(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def resolved(resolver: str) -> dict[str, Any]:
+    return resolve_with(resolver, ENV_EXAMPLE)
 
 
 def command_text(service: dict[str, Any]) -> str:
@@ -111,12 +132,19 @@ def test_components_share_one_set_of_secrets_from_the_env_file(resolved: dict[st
         assert example[key] not in text, key
 
 
-def test_without_an_env_file_config_refuses_to_resolve(tmp_path: Path) -> None:
+def test_without_an_env_file_config_refuses_to_resolve(tmp_path: Path, resolver: str) -> None:
     empty = tmp_path / "empty.env"
     empty.write_text("")
-    result = docker_compose("config", env_file=empty)
-    assert result.returncode != 0
-    assert "in .env" in result.stderr  # the ${VAR:?set VAR in .env} message
+    with pytest.raises(ComposeError, match="in .env"):  # the ${VAR:?set VAR in .env} message
+        resolve_with(resolver, empty)
+
+
+def test_a_file_that_breaks_the_compose_specification_is_refused(tmp_path: Path) -> None:
+    broken = tmp_path / "docker-compose.yaml"
+    broken.write_text(COMPOSE.read_text().replace("    restart: always", "    restart: [always]", 1))
+    assert broken.read_text() != COMPOSE.read_text()
+    with pytest.raises(ComposeError, match="restart"):
+        resolve(broken, ENV_EXAMPLE)
 
 
 def test_wechat_data_has_its_own_database(resolved: dict[str, Any]) -> None:

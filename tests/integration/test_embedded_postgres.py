@@ -100,3 +100,20 @@ def test_metadata_url_pipeline_connection_and_psql_reach_it(
     )  # fmt: skip
     assert psql.returncode == 0, psql.stderr
     assert psql.stdout.strip() == "wdc_data"
+
+
+def test_the_test_suite_starts_the_embedded_server_when_none_answers() -> None:
+    """`make test` on a machine without PostgreSQL: the fixtures fall back to pgserver."""
+    from tests.fixtures.postgres import resolve_admin_dsn
+
+    dsn = resolve_admin_dsn({}, default="postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2")
+    assert "host=%2F" in dsn  # a Unix socket: the embedded server, not a TCP one
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT current_setting('server_version_num')::int >= 160000").fetchone() == (True,)
+
+
+def test_a_configured_server_is_used_as_it_is() -> None:
+    from tests.fixtures.postgres import resolve_admin_dsn
+
+    url = "postgresql://someone@db.example:5433/postgres"
+    assert resolve_admin_dsn({"WECHAT_DATACUBE_TEST_PG": url}) == url
