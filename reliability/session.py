@@ -11,10 +11,16 @@ another's figures:
   database, manual runs only;
 * ``perm``, ``permsecret``, ``permappid``, ``permip`` — R5: one endpoint each, own schemas;
   the last three are *really* misconfigured (wrong AppSecret, unknown AppID, a simulator
-  whose IP whitelist does not hold 127.0.0.1); ``perm`` gets the other codes injected.
+  whose IP whitelist does not hold 127.0.0.1); ``perm`` gets the other codes injected;
+* ``pgrestart`` — R8: a 12-day catchup into a database on the suite's *own* PostgreSQL
+  server (:mod:`reliability.private_pg`), which R8 stops and starts; the Airflow metadata
+  DB stays on the shared server;
+* ``badhttp`` — R9: a 10-day catchup against a simulator that answers with HTML 502
+  pages and truncated JSON bodies.
 
-Start dates: ``soak`` and ``ref`` 60 days back; the others today, so they have no
-scheduled run at all and only do what a phase triggers.
+Start dates: ``soak`` and ``ref`` 60 days back, ``pgrestart`` and ``badhttp`` 12 and 10
+days back (paused until their phase); the others today, so they have no scheduled run
+at all and only do what a phase triggers.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from bench.harness import (
     secrets_for,
     write_accounts_file,
 )
+from reliability.private_pg import PrivatePostgres
 from wechat_datacube.dag_factory import RETRY_DELAY_ENV
 from wechat_datacube.dates import beijing_today
 from wechat_datacube.simulator import SimulatorServer
@@ -51,6 +58,9 @@ SOAK_STABLE_MIN_REMAINING = 60
 #: A client read timeout below the "slow" fault's delay turns that fault into a timeout.
 SOAK_READ_TIMEOUT = 1.5
 R5_ACCOUNTS = ("perm", "permsecret", "permappid", "permip")
+#: Days the R8 (PostgreSQL restart) and R9 (HTML 502 / truncated bodies) catchups cover.
+R8_DAYS = 12
+R9_DAYS = 10
 
 
 @dataclass
@@ -64,6 +74,8 @@ class Session:
     secrets: dict[str, str]
     start: dt.date
     last: dt.date
+    #: R8's own PostgreSQL server (holds the ``pgrestart`` account's data database).
+    private_pg: PrivatePostgres
     #: Phase results, filled as phases run (the report reads them).
     results: dict[str, Any] = field(default_factory=dict)
 
@@ -82,7 +94,8 @@ def open_session(lab: Lab) -> Session:
     last = last_scheduled_day()
     start = last - dt.timedelta(days=SOAK_DAYS - 1)
     today = beijing_today()
-    appids = {"soak": "wx_rel_soak", "crash": "wx_rel_crash", "perm": "wx_rel_perm", "permip": "wx_rel_permip"}
+    appids = {"soak": "wx_rel_soak", "crash": "wx_rel_crash", "perm": "wx_rel_perm", "permip": "wx_rel_permip",
+              "pgrestart": "wx_rel_pgrestart", "badhttp": "wx_rel_badhttp"}
     secrets = secrets_for(appids.values())
     sims = {
         "faulty": lab.simulator(
@@ -94,8 +107,15 @@ def open_session(lab: Lab) -> Session:
         "crash": lab.simulator({appids["crash"]: secrets[appids["crash"]]}),
         "perm": lab.simulator({appids["perm"]: secrets[appids["perm"]]}),
         "ip": lab.simulator({appids["permip"]: secrets[appids["permip"]]}, ip_whitelist=["10.9.9.9"]),
+        "pgrestart": lab.simulator({appids["pgrestart"]: secrets[appids["pgrestart"]]}),
+        "badhttp": lab.simulator({appids["badhttp"]: secrets[appids["badhttp"]]}),
     }
-    dsns = {conn: lab.database(f"wdc_rel_{conn.removesuffix('_pg')}") for conn in ("soak_pg", "ref_pg", "crash_pg", "perm_pg")}
+    dsns = {conn: lab.database(f"wdc_rel_{conn.removesuffix('_pg')}")
+            for conn in ("soak_pg", "ref_pg", "crash_pg", "perm_pg", "badhttp_pg")}
+    private_pg = PrivatePostgres()
+    lab.stack.callback(private_pg.close)
+    private_pg.start()
+    dsns["pgrestart_pg"] = private_pg.create_database("wdc_rel_pgrestart")
     daily = {"ready_deadline_hour": 0}
     one = ("getusershare",)
     accounts = [
@@ -112,6 +132,10 @@ def open_session(lab: Lab) -> Session:
                 endpoints=one, options={**daily, "schema": "permappid"}),
         Account("permip", appids["permip"], secrets[appids["permip"]], sims["ip"], "perm_pg", today, endpoints=one,
                 options={**daily, "schema": "permip"}),
+        Account("pgrestart", appids["pgrestart"], secrets[appids["pgrestart"]], sims["pgrestart"], "pgrestart_pg",
+                last - dt.timedelta(days=R8_DAYS - 1), options=daily),
+        Account("badhttp", appids["badhttp"], secrets[appids["badhttp"]], sims["badhttp"], "badhttp_pg",
+                last - dt.timedelta(days=R9_DAYS - 1), options=daily),
     ]
     by_name = {a.name: a for a in accounts}
     run_dir = scratch_dir("reliability")
@@ -127,4 +151,4 @@ def open_session(lab: Lab) -> Session:
     cluster.set_paused(BACKFILL_DAG, False)
     log(f"reliability cluster up: {cluster.base_url}, soak {start}..{last}")
     all_secrets = {a.name: a.secret for a in accounts}
-    return Session(lab, cluster, run_dir, by_name, sims, dsns, all_secrets, start, last)
+    return Session(lab, cluster, run_dir, by_name, sims, dsns, all_secrets, start, last, private_pg)

@@ -1,0 +1,311 @@
+"""R8: the PostgreSQL server that holds the data is restarted twice in the middle of a catchup.
+
+The ``pgrestart`` account's daily DAG catches up :data:`~reliability.session.R8_DAYS`
+days (6 legacy endpoints) under the scheduler into a database on the suite's own server
+(:mod:`reliability.private_pg`; the shared server at 127.0.0.1:5432 and the Airflow
+metadata DB on it are never touched). When part of the runs have finished, the server is
+stopped and, after :data:`DOWN_SECONDS`, started again — twice, reached deterministically:
+
+1. **clean restart** (``pg_ctl stop -m fast``: every backend is terminated, a shutdown
+   checkpoint is written) while tasks are in flight *holding their database connection*:
+   the simulator delays every data request by :data:`HOLD_DELAY` s, and the stop waits
+   until task backends are connected;
+2. **crash** (``pg_ctl stop -m immediate``: no checkpoint, WAL replay at the next start)
+   while a task is *inside its write transaction*: the suite holds an EXCLUSIVE lock on
+   ``user_read_hour`` so a task has inserted its ``api_response`` row and blocks on the
+   DELETE of its window; the crash cuts that transaction.
+
+Meanwhile an observer on another connection reads the row count of every (table, day)
+every 100 ms (reconnecting while the server is down): a count that is neither 0 nor the
+whole day is a partial window. Expected: the tasks that met the outage fail their try and
+Airflow retries them, every run ends ``success``, the tables equal the simulator's truth
+and ``load_log`` says ``loaded``/``empty`` for every (endpoint, day).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+import psycopg
+
+from bench.harness import log
+from reliability.session import R8_DAYS, Session
+from tests.fixtures.truth import stored_rows, truth_dicts, truth_rows
+from wechat_datacube.endpoints import LEGACY, get_endpoint
+
+ACCOUNT = "pgrestart"
+#: How long the server stays down each time (between pg_ctl stop returning and pg_ctl start).
+DOWN_SECONDS = 10.0
+#: Delay of every data request while restart 1 is being set up (tasks then sit in their fetch).
+HOLD_DELAY = 4.0
+LOCK_TABLE = "user_read_hour"  # a literal: it is interpolated into SQL below
+#: (mode, finished runs before the stop, how the in-flight work is pinned)
+RESTARTS: tuple[tuple[str, int, str], ...] = (("fast", 3, "hold"), ("immediate", 6, "lock"))
+WAIT = 120.0
+
+#: What the failed tries' logs say, reduced to a few causes.
+_CAUSES = (
+    ("Connection refused", "connection refused (server down)"),
+    ("terminating connection due to administrator command", "backend terminated by the shutdown"),
+    ("AdminShutdown", "backend terminated by the shutdown"),
+    ("server closed the connection unexpectedly", "connection lost (server gone)"),
+    ("consuming input failed", "connection lost (server gone)"),
+    ("the database system is shutting down", "server shutting down"),
+    # starting up / in recovery mode / not (yet) accepting connections
+    ("the database system is", "server starting up or in crash recovery"),
+    ("SSL SYSCALL error", "connection lost (server gone)"),
+)
+
+
+class Observer(threading.Thread):
+    """Per-(table, day) row counts every 100 ms from its own connection; survives the outages."""
+
+    def __init__(self, dsn: str, begin: dt.date, end: dt.date) -> None:
+        super().__init__(name="r8-observer", daemon=True)
+        self.dsn, self.begin, self.end = dsn, begin, end
+        self.seen: dict[tuple[str, dt.date], set[int]] = defaultdict(set)
+        self.samples = 0
+        self.failed_polls = 0
+        self.longest_gap = 0.0
+        self._halt = threading.Event()
+
+    def _poll(self, conn: psycopg.Connection[Any]) -> None:
+        for endpoint in LEGACY:
+            table = get_endpoint(endpoint).table
+            try:
+                rows = dict(conn.execute(
+                    f"SELECT ref_date, count(*) FROM wechat.{table} WHERE account = %s "
+                    "AND ref_date BETWEEN %s AND %s GROUP BY ref_date",
+                    (ACCOUNT, self.begin, self.end),
+                ).fetchall())
+            except psycopg.errors.UndefinedTable:  # before the first task created the schema
+                rows = {}
+            day = self.begin
+            while day <= self.end:
+                self.seen[(table, day)].add(rows.get(day, 0))
+                day += dt.timedelta(days=1)
+
+    def run(self) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        last_ok = time.monotonic()
+        while not self._halt.is_set():
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=2,
+                                           application_name="suite-r8-observer")
+                self._poll(conn)
+                now = time.monotonic()
+                self.longest_gap = max(self.longest_gap, now - last_ok)
+                last_ok = now
+                self.samples += 1
+            except psycopg.Error:
+                self.failed_polls += 1
+                if conn is not None:
+                    conn.close()
+                conn = None
+            time.sleep(0.1)
+        if conn is not None:
+            conn.close()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=10)
+
+
+def _finished_runs(s: Session, dag_id: str) -> tuple[int, int]:
+    runs = [r for r in s.cluster.dag_runs(dag_id) if r["run_type"] == "scheduled"]
+    return sum(r["state"] in ("success", "failed") for r in runs), len(runs)
+
+
+def _running_tis(s: Session, dag_id: str) -> int:
+    return sum(t["state"] == "running" for t in s.cluster.all_task_instances(dag_id, "~"))
+
+
+def _wait_for(predicate: Any, what: str, timeout: float = WAIT, poll: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise RuntimeError(f"R8: timed out waiting for {what}")
+
+
+def _recovery_lines(logfile: Any, offset: int) -> list[str]:
+    text = logfile.read_text(errors="replace")[offset:]
+    keep = ("was interrupted", "was shut down at", "not properly shut down", "automatic recovery", "redo starts",
+            "redo done", "ready to accept")
+    lines = [line.split(" LOG:  ", 1)[-1].split(" system usage:")[0].strip() for line in text.splitlines()
+             if any(k in line for k in keep)]
+    return [re.sub(r" at \d{4}-\d\d-\d\d [\d:]+ UTC", "", line) for line in lines]
+
+
+def restart(s: Session, mode: str, after_runs: int, pin: str) -> dict[str, Any]:
+    """Wait until ``after_runs`` runs finished, pin work in flight, stop the server, start it again."""
+    pg = s.private_pg
+    dag_id = s.accounts[ACCOUNT].dag_id
+    dbname = s.dbname_of(ACCOUNT)
+    sim = s.sims[ACCOUNT]
+    _wait_for(lambda: _finished_runs(s, dag_id)[0] >= after_runs, f"{after_runs} finished runs", timeout=600,
+              poll=0.5)
+    locker: psycopg.Connection[Any] | None = None
+    pinned = ""
+    try:
+        if pin == "hold":
+            sim.state.set_faults([{"kind": "slow", "delay": HOLD_DELAY, "path": "/datacube/"}])
+            _wait_for(lambda: pg.backends(dbname), "task backends on the data database")
+            time.sleep(0.5)  # let the others that were about to connect do so
+            pinned = f"{len(pg.backends(dbname))} task connection(s) open, their WeChat requests delayed {HOLD_DELAY:.0f} s"
+        else:
+            locker = psycopg.connect(s.dsn_of(ACCOUNT), application_name="suite-r8-locker")
+            locker.execute(f"LOCK TABLE wechat.{LOCK_TABLE} IN EXCLUSIVE MODE")
+            blocked = _wait_for(lambda: [b for b in pg.backends(dbname) if b["wait"] == "Lock"],
+                                "a task blocked inside its write transaction")
+            pinned = "a task inside its write transaction, blocked at: " + " ".join(blocked[0]["query"].split())[:60]
+        backends = pg.backends(dbname)
+        finished, _ = _finished_runs(s, dag_id)
+        running = _running_tis(s, dag_id)
+        log_offset = pg.logfile.stat().st_size
+        t0 = time.monotonic()
+        stop_seconds = pg.stop(mode)
+        if locker is not None:
+            locker.close()
+            locker = None
+        sim.state.clear_faults()
+        time.sleep(DOWN_SECONDS)
+        start_seconds = pg.start()
+        down = time.monotonic() - t0
+    finally:
+        sim.state.clear_faults()
+        if locker is not None:
+            locker.close()
+        if not pg.running:
+            pg.start()
+    result = {
+        "mode": mode,
+        "pinned": pinned,
+        "runs_finished_at_stop": f"{finished} of {R8_DAYS}",
+        "running_tis": running,
+        "backends": len(backends),
+        "backend_states": dict(Counter(b["wait"] or b["state"] or "?" for b in backends)),
+        "stop_seconds": stop_seconds,
+        "start_seconds": start_seconds,
+        "down_seconds": down,
+        "recovery": _recovery_lines(pg.logfile, log_offset),
+    }
+    log(f"R8 restart ({mode}): {result['backends']} backends cut, down {down:.1f} s, "
+        f"start took {start_seconds:.2f} s")
+    return result
+
+
+def _failure_causes(s: Session, dag_id: str, tis: list[dict[str, Any]], limit: int = 40) -> Counter[str]:
+    """Why the failed tries failed, from their task logs (first ``limit`` failed tries)."""
+    causes: Counter[str] = Counter()
+    fetched = 0
+    for ti in sorted(tis, key=lambda t: (t["dag_run_id"], t["task_id"])):
+        for attempt in range(1, (ti.get("try_number") or 1)):
+            if fetched >= limit:
+                return causes
+            fetched += 1
+            try:
+                text = s.cluster.task_log(dag_id, ti["dag_run_id"], ti["task_id"], attempt)
+            except Exception:  # noqa: BLE001 - a missing log is reported as such
+                causes["(log not readable)"] += 1
+                continue
+            match = re.search(r'"exc_type":\s*"([^"]+)",\s*"exc_value":\s*"((?:[^"\\]|\\.){0,300})', text)
+            if not match:
+                causes["(no exception in the log)"] += 1
+                continue
+            exc_type, exc_value = match.groups()
+            found = [label for needle, label in _CAUSES if needle in exc_value]
+            causes[f"{exc_type}: {found[0]}" if found else f"{exc_type}: {exc_value[:100]}"] += 1
+    return causes
+
+
+def _load_log(dsn: str, begin: dt.date, end: dt.date) -> dict[tuple[str, dt.date], tuple[str, int]]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT endpoint, ref_date, status, row_count FROM wechat.load_log "
+            "WHERE account = %s AND ref_date BETWEEN %s AND %s",
+            (ACCOUNT, begin, end),
+        ).fetchall()
+    return {(e, d): (st, n) for e, d, st, n in rows}
+
+
+def run_r8(s: Session) -> dict[str, Any]:
+    account = s.accounts[ACCOUNT]
+    sim = s.sims[ACCOUNT]
+    dsn = s.dsn_of(ACCOUNT)
+    begin = account.start_date
+    end = begin + dt.timedelta(days=R8_DAYS - 1)
+    full: dict[tuple[str, dt.date], int] = {}
+    for endpoint in LEGACY:
+        spec = get_endpoint(endpoint)
+        per_day = Counter(r[spec.date_column] for r in truth_dicts(sim, account.appid, endpoint, begin, end,
+                                                                    account=ACCOUNT))
+        for i in range(R8_DAYS):
+            day = begin + dt.timedelta(days=i)
+            full[(spec.table, day)] = per_day.get(day, 0)
+    observer = Observer(dsn, begin, end)
+    observer.start()
+    started = time.monotonic()
+    s.cluster.set_paused(account.dag_id, False)
+    try:
+        restarts = [restart(s, mode, after, pin) for mode, after, pin in RESTARTS]
+        runs = s.cluster.wait_for_runs(account.dag_id, count=R8_DAYS, run_type="scheduled", timeout=900, poll=1.0)
+    finally:
+        observer.stop()
+    seconds = time.monotonic() - started
+    tis = s.cluster.all_task_instances(account.dag_id, "~")
+    retried = [t for t in tis if (t.get("try_number") or 1) > 1]
+    partial = {f"{table} {day}": sorted(counts - {0, full[(table, day)]})
+               for (table, day), counts in observer.seen.items() if counts - {0, full[(table, day)]}}
+    tables = []
+    for endpoint in LEGACY:
+        spec = get_endpoint(endpoint)
+        stored = stored_rows(dsn, endpoint, begin, end, account=ACCOUNT)
+        truth = truth_rows(sim, account.appid, endpoint, begin, end, account=ACCOUNT)
+        tables.append({"table": spec.table, "stored": len(stored), "truth": len(truth), "equal": stored == truth})
+    load_log = _load_log(dsn, begin, end)
+    expected_keys = {(e, begin + dt.timedelta(days=i)) for e in LEGACY for i in range(R8_DAYS)}
+    load_log_ok = set(load_log) == expected_keys and all(
+        st in ("loaded", "empty") and n == full[(get_endpoint(e).table, d)] for (e, d), (st, n) in load_log.items()
+    )
+    with psycopg.connect(dsn) as conn:
+        responses = dict(conn.execute(
+            "SELECT status, count(*) FROM wechat.api_response WHERE account = %s GROUP BY status", (ACCOUNT,)
+        ).fetchall())
+    result = {
+        "begin": begin,
+        "end": end,
+        "server": f"PostgreSQL {s.private_pg.version()} (pgserver binaries), port {s.private_pg.port}",
+        "restarts": restarts,
+        "runs": len(runs),
+        "run_states": Counter(r["state"] for r in runs),
+        "seconds": seconds,
+        "task_instances": len(tis),
+        "ti_states": Counter(t["state"] for t in tis),
+        "airflow_retries": sum((t.get("try_number") or 1) - 1 for t in tis),
+        "tis_retried": len(retried),
+        "max_try": max((t.get("try_number") or 1) for t in tis),
+        "failure_causes": _failure_causes(s, account.dag_id, retried),
+        "observer_samples": observer.samples,
+        "observer_failed_polls": observer.failed_polls,
+        "observer_longest_gap": observer.longest_gap,
+        "partial_seen": partial,
+        "tables": tables,
+        "truth_equal": all(t["equal"] for t in tables),
+        "rows_stored": sum(t["stored"] for t in tables),
+        "load_log_ok": load_log_ok,
+        "load_log_statuses": Counter(st for st, _ in load_log.values()),
+        "api_responses": responses,
+        "data_requests": sum(account.data_calls().values()),
+    }
+    log(f"R8: {dict(result['run_states'])} in {seconds:.0f} s, {result['airflow_retries']} retries, "
+        f"truth {result['truth_equal']}, partial {partial or 'none'}")
+    return result
