@@ -52,7 +52,7 @@ bench-parse: install
 bench: install
 	$(PY) -m bench
 
-## R1-R7 faults, kill -9, bad payloads, permanent errors, secrets, token concurrency; writes docs/reliability.md
+## R1-R9 faults, kill -9, bad payloads, permanent errors, secrets, token concurrency, PostgreSQL restart, HTTP 502; writes docs/reliability.md
 reliability: install
 	$(PY) -m reliability
 

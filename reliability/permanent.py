@@ -18,6 +18,7 @@ import psycopg
 from bench.harness import log
 from reliability.session import Session
 from wechat_datacube.errors import advice
+from wechat_datacube.tokens import TOKEN_SCHEMA
 
 ENDPOINT = "getusershare"
 TOKEN_PATH = "/cgi-bin/stable_token"
@@ -58,7 +59,7 @@ def run_case(s: Session, code: int, account_name: str, path: str, injected: bool
         if path == TOKEN_PATH:  # the first data case cached a token: forget it, as a new deployment would
             with psycopg.connect(s.dsns[account.pg_conn_id]) as conn:
                 try:
-                    conn.execute(f"DELETE FROM {account.options['schema']}.access_token_cache")
+                    conn.execute(f"DELETE FROM {TOKEN_SCHEMA}.access_token_cache")
                 except psycopg.errors.UndefinedTable:
                     pass  # no token was ever cached
     before = sim.state.counters()["paths"].get(path, 0)

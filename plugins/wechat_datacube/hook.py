@@ -6,7 +6,8 @@ registry in endpoints.py; date rules from dates.py; the errcode classification f
 errors.py; tokens from tokens.py.
 
 Token cache trade-off: pass ``token_store_conn_id`` (a Postgres connection) and every
-worker, process and host shares one token per (appid, mode), refreshed under a row lock.
+worker, process, host and account of that database shares one token per (appid, mode),
+refreshed under a lock, in the schema ``wechat_tokens`` whatever the account's data schema.
 Without it the cache is process-local: correct for a single process, but parallel
 workers each fetch their own token — in ``classic`` mode each new token kills the
 previous one five minutes later and every fetch spends the 2000/day quota, and a rotated
@@ -94,7 +95,10 @@ class WeChatDatacubeHook(BaseHook):
         connect_timeout, read_timeout, verify).
     :param token_store_conn_id: Postgres connection for the shared token cache; None means
         a process-local cache (see the module docstring for the trade-off).
-    :param schema: Postgres schema of the token cache tables.
+    :param schema: the account's data schema. Not where tokens are cached: the token
+        tables live in :data:`~wechat_datacube.tokens.TOKEN_SCHEMA` for every account, so
+        accounts sharing an AppID share one token (refresh tokens cached under a data
+        schema by earlier releases are carried over).
     :param account: label used in error messages (default: the AppID).
     :param clock: aware-UTC "now"; drives date validation and token expiry bookkeeping.
     :param max_attempts: requests per call before a transient error is given up.
@@ -247,7 +251,7 @@ class WeChatDatacubeHook(BaseHook):
     def tokens(self) -> TokenManager:
         source, appid = self._source()
         store: TokenStore = (
-            PostgresTokenStore(self.token_store_conn_id, self.schema) if self.token_store_conn_id else LocalTokenStore()
+            PostgresTokenStore(self.token_store_conn_id) if self.token_store_conn_id else LocalTokenStore()
         )
         return TokenManager(
             source, store, conn_id=self.wechat_conn_id, appid=appid, clock=self.clock, margin=self.refresh_margin

@@ -8,8 +8,9 @@ retry the call once. This module implements that ownership:
 * **Sources** know how to obtain a token for one mode (``stable``, ``classic``,
   ``authorizer``, ``external``) and nothing about caching.
 * **Stores** hold the current token per (appid, mode): :class:`PostgresTokenStore`
-  (shared by every worker, process and host: table ``<schema>.access_token_cache``,
-  encrypted with the Airflow Fernet key) or :class:`LocalTokenStore` (this process only).
+  (shared by every worker, process, host and account of a database: schema
+  :data:`TOKEN_SCHEMA`, encrypted with the Airflow Fernet key) or :class:`LocalTokenStore`
+  (this process only).
 * :class:`TokenManager` puts a module-level in-process memo in front of the store so a
   task does not hit the database per call, and runs the refresh protocol.
 
@@ -17,20 +18,30 @@ Why a database and not just the memo: in ``classic`` mode every new token invali
 previous one five minutes later, so independent workers that each fetch their own knock
 each other out, and each fetch spends the 2000/day quota. Several ``stable`` callers are
 harmless, but a forced refresh still invalidates everyone else's token.
+
+Hardening (what went wrong before): a rotated authorizer refresh token is committed the
+moment WeChat hands it out, and the one it replaced is kept as a fallback; a row the
+current Fernet key cannot decrypt is treated as absent; WeChat's ``expires_in`` is
+clamped into a sane range; and all accounts sharing an AppID share one cache, whatever
+their data schema.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
 import logging
+import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from wechat_datacube.errors import ConfigError, MalformedResponseError, TokenError
+from cryptography.fernet import InvalidToken
+
+from wechat_datacube.errors import ConfigError, MalformedResponseError, PermanentError, TokenError
 from wechat_datacube.transport import CallContext, Transport
 
 log = logging.getLogger(__name__)
@@ -39,6 +50,16 @@ log = logging.getLogger(__name__)
 DEFAULT_REFRESH_MARGIN = 600.0
 #: How long an externally owned token is trusted before the Variable is read again.
 EXTERNAL_REREAD_SECONDS = 300.0
+#: The range a token lifetime from WeChat is clamped into (documented: 7200 s).
+EXPIRES_IN_MIN = 60.0
+EXPIRES_IN_MAX = 14_400.0
+#: The lifetime assumed when WeChat's answer has none, or no number: the documented one.
+EXPIRES_IN_DEFAULT = 7200.0
+#: errcode of a refused authorizer refresh token.
+REFRESH_TOKEN_INVALID = 61023
+#: Schema of the token tables: one for the whole database, not one per account's data
+#: schema, so two accounts with one AppID share (and never invalidate) one token.
+TOKEN_SCHEMA = "wechat_tokens"
 
 Clock = Callable[[], dt.datetime]
 
@@ -63,16 +84,76 @@ def read_variable(name: str) -> str | None:
     return value or None
 
 
+# --- token lifetimes ----------------------------------------------------------------
+
+
+def _as_number(raw: Any) -> float | None:
+    """``raw`` as a float (huge ints as +-inf), or None for what is not a number (bool, NaN, text)."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        return None
+    try:
+        value = float(raw.strip() if isinstance(raw, str) else raw)
+    except ValueError:
+        return None
+    except OverflowError:  # an int beyond float range
+        value = math.inf if raw > 0 else -math.inf
+    return None if math.isnan(value) else value
+
+
+def _describe_raw(raw: Any) -> str:
+    """What a non-numeric expires_in was, without echoing text that could hold a secret."""
+    if isinstance(raw, str):
+        return f"a string of {len(raw)} character(s)"
+    if isinstance(raw, bool | float):
+        return repr(raw)
+    return f"a {type(raw).__name__}"
+
+
+def checked_expires_in(raw: Any, account: str | None) -> float:
+    """The lifetime (s) to trust for a token WeChat answered with ``expires_in=raw``.
+
+    Why: the lifetime decides when every worker refreshes. A negative or zero value made a
+    new token on every call (in classic mode: the daily quota spent, other workers'
+    tokens killed), ``1e300`` overflowed the expiry date after WeChat had already
+    answered, and text or ``true`` is no lifetime at all. Numbers are clamped into
+    :data:`EXPIRES_IN_MIN`..:data:`EXPIRES_IN_MAX`; a missing or non-numeric value means
+    the documented 7200 s (if the token dies sooner, the call's token error refreshes it
+    once). Each correction is a warning naming the account, never the token.
+    """
+    if raw is None:
+        log.warning("account %s: the token answer has no expires_in; assuming %d s", account, EXPIRES_IN_DEFAULT)
+        return EXPIRES_IN_DEFAULT
+    number = _as_number(raw)
+    if number is None:
+        log.warning(
+            "account %s: the token answer's expires_in is not a number (%s); assuming %d s",
+            account,
+            _describe_raw(raw),
+            EXPIRES_IN_DEFAULT,
+        )
+        return EXPIRES_IN_DEFAULT
+    clamped = min(max(number, EXPIRES_IN_MIN), EXPIRES_IN_MAX)
+    if clamped != number:
+        log.warning(
+            "account %s: the token answer's expires_in=%g is outside %d..%d s; using %d s",
+            account,
+            number,
+            EXPIRES_IN_MIN,
+            EXPIRES_IN_MAX,
+            clamped,
+        )
+    return clamped
+
+
 # --- tokens -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class IssuedToken:
-    """What a source returns: the token, its lifetime, and a rotated refresh token if any."""
+    """What a source returns: the token and its (checked) lifetime in seconds."""
 
     value: str
     expires_in: float
-    refresh_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,9 +174,10 @@ class CachedToken:
         The half-way floor matters for ``stable`` mode: WeChat hands back the *same*
         token until it has < 300 s left, so a token can arrive with less life than the
         margin; refreshing it at once would loop. Half its remaining life bounds the
-        number of calls until WeChat issues a new one.
+        number of calls until WeChat issues a new one. The lifetime is bounded again
+        here (sources already check it) so no value can overflow the dates.
         """
-        life = max(0.0, float(issued.expires_in))
+        life = min(max(0.0, float(issued.expires_in)), EXPIRES_IN_MAX)
         ahead = max(life - margin, life / 2)
         return cls(issued.value, now + dt.timedelta(seconds=life), now + dt.timedelta(seconds=ahead))
 
@@ -108,17 +190,40 @@ class TokenKey:
     mode: str
 
 
+@dataclass(frozen=True)
+class RefreshTokens:
+    """The persisted authorizer refresh tokens: the current one and the one it replaced.
+
+    ``previous`` is a fallback, tried when WeChat refuses ``current`` with 61023 (say a
+    rotation WeChat did not complete): without a working one, a person must authorise
+    the account again.
+    """
+
+    current: str | None = None
+    previous: str | None = None
+
+
+#: Persist a refresh token at once, in its own commit: (new current, the one it replaces).
+SaveRefresh = Callable[[str, str | None], None]
+
+
 # --- sources ----------------------------------------------------------------------
 
 
 class TokenSource(Protocol):
-    """Obtains a token for one mode. ``failed`` is the token a call just rejected."""
+    """Obtains a token for one mode. ``failed`` is the token a call just rejected.
+
+    ``refresh`` and ``save_refresh`` matter to the authorizer mode only: the persisted
+    refresh tokens, and where to persist a rotated one the moment WeChat answers.
+    """
 
     mode: str
     #: Whether the token is worth sharing through the store (False: external Variable).
     shared: bool
 
-    def fetch(self, *, failed: str | None, force: bool, refresh_token: str | None) -> IssuedToken: ...
+    def fetch(
+        self, *, failed: str | None, force: bool, refresh: RefreshTokens, save_refresh: SaveRefresh
+    ) -> IssuedToken: ...
 
 
 def _token_from(body: dict[str, Any], field: str, ctx: CallContext) -> IssuedToken:
@@ -126,7 +231,7 @@ def _token_from(body: dict[str, Any], field: str, ctx: CallContext) -> IssuedTok
     if not isinstance(value, str) or not value:
         raise MalformedResponseError(f"token response has no {field}", **ctx.kwargs())
     mask_value(value)
-    return IssuedToken(value=value, expires_in=float(body.get("expires_in") or 7200))
+    return IssuedToken(value=value, expires_in=checked_expires_in(body.get("expires_in"), ctx.account))
 
 
 class ClassicTokenSource:
@@ -138,7 +243,9 @@ class ClassicTokenSource:
     def __init__(self, transport: Transport, appid: str, secret: str, ctx: CallContext, on_call: Callable[[], None]):
         self.transport, self.appid, self.secret, self.ctx, self.on_call = transport, appid, secret, ctx, on_call
 
-    def fetch(self, *, failed: str | None, force: bool, refresh_token: str | None) -> IssuedToken:
+    def fetch(
+        self, *, failed: str | None, force: bool, refresh: RefreshTokens, save_refresh: SaveRefresh
+    ) -> IssuedToken:
         body = self.transport.request(
             "GET",
             "/cgi-bin/token",
@@ -177,7 +284,9 @@ class StableTokenSource:
         )
         return _token_from(body, "access_token", self.ctx)
 
-    def fetch(self, *, failed: str | None, force: bool, refresh_token: str | None) -> IssuedToken:
+    def fetch(
+        self, *, failed: str | None, force: bool, refresh: RefreshTokens, save_refresh: SaveRefresh
+    ) -> IssuedToken:
         if force:
             return self._call(True)
         issued = self._call(False)
@@ -189,8 +298,12 @@ class StableTokenSource:
 class AuthorizerTokenSource:
     """Third-party platform: ``api_authorizer_token`` with the component token from a Variable.
 
-    The refresh token may rotate with every call; the store persists the new one (it takes
-    precedence over the connection's initial value, which then is only a bootstrap).
+    The refresh token may rotate with every call. The rotated one is handed to
+    ``save_refresh`` straight after WeChat's answer, before anything else can fail: the
+    old one is dead by then, and losing the new one means a person must re-authorise.
+    Refresh tokens are tried in order until one is accepted: the stored one, the one it
+    replaced, then the connection's (a bootstrap, and where an operator puts the token of
+    a re-authorisation).
     """
 
     mode = "authorizer"
@@ -215,7 +328,7 @@ class AuthorizerTokenSource:
         self.ctx = ctx
         self.on_call = on_call
 
-    def fetch(self, *, failed: str | None, force: bool, refresh_token: str | None) -> IssuedToken:
+    def _component_token(self) -> str:
         component_token = read_variable(self.component_token_variable)
         if not component_token:
             raise ConfigError(
@@ -223,26 +336,76 @@ class AuthorizerTokenSource:
                 **self.ctx.kwargs(),
             )
         mask_value(component_token)
-        current_refresh = refresh_token or self.initial_refresh_token
-        body = self.transport.request(
+        return component_token
+
+    def candidates(self, refresh: RefreshTokens) -> list[tuple[str, str]]:
+        """(label, refresh token) to try in order, each distinct token once."""
+        named = (
+            ("stored", refresh.current),
+            ("previous stored", refresh.previous),
+            ("connection's", self.initial_refresh_token),
+        )
+        seen: set[str] = set()
+        out = []
+        for label, token in named:
+            if token and token not in seen:
+                seen.add(token)
+                out.append((label, token))
+        return out
+
+    def _exchange(self, component_token: str, refresh_token: str) -> dict[str, Any]:
+        return self.transport.request(
             "POST",
             "/cgi-bin/component/api_authorizer_token",
             params={"component_access_token": component_token},
             json_body={
                 "component_appid": self.component_appid,
                 "authorizer_appid": self.authorizer_appid,
-                "authorizer_refresh_token": current_refresh,
+                "authorizer_refresh_token": refresh_token,
             },
             context=self.ctx,
             on_attempt=self.on_call,
         )
-        issued = _token_from(body, "authorizer_access_token", self.ctx)
+
+    def fetch(
+        self, *, failed: str | None, force: bool, refresh: RefreshTokens, save_refresh: SaveRefresh
+    ) -> IssuedToken:
+        component_token = self._component_token()
+        candidates = self.candidates(refresh)
+        if not candidates:
+            raise ConfigError("no authorizer refresh token stored or configured", **self.ctx.kwargs())
+        for index, (label, candidate) in enumerate(candidates):
+            try:
+                body = self._exchange(component_token, candidate)
+            except PermanentError as exc:
+                if exc.errcode != REFRESH_TOKEN_INVALID or index == len(candidates) - 1:
+                    raise
+                log.warning(
+                    "account %s: WeChat refused the %s authorizer refresh token (61023); trying the %s one",
+                    self.ctx.account,
+                    label,
+                    candidates[index + 1][0],
+                )
+                continue
+            self._keep_working_refresh_token(body, candidate, refresh, save_refresh)
+            return _token_from(body, "authorizer_access_token", self.ctx)
+        raise AssertionError("unreachable: the last candidate answers or raises")
+
+    @staticmethod
+    def _keep_working_refresh_token(
+        body: dict[str, Any], used: str, refresh: RefreshTokens, save_refresh: SaveRefresh
+    ) -> None:
+        """Persist the refresh token to use next time, if it is not the stored one already.
+
+        That is the rotated one WeChat just sent (replacing ``used``), else ``used`` itself
+        when it was a fallback: the next refresh then starts with a token that works.
+        """
         rotated = body.get("authorizer_refresh_token")
-        if isinstance(rotated, str) and rotated:
+        if isinstance(rotated, str) and rotated and rotated != used:
             mask_value(rotated)
-        else:
-            rotated = None
-        return IssuedToken(issued.value, issued.expires_in, refresh_token=rotated)
+            save_refresh(rotated, used)
+        elif used != refresh.current:
+            save_refresh(used, refresh.current)
 
 
 class ExternalTokenSource:
@@ -259,7 +422,9 @@ class ExternalTokenSource:
         self.variable = variable
         self.ctx = ctx
 
-    def fetch(self, *, failed: str | None, force: bool, refresh_token: str | None) -> IssuedToken:
+    def fetch(
+        self, *, failed: str | None, force: bool, refresh: RefreshTokens, save_refresh: SaveRefresh
+    ) -> IssuedToken:
         value = read_variable(self.variable)
         if not value:
             raise ConfigError(f"Airflow Variable {self.variable!r} (access token) is missing or empty", **self.ctx.kwargs())
@@ -277,8 +442,9 @@ class ExternalTokenSource:
 
 #: Whether the stored token (None: there is none) can be kept.
 StillGood = Callable[[CachedToken | None], bool]
-#: Obtain a new token, given the persisted refresh token (authorizer mode) or None.
-FetchToken = Callable[[str | None], IssuedToken]
+#: Obtain a new token, given the persisted refresh tokens (authorizer mode) and where to
+#: persist a rotated one at once.
+FetchToken = Callable[[RefreshTokens, SaveRefresh], IssuedToken]
 #: Turn a fetched token into the cached form (with its refresh time).
 MakeToken = Callable[[IssuedToken], CachedToken]
 
@@ -292,12 +458,13 @@ class TokenStore(Protocol):
     def refresh(self, key: TokenKey, still_good: StillGood, fetch: FetchToken, make: MakeToken) -> CachedToken:
         """Under the key's lock: keep the stored token if ``still_good``, else fetch and store.
 
-        ``fetch`` gets the persisted refresh token (authorizer mode) or None.
+        ``fetch`` gets the persisted refresh tokens (authorizer mode; empty otherwise) and a
+        function that persists a rotated one at once, still under the lock.
         """
 
 
 _LOCAL_TOKENS: dict[TokenKey, CachedToken] = {}
-_LOCAL_REFRESH_TOKENS: dict[str, str] = {}
+_LOCAL_REFRESH_TOKENS: dict[str, RefreshTokens] = {}
 _LOCAL_LOCKS: dict[TokenKey, threading.Lock] = {}
 _LOCAL_GUARD = threading.Lock()
 
@@ -321,10 +488,14 @@ class LocalTokenStore:
             if still_good(current):
                 assert current is not None
                 return current
-            issued = fetch(_LOCAL_REFRESH_TOKENS.get(key.appid) if key.mode == "authorizer" else None)
-            if issued.refresh_token:
-                _LOCAL_REFRESH_TOKENS[key.appid] = issued.refresh_token
-            cached = make(issued)
+
+            def save(new: str, previous: str | None) -> None:
+                _LOCAL_REFRESH_TOKENS[key.appid] = RefreshTokens(new, previous)
+
+            refresh = (
+                _LOCAL_REFRESH_TOKENS.get(key.appid, RefreshTokens()) if key.mode == "authorizer" else RefreshTokens()
+            )
+            cached = make(fetch(refresh, save))
             _LOCAL_TOKENS[key] = cached
             return cached
 
@@ -374,7 +545,62 @@ def encrypt(value: str) -> tuple[str, bool]:
 
 
 def decrypt(value: str, encrypted: bool) -> str:
-    return _fernet().decrypt(value.encode()).decode() if encrypted else value
+    """The clear text of a stored value; InvalidToken if the current key cannot read it.
+
+    A value stored encrypted while no key is configured now is unreadable too: handing
+    out the ciphertext as a token would only fail at WeChat.
+    """
+    if not encrypted:
+        return value
+    f = _fernet()
+    if not f.is_encrypted:
+        raise InvalidToken
+    return f.decrypt(value.encode()).decode()
+
+
+def _readable(value: str | None, encrypted: bool, what: str, instead: str) -> str | None:
+    """``value`` decrypted, or None with a warning when the current Fernet key cannot read it.
+
+    Why not raise: after AIRFLOW__CORE__FERNET_KEY changes, every stored token is
+    unreadable and raising would stop every task until someone deletes rows by hand; a
+    token can be fetched again (and overwrites the row). The warning names the row, never
+    its value.
+    """
+    if value is None:
+        return None
+    try:
+        return decrypt(value, encrypted)
+    except InvalidToken:
+        log.warning(
+            "%s cannot be decrypted with the current Fernet key (AIRFLOW__CORE__FERNET_KEY changed?); %s",
+            what,
+            instead,
+        )
+        return None
+
+
+def _lock_id(name: str) -> int:
+    """A stable signed 64-bit id for a PostgreSQL advisory lock."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def _session_lock(conn: Any, name: str) -> Iterator[None]:
+    """Hold a session-level advisory lock across several commits.
+
+    A row lock lasts only as long as its transaction, but the rotated refresh token must
+    be committed (its own transaction) while the refresh still excludes other workers. A
+    session lock survives commits and dies with the connection (crash or SIGKILL).
+    """
+    import psycopg
+
+    lock_id = _lock_id(name)
+    conn.execute("SELECT pg_advisory_lock(%s)", (lock_id,))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(psycopg.Error):  # a dead connection has released it already
+            conn.execute("SELECT pg_advisory_unlock(%s)", (lock_id,))
 
 
 _ENSURED: set[tuple[str, str]] = set()
@@ -382,18 +608,26 @@ _ENSURE_LOCK = threading.Lock()
 
 
 class PostgresTokenStore:
-    """Shared store: ``<schema>.access_token_cache`` (and ``authorizer_refresh_token``).
+    """Shared store: ``wechat_tokens.access_token_cache`` and ``.authorizer_refresh_token``.
 
-    Created here under an advisory lock (``CREATE ... IF NOT EXISTS`` races otherwise),
-    separate from the stats tables. Tokens are Fernet-encrypted when a key is configured.
-    Round trips: one SELECT on the fast path; a refresh is BEGIN, a locking upsert that
-    returns the row's latest committed version (the re-check), the HTTP call, one UPDATE
-    and COMMIT (+ one SELECT/UPSERT of the refresh token in authorizer mode). A
-    connection is opened per operation: the memo makes operations rare, and nothing
-    leaks across forked workers.
+    One schema (:data:`TOKEN_SCHEMA`) per database, whatever the accounts' data schemas:
+    a cache per data schema let two accounts with one AppID invalidate each other's
+    classic tokens and rotated refresh tokens. Accounts whose data lives in different
+    *databases* still have one cache each: point their ``postgres_conn_id`` at one database.
+
+    Tables are created here under an advisory lock (``CREATE ... IF NOT EXISTS`` races
+    otherwise), separate from the stats tables; new columns are added with ``ADD COLUMN IF
+    NOT EXISTS``. Refresh tokens of the tables' former places (``<data schema>``) are
+    carried over, newest first. Tokens are Fernet-encrypted when a key is configured.
+
+    Round trips: one SELECT on the fast path; a refresh takes a session advisory lock per
+    (appid, mode), re-reads the row (whoever refreshed while we waited is seen here), calls
+    WeChat, commits a rotated refresh token at once (authorizer mode), upserts the token
+    and unlocks. A connection is opened per operation: the memo makes operations rare, and
+    nothing leaks across forked workers.
     """
 
-    def __init__(self, postgres_conn_id: str, schema: str = "wechat") -> None:
+    def __init__(self, postgres_conn_id: str, *, schema: str = TOKEN_SCHEMA) -> None:
         from wechat_datacube.storage_schema import validate_schema_name
 
         self.postgres_conn_id = postgres_conn_id
@@ -413,97 +647,163 @@ class PostgresTokenStore:
         with _ENSURE_LOCK:
             if marker in _ENSURED:
                 return
-        lock_id = int.from_bytes(hashlib.sha256(f"wechat_token_ddl:{self.schema}".encode()).digest()[:8], "big", signed=True)
-        s = self.schema
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_id,))
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{s}"')
-            conn.execute(
-                f"""CREATE TABLE IF NOT EXISTS "{s}".access_token_cache (
-                    appid text NOT NULL,
-                    mode text NOT NULL,
-                    token text,
-                    encrypted boolean NOT NULL DEFAULT false,
-                    expires_at timestamptz,
-                    refresh_at timestamptz,
-                    updated_at timestamptz NOT NULL DEFAULT now(),
-                    PRIMARY KEY (appid, mode)
-                )"""
-            )
-            conn.execute(f"""COMMENT ON TABLE "{s}".access_token_cache IS
-                'Current WeChat access token per (appid, mode), shared by all workers; '
-                'token is Fernet-encrypted when encrypted is true. Owned by wechat_datacube.tokens.'""")
-            conn.execute(
-                f"""CREATE TABLE IF NOT EXISTS "{s}".authorizer_refresh_token (
-                    authorizer_appid text PRIMARY KEY,
-                    refresh_token text NOT NULL,
-                    encrypted boolean NOT NULL DEFAULT false,
-                    updated_at timestamptz NOT NULL DEFAULT now()
-                )"""
-            )
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id(f"wechat_token_ddl:{self.schema}"),))
+            self._create_tables(conn)
+            self._carry_over_refresh_tokens(conn)
         with _ENSURE_LOCK:
             _ENSURED.add(marker)
 
-    @staticmethod
-    def _row_to_token(row: tuple[Any, ...] | None) -> CachedToken | None:
+    def _create_tables(self, conn: Any) -> None:
+        s = self.schema
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{s}"')
+        conn.execute(
+            f"""CREATE TABLE IF NOT EXISTS "{s}".access_token_cache (
+                appid text NOT NULL,
+                mode text NOT NULL,
+                token text,
+                encrypted boolean NOT NULL DEFAULT false,
+                expires_at timestamptz,
+                refresh_at timestamptz,
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (appid, mode)
+            )"""
+        )
+        conn.execute(f"""COMMENT ON TABLE "{s}".access_token_cache IS
+            'Current WeChat access token per (appid, mode), shared by all workers and accounts; '
+            'token is Fernet-encrypted when encrypted is true. Owned by wechat_datacube.tokens.'""")
+        conn.execute(
+            f"""CREATE TABLE IF NOT EXISTS "{s}".authorizer_refresh_token (
+                authorizer_appid text PRIMARY KEY,
+                refresh_token text NOT NULL,
+                encrypted boolean NOT NULL DEFAULT false,
+                updated_at timestamptz NOT NULL DEFAULT now()
+            )"""
+        )
+        conn.execute(
+            f"""ALTER TABLE "{s}".authorizer_refresh_token
+                ADD COLUMN IF NOT EXISTS previous_refresh_token text,
+                ADD COLUMN IF NOT EXISTS previous_encrypted boolean NOT NULL DEFAULT false"""
+        )
+        conn.execute(f"""COMMENT ON TABLE "{s}".authorizer_refresh_token IS
+            'Latest authorizer refresh token per account and the one it replaced (a fallback), '
+            'committed as soon as WeChat rotates it; Fernet-encrypted when encrypted is true.'""")
+
+    def _carry_over_refresh_tokens(self, conn: Any) -> None:
+        """Merge every former ``<schema>.authorizer_refresh_token`` in: the newest row wins.
+
+        Before the token tables had their own schema they lived in each account's data
+        schema. Losing a refresh token there means a person must re-authorise the account,
+        so each is copied (as stored: still encrypted) unless the shared row is newer; a
+        row it replaces becomes the fallback. Cheap and idempotent, so it runs whenever the
+        tables are ensured: rows written meanwhile by a not yet upgraded worker follow.
+        """
+        import psycopg
+        from psycopg import sql
+
+        legacy = conn.execute(
+            """SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.relname = 'authorizer_refresh_token' AND c.relkind IN ('r', 'p')
+                  AND n.nspname <> %s AND has_table_privilege(c.oid, 'SELECT') ORDER BY 1""",
+            (self.schema,),
+        ).fetchall()
+        for (old_schema,) in legacy:
+            merge = sql.SQL(
+                """INSERT INTO {shared} AS t (authorizer_appid, refresh_token, encrypted, updated_at)
+                   SELECT authorizer_appid, refresh_token, encrypted, updated_at FROM {old}
+                   ON CONFLICT (authorizer_appid) DO UPDATE SET
+                       previous_refresh_token = t.refresh_token, previous_encrypted = t.encrypted,
+                       refresh_token = EXCLUDED.refresh_token, encrypted = EXCLUDED.encrypted,
+                       updated_at = EXCLUDED.updated_at
+                   WHERE EXCLUDED.updated_at > t.updated_at"""
+            ).format(
+                shared=sql.Identifier(self.schema, "authorizer_refresh_token"),
+                old=sql.Identifier(old_schema, "authorizer_refresh_token"),
+            )
+            try:
+                with conn.transaction():  # a savepoint: a foreign table of that name must not stop us
+                    conn.execute(merge)
+            except psycopg.Error as exc:  # its text may quote a row: log only the kind of error
+                log.warning(
+                    "could not carry over refresh tokens from %s.authorizer_refresh_token (%s, SQLSTATE %s)",
+                    old_schema,
+                    type(exc).__name__,
+                    exc.sqlstate,
+                )
+
+    def _select_token(self, conn: Any, key: TokenKey) -> CachedToken | None:
+        row = conn.execute(
+            f'SELECT token, encrypted, expires_at, refresh_at FROM "{self.schema}".access_token_cache '
+            "WHERE appid = %s AND mode = %s",
+            (key.appid, key.mode),
+        ).fetchone()
         if row is None or row[0] is None:
             return None
-        value, encrypted, expires_at, refresh_at = row
-        return CachedToken(decrypt(value, encrypted), expires_at, refresh_at)
+        value = _readable(row[0], row[1], f"the cached {key.mode} access token of {key.appid}", "fetching a new one")
+        return None if value is None else CachedToken(value, row[2], row[3])
+
+    def _refresh_tokens(self, conn: Any, key: TokenKey) -> RefreshTokens:
+        if key.mode != "authorizer":
+            return RefreshTokens()
+        row = conn.execute(
+            f"SELECT refresh_token, encrypted, previous_refresh_token, previous_encrypted "
+            f'FROM "{self.schema}".authorizer_refresh_token WHERE authorizer_appid = %s',
+            (key.appid,),
+        ).fetchone()
+        if row is None:
+            return RefreshTokens()
+        current = _readable(
+            row[0],
+            row[1],
+            f"the stored authorizer refresh token of {key.appid}",
+            "falling back to the connection's authorizer_refresh_token",
+        )
+        previous = _readable(row[2], row[3], f"the previous authorizer refresh token of {key.appid}", "ignoring it")
+        mask_value(current)
+        mask_value(previous)
+        return RefreshTokens(current, previous)
+
+    def _save_refresh(self, conn: Any, appid: str, new: str, previous: str | None) -> None:
+        """Commit a refresh token on its own (autocommit), before anything else can fail."""
+        enc_new, new_is_enc = encrypt(new)
+        enc_prev, prev_is_enc = encrypt(previous) if previous else (None, False)
+        conn.execute(
+            f'INSERT INTO "{self.schema}".authorizer_refresh_token '
+            "(authorizer_appid, refresh_token, encrypted, previous_refresh_token, previous_encrypted) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (authorizer_appid) DO UPDATE SET "
+            "refresh_token = EXCLUDED.refresh_token, encrypted = EXCLUDED.encrypted, "
+            "previous_refresh_token = EXCLUDED.previous_refresh_token, "
+            "previous_encrypted = EXCLUDED.previous_encrypted, updated_at = now()",
+            (appid, enc_new, new_is_enc, enc_prev, prev_is_enc),
+        )
+
+    def _write_token(self, conn: Any, key: TokenKey, cached: CachedToken) -> None:
+        enc, is_enc = encrypt(cached.value)
+        conn.execute(
+            f'INSERT INTO "{self.schema}".access_token_cache '
+            "(appid, mode, token, encrypted, expires_at, refresh_at) VALUES (%s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (appid, mode) DO UPDATE SET token = EXCLUDED.token, encrypted = EXCLUDED.encrypted, "
+            "expires_at = EXCLUDED.expires_at, refresh_at = EXCLUDED.refresh_at, updated_at = now()",
+            (key.appid, key.mode, enc, is_enc, cached.expires_at, cached.refresh_at),
+        )
 
     # -- API --
     def read(self, key: TokenKey) -> CachedToken | None:
         with self._connect() as conn:
             self._ensure(conn)
-            row = conn.execute(
-                f'SELECT token, encrypted, expires_at, refresh_at FROM "{self.schema}".access_token_cache '
-                "WHERE appid = %s AND mode = %s",
-                (key.appid, key.mode),
-            ).fetchone()
-        return self._row_to_token(row)
+            return self._select_token(conn, key)
 
     def refresh(self, key: TokenKey, still_good: StillGood, fetch: FetchToken, make: MakeToken) -> CachedToken:
-        s = self.schema
         with self._connect() as conn:
             self._ensure(conn)
-            with conn.transaction():
-                # Locks the row (creating it if needed) and returns its latest committed
-                # version: whoever refreshed while we waited is seen here.
-                row = conn.execute(
-                    f'INSERT INTO "{s}".access_token_cache (appid, mode) VALUES (%s, %s) '
-                    "ON CONFLICT (appid, mode) DO UPDATE SET appid = EXCLUDED.appid "
-                    "RETURNING token, encrypted, expires_at, refresh_at",
-                    (key.appid, key.mode),
-                ).fetchone()
-                current = self._row_to_token(row)
+            with _session_lock(conn, f"wechat_token:{self.schema}:{key.appid}:{key.mode}"):
+                current = self._select_token(conn, key)  # the latest committed row: the re-check
                 if still_good(current):
                     assert current is not None
                     return current
-                persisted = None
-                if key.mode == "authorizer":
-                    rt = conn.execute(
-                        f'SELECT refresh_token, encrypted FROM "{s}".authorizer_refresh_token '
-                        "WHERE authorizer_appid = %s",
-                        (key.appid,),
-                    ).fetchone()
-                    persisted = decrypt(rt[0], rt[1]) if rt else None
-                    mask_value(persisted)
-                issued = fetch(persisted)
-                if issued.refresh_token and issued.refresh_token != persisted:
-                    enc_rt, is_enc_rt = encrypt(issued.refresh_token)
-                    conn.execute(
-                        f'INSERT INTO "{s}".authorizer_refresh_token (authorizer_appid, refresh_token, encrypted) '
-                        "VALUES (%s, %s, %s) ON CONFLICT (authorizer_appid) DO UPDATE SET "
-                        "refresh_token = EXCLUDED.refresh_token, encrypted = EXCLUDED.encrypted, updated_at = now()",
-                        (key.appid, enc_rt, is_enc_rt),
-                    )
-                cached = make(issued)
-                enc, is_enc = encrypt(cached.value)
-                conn.execute(
-                    f'UPDATE "{s}".access_token_cache SET token = %s, encrypted = %s, expires_at = %s, '
-                    "refresh_at = %s, updated_at = now() WHERE appid = %s AND mode = %s",
-                    (enc, is_enc, cached.expires_at, cached.refresh_at, key.appid, key.mode),
-                )
+                save = functools.partial(self._save_refresh, conn, key.appid)
+                cached = make(fetch(self._refresh_tokens(conn, key), save))
+                self._write_token(conn, key, cached)
                 return cached
 
 
@@ -562,8 +862,8 @@ class TokenManager:
                 self._remember(stored)
                 return stored.value
 
-        def fetch(refresh_token: str | None) -> IssuedToken:
-            return self.source.fetch(failed=failed, force=force, refresh_token=refresh_token)
+        def fetch(refresh: RefreshTokens, save_refresh: SaveRefresh) -> IssuedToken:
+            return self.source.fetch(failed=failed, force=force, refresh=refresh, save_refresh=save_refresh)
 
         def make(issued: IssuedToken) -> CachedToken:
             return CachedToken.from_issued(issued, self.clock(), self.margin)

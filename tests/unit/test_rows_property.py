@@ -135,8 +135,22 @@ def _assert_storable(spec: EndpointSpec, row: dict[str, Any], begin: dt.date = D
         elif type_ == "date":
             assert type(value) is dt.date and (name != spec.date_column or begin <= value <= end)
         elif type_ == "jsonb":
-            assert "\\u0000" not in json.dumps(value, allow_nan=False)
-    assert "\\u0000" not in json.dumps(row[EXTRA_COLUMN], allow_nan=False)
+            _assert_jsonb_storable(value)
+    _assert_jsonb_storable(row[EXTRA_COLUMN])
+
+
+def _assert_jsonb_storable(value: Any) -> None:
+    """No NaN/Infinity (json.dumps refuses them) and no U+0000 in any string, keys included."""
+    json.dumps(value, allow_nan=False)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            assert "\x00" not in item
+        elif isinstance(item, dict):
+            stack.extend([*item.keys(), *item.values()])
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _check(spec: EndpointSpec, body: Any, begin: dt.date = DAY, end: dt.date = DAY) -> list[dict[str, Any]]:
