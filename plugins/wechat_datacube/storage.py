@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from wechat_datacube.storage_checks import check_window, metric_columns, run_che
 from wechat_datacube.storage_rows import (
     ACCOUNT_COLUMN,
     EXTRA_COLUMN,
+    body_json,
     normalize_rows,
     rows_from_body,
 )
@@ -60,6 +62,8 @@ __all__ = [
     "MIGRATIONS",
     "STATUSES",
     "WriteResult",
+    "body_json",
+    "failure_payload",
     "load_status",
     "loaded_dates",
     "metric_columns",
@@ -128,18 +132,19 @@ def _insert_response(
     status: str,
     row_count: int | None,
     error: str | None,
-    payload: Any,
+    payload_json: str,
 ) -> int:
     """Keep one response as received, with its window and run metadata; returns its id.
 
     Good and failed responses alike get a row, so every attempt can be traced afterwards.
+    ``payload_json`` is JSON text jsonb accepts (see :func:`body_json`, :func:`failure_payload`).
     """
     cur.execute(
         sql.SQL(
             "INSERT INTO {}.api_response"
             " (account, endpoint, begin_date, end_date, fetched_at, dag_id, run_id, try_number,"
             "  row_count, status, error, payload)"
-            " VALUES (%s, %s, %s, %s, coalesce(%s, now()), %s, %s, %s, %s, %s, %s, %s) RETURNING id"
+            " VALUES (%s, %s, %s, %s, coalesce(%s, now()), %s, %s, %s, %s, %s, %s, %s::jsonb) RETURNING id"
         ).format(sql.Identifier(schema)),
         (
             account,
@@ -153,7 +158,7 @@ def _insert_response(
             row_count,
             status,
             error,
-            Jsonb(payload),
+            payload_json,
         ),
     )
     row = cur.fetchone()
@@ -314,8 +319,9 @@ def write_window(
 
     ``body`` is the response as received (stored as JSONB in ``api_response``); ``rows``
     are its raw API rows (default: ``body["list"]``), normalised here before anything is
-    written — a :class:`BadPayloadError` therefore leaves the database untouched (call
-    :func:`record_failure` to keep the body).
+    written, and the whole body is checked once for what jsonb cannot hold (NaN,
+    Infinity, U+0000 — in any key) — a :class:`BadPayloadError` therefore leaves the
+    database untouched (call :func:`record_failure` to keep the body).
 
     Per day of the window: when the answer holds less than is stored (see
     :mod:`wechat_datacube.history_guard`), the stored rows are kept, the day is marked
@@ -334,6 +340,7 @@ def write_window(
     info = _meta(meta)
     raw = rows_from_body(spec, body, account=account, begin_date=begin, end_date=end) if rows is None else rows
     typed = normalize_rows(spec, raw, account=account, begin_date=begin, end_date=end)
+    payload_json = body_json(body, account=account, endpoint=spec.name, begin_date=begin, end_date=end)
     new = history_guard.profile(spec, typed)
     days = list(iter_days(begin, end))
     with own_transaction(conn), conn.cursor(row_factory=tuple_row) as cur:
@@ -346,7 +353,7 @@ def write_window(
         status = "kept" if kept else ("loaded" if writing else "empty")
         response_id = _insert_response(
             cur, schema, spec, account, begin, end, info,
-            status=status, row_count=len(writing), error=why or None, payload=body,
+            status=status, row_count=len(writing), error=why or None, payload_json=payload_json,
         )
         entries = []
         for d in days:
@@ -375,42 +382,66 @@ def write_window(
     )
 
 
+_JSON_SCALARS = (bool, int, float, type(None))
+#: How a non-finite float is kept: as the text JSON would have needed.
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
 def _redact(value: Any) -> Any:
-    """Redact credentials in a payload: fields named like one, and tokens inside every string."""
+    """A credential-free copy of ``value`` made of JSON types only.
+
+    Works on the structure, before anything is serialised: a field named like a credential
+    becomes ``***`` whatever it holds, and every string (a URL in an errmsg, JSON text)
+    has its token-looking parts replaced. A value of another type is kept as its redacted
+    text — never as the ``repr`` of a whole structure, whose quoting the text rules miss.
+    """
     if isinstance(value, str):
         return redact_secrets(value)
     if isinstance(value, Mapping):
         return {str(k): "***" if is_secret_name(str(k)) else _redact(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_redact(v) for v in value]
-    return value
+    if isinstance(value, _JSON_SCALARS):
+        return value
+    return redact_secrets(str(value))
 
 
-def _scrub_nul(value: Any) -> Any:
-    """jsonb cannot hold U+0000: replace it so a broken body can still be kept for diagnosis."""
+def _json_safe(value: Any) -> Any:
+    """``value`` (JSON types) with what jsonb refuses made storable, so a broken body can still be kept.
+
+    NaN/Infinity become the strings ``"NaN"``/``"Infinity"``/``"-Infinity"`` and U+0000 becomes
+    U+FFFD, in keys and values: the place stays visible for diagnosis.
+    """
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd")
+    if isinstance(value, float) and not math.isfinite(value):
+        return _NON_FINITE[repr(value)]
     if isinstance(value, Mapping):
-        return {_scrub_nul(str(k)): _scrub_nul(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_scrub_nul(v) for v in value]
+        return {_json_safe(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
     return value
 
 
-def failure_payload(body_or_text: Any) -> Any:
-    """The JSON to keep for a failed response: parsed JSON when it is JSON, else the text as a JSON string."""
+def _parsed(body_or_text: Any) -> Any:
+    """Bytes as text, and text that is JSON as its structure (Python's parser accepts NaN too)."""
     if isinstance(body_or_text, (bytes, bytearray)):
         body_or_text = bytes(body_or_text).decode("utf-8", errors="replace")
     if isinstance(body_or_text, str):
         try:
-            body_or_text = json.loads(body_or_text)
+            return json.loads(body_or_text)
         except ValueError:
             pass
-    try:
-        json.dumps(body_or_text, allow_nan=False)
-    except (TypeError, ValueError):
-        body_or_text = repr(body_or_text)
-    return _scrub_nul(_redact(body_or_text))
+    return body_or_text
+
+
+def failure_payload(body_or_text: Any) -> Any:
+    """The JSON to keep for a failed response: parsed JSON when it is JSON, else the text as a JSON string.
+
+    Redacted first, on the structure (by key and by value), then made JSON-safe for jsonb;
+    the result always serialises with ``allow_nan=False``.
+    """
+    return _json_safe(_redact(_parsed(body_or_text)))
 
 
 def record_failure(
@@ -440,10 +471,11 @@ def record_failure(
     begin, end = _window(spec, account, begin_date, end_date)
     info = _meta(meta)
     message = redact_secrets(str(message)).replace("\x00", "\ufffd")
-    payload = failure_payload(body_or_text)
+    payload_json = json.dumps(failure_payload(body_or_text), allow_nan=False)
     with own_transaction(conn), conn.cursor(row_factory=tuple_row) as cur:
         response_id = _insert_response(
-            cur, schema, spec, account, begin, end, info, status=status, row_count=None, error=message, payload=payload
+            cur, schema, spec, account, begin, end, info,
+            status=status, row_count=None, error=message, payload_json=payload_json,
         )
         _upsert_load_log(
             cur,

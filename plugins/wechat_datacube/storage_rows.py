@@ -23,6 +23,7 @@ clear error before anything is written rather than a half-written window:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 import re
@@ -116,23 +117,79 @@ def _coerce_bool(value: Any) -> bool:
     raise _BadValue("not a boolean")
 
 
+_NUL_PROBLEM = "contains a NUL character (PostgreSQL jsonb cannot store it)"
+_NAN_PROBLEM = "contains NaN or Infinity (not valid JSON)"
+#: How json.dumps writes U+0000; PostgreSQL jsonb refuses the escape.
+_NUL_ESCAPE = "\\u0000"
+
+
+def _unstorable(value: Any) -> tuple[list[Any], str] | None:
+    """(path, reason) of the first thing PostgreSQL jsonb refuses in ``value``, or None.
+
+    jsonb refuses U+0000 in any string (keys too) and NaN/Infinity, which are not JSON but
+    which Python's parser (and so the hook) accepts. The path (keys and list indexes) is
+    built on the way back from a find only, so a clean value costs one walk.
+    """
+    if isinstance(value, str):
+        return ([], _NUL_PROBLEM) if "\x00" in value else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else ([], _NAN_PROBLEM)
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = _unstorable(key) or _unstorable(item)
+            if found:
+                return [key, *found[0]], found[1]
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _unstorable(item)
+            if found:
+                return [index, *found[0]], found[1]
+    return None
+
+
 def _jsonb_problem(value: Any) -> str | None:
     """Why PostgreSQL jsonb would refuse ``value`` (a NUL character, NaN/Infinity), or None."""
-    if isinstance(value, str):
-        return "contains a NUL character (PostgreSQL jsonb cannot store it)" if "\x00" in value else None
-    if isinstance(value, float):
-        return None if math.isfinite(value) else "contains NaN or Infinity (not valid JSON)"
-    if isinstance(value, Mapping):
-        items = [*value.keys(), *value.values()]
-    elif isinstance(value, (list, tuple)):
-        items = list(value)
+    found = _unstorable(value)
+    return found[1] if found else None
+
+
+def _path_text(path: Sequence[Any], limit: int = 120) -> str:
+    text = "body" + "".join(f"[{step!r}]" for step in path)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def body_json(
+    body: Any, *, account: str, endpoint: str, begin_date: dt.date | str, end_date: dt.date | str
+) -> str:
+    """``body`` as the JSON text ``api_response.payload`` (jsonb) will accept, else BadPayloadError.
+
+    A NaN, an Infinity or a U+0000 anywhere in a response — an unknown top-level key
+    included, where row typing never looks — would otherwise surface as a psycopg error
+    with no context, inside the transaction, and be retried as if transient (calling the
+    API again for the same unstorable answer). One C-speed ``json.dumps`` is the check and
+    also the serialisation the insert needs (psycopg's ``Jsonb`` would run the same one);
+    only a body it flags is walked, to name the place (and to rule out a literal
+    backslash-``u0000`` text, which is no NUL).
+    The message names the place, never the value (it may sit next to a credential).
+    """
+    try:
+        text = json.dumps(body, allow_nan=False)
+    except ValueError:  # NaN or Infinity (or a circular structure, which only a caller bug makes)
+        found = _unstorable(body)
+        if found is None:
+            raise
     else:
-        return None
-    for item in items:
-        problem = _jsonb_problem(item)
-        if problem:
-            return problem
-    return None
+        found = _unstorable(body) if _NUL_ESCAPE in text else None
+        if found is None:
+            return text
+    path, problem = found
+    raise BadPayloadError(
+        f"bad payload: {_path_text(path)} {problem}: PostgreSQL cannot store this response",
+        account=account,
+        endpoint=endpoint,
+        begin_date=begin_date,
+        end_date=end_date,
+    )
 
 
 def coerce_value(column: Column, value: Any) -> Any:

@@ -107,6 +107,21 @@ class WindowLoader:
             meta=self.meta,
         )
 
+    def _refuse_unstorable(self, window: Window, body: Any) -> None:
+        """Fail a "not ready" body that PostgreSQL cannot store (NaN, Infinity, U+0000) as a bad payload.
+
+        A good body is checked by ``storage.write_window``; this one would be kept as
+        ``not_ready`` and fetched again at every retry, yet the next answer is as broken as
+        this one (say a NaN beside ``is_delay``). Kept as ``failed`` instead, and not retried.
+        """
+        try:
+            storage.body_json(
+                body, account=self.account, endpoint=self.spec.name, begin_date=window.begin, end_date=window.end
+            )
+        except BadPayloadError as exc:
+            self._keep_failure(window, body, "failed", exc)
+            raise
+
     def _days_without_rows(self, window: Window, rows: list[Any], now: dt.datetime) -> list[dt.date]:
         """Days of ``window`` that got no row and whose readiness deadline is still ahead.
 
@@ -172,6 +187,7 @@ class WindowLoader:
         now = self.clock()
         waiting = self._days_without_rows(window, chunk.rows, now)
         if now < deadline and (chunk.is_delay or waiting):
+            self._refuse_unstorable(window, chunk.body)
             why = "is_delay is true" if chunk.is_delay else (
                 "the list is empty" if not chunk.rows else f"no rows yet for {', '.join(map(str, waiting))}"
             )

@@ -265,6 +265,36 @@ def test_a_bad_payload_is_refused_clearly_kept_raw_and_leaves_typed_rows_unchang
     assert statuses(db, SHARE, 0, 1) == {day(0): "loaded", day(1): "failed"}
 
 
+#: Bodies whose rows are fine but which PostgreSQL jsonb cannot hold, and what the kept copy shows instead.
+UNSTORABLE_BODIES: dict[str, tuple[dict[str, Any], str, Any]] = {
+    "nan-beside-the-list": ({"list": share_rows([0]), "sim_ratio": float("nan")}, "sim_ratio", "NaN"),
+    "infinity-beside-is-delay": ({"list": [], "is_delay": True, "sim_max": float("inf")}, "sim_max", "Infinity"),
+    "nul-in-unknown-text": ({"list": share_rows([0]), "sim_note": "a\x00b"}, "sim_note", "a\ufffdb"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(UNSTORABLE_BODIES))
+def test_a_body_postgres_cannot_store_is_a_bad_payload_before_anything_is_written(
+    db: psycopg.Connection[Any], kind: str
+) -> None:
+    write_share(db, share_rows([0]), first=0, last=0)
+    before = checksum(db, SHARE)
+    body, key, kept = UNSTORABLE_BODIES[kind]
+    with pytest.raises(BadPayloadError, match=f"body\\['{key}'\\]") as err:
+        write_window(db, SCHEMA, spec=SHARE, account=ACCOUNT, begin_date=day(0), end_date=day(1), body=body)
+    text = str(err.value)
+    assert f"account={ACCOUNT}" in text and "endpoint=getusershare" in text and "dates=2025-03-10..2025-03-11" in text
+    assert db.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # refused before the transaction
+    assert query(db, f"SELECT count(*) FROM {SCHEMA}.api_response") == [(1,)]
+
+    response_id = fail_share(db, body, "failed", text, first=0, last=1)
+    [(status, payload)] = query(db, f"SELECT status, payload FROM {SCHEMA}.api_response WHERE id = %s", (response_id,))
+    assert status == "failed" and payload[key] == kept
+    assert payload["list"] == body["list"]
+    assert checksum(db, SHARE) == before
+    assert statuses(db, SHARE, 0, 1) == {day(0): "loaded", day(1): "failed"}
+
+
 # --- record_failure ---------------------------------------------------------------------------
 
 

@@ -12,7 +12,9 @@ on every match. Kinds and their extra keys:
   ``extra_fields``, ``fewer_rows`` (+keep: rows left, default 1; upstream lost rows) and
   ``bad_rows`` (+variant: ``no_list`` = an errcode-0 body without ``list``,
   ``missing_key`` = the first row loses a key field, ``wrong_type`` = a metric of the
-  first row becomes text, ``drift`` = every non-key field of every row is renamed).
+  first row becomes text, ``drift`` = every non-key field of every row is renamed,
+  ``nan`` / ``nul`` = an undocumented top-level key beside ``list`` holds NaN / a string
+  with U+0000: JSON parsers accept both, PostgreSQL jsonb neither).
 
 Matching and consuming happens under one lock, so ``count`` is exact under concurrency.
 Of several terminal rules only the first that fires is used; later ones are not
@@ -28,7 +30,7 @@ from typing import Any
 
 TERMINAL_KINDS = frozenset({"errcode", "http_status", "drop", "malformed_json", "html"})
 DATA_KINDS = frozenset({"empty", "stray_rows", "extra_fields", "fewer_rows", "bad_rows"})
-BAD_ROWS_VARIANTS = ("no_list", "missing_key", "wrong_type", "drift")
+BAD_ROWS_VARIANTS = ("no_list", "missing_key", "wrong_type", "drift", "nan", "nul")
 KINDS = TERMINAL_KINDS | DATA_KINDS | {"slow"}
 
 

@@ -67,17 +67,26 @@ def _drop_key(item: dict[str, Any], facts: EndpointFacts) -> None:
         item.pop(next((k for k in keys if k != "ref_date"), keys[0]))
 
 
+#: bad_rows variants that break the body, not its rows (json.dumps writes NaN and \u0000 as they are).
+_UNSTORABLE: dict[str, Any] = {"nan": float("nan"), "nul": "note\x00"}
+
+
 def _break_rows(body: dict[str, Any], facts: EndpointFacts, variant: str) -> None:
     """Make a successful body unusable the way ``variant`` says (see faults.BAD_ROWS_VARIANTS).
 
     ``missing_key`` takes a key where the endpoint keeps its keys (top level; a nested
     list's element for getarticletotal(detail)); ``wrong_type`` turns a metric into text
     where the endpoint keeps its numbers (the ``detail`` object for the replacement family);
-    ``drift`` renames every non-key field of every row, as a silent API change would.
+    ``drift`` renames every non-key field of every row, as a silent API change would;
+    ``nan`` / ``nul`` add an undocumented top-level key (beside ``list`` and ``is_delay``)
+    that only the stored raw body would carry.
     """
     if variant == "no_list":
         body.pop("list", None)
         body.update({"errcode": 0, "errmsg": "ok"})
+        return
+    if variant in _UNSTORABLE:
+        body["sim_unknown_value"] = _UNSTORABLE[variant]
         return
     rows = body["list"]
     if not rows:
