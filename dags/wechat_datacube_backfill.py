@@ -2,9 +2,10 @@
 
 Manual only (schedule=None). Params: ``accounts`` (names from the accounts file; empty =
 all), ``begin_date`` / ``end_date`` (Beijing dates; end defaults to and is capped at
-yesterday), ``endpoints`` (names or the family keywords ``legacy`` / ``replacement``;
-empty = each account's configured endpoints), ``reprocess`` (``missing``: skip windows
-whose dates are all loaded/empty/kept in load_log; ``all``: fetch everything again),
+yesterday), ``endpoints`` (names or the family keywords ``legacy`` / ``replacement``, as a
+list or one as a string; empty = each account's configured endpoints; an unknown name
+fails the run), ``reprocess`` (``missing``: skip windows whose dates are all
+loaded/empty/kept in load_log; ``all``: fetch everything again),
 ``replace_shrinking`` (replace a stored day even when the new answer holds fewer rows; by
 default such a day keeps its rows and is marked ``kept``) and ``windows_per_task``.
 
@@ -42,12 +43,13 @@ from airflow.sdk import DAG, Param
 
 from wechat_datacube.backfill_params import DEFAULT_WINDOWS_PER_TASK, REPROCESS_MODES
 from wechat_datacube.backfill_tasks import BackfillPlanOperator, BackfillReportOperator
-from wechat_datacube.dag_factory import API_POOL, DEFAULT_TASK_ARGS
+from wechat_datacube.dag_factory import API_POOL, BACKFILL_DAG_ID, DEFAULT_TASK_ARGS
 from wechat_datacube.endpoints import ENDPOINTS, FAMILIES
 from wechat_datacube.operators import WeChatDatacubeToPostgresOperator
 from wechat_datacube.retry_policy import WeChatRetryPolicy
 
-DAG_ID = "wechat_datacube_backfill"
+DAG_ID = BACKFILL_DAG_ID
+_ENDPOINT_NAMES = [*FAMILIES, *ENDPOINTS]
 MAP_INDEX_TEMPLATE = "{{ task.account }} {{ task.endpoint }} {{ task.date_from }}..{{ task.date_to }}"
 
 
@@ -72,8 +74,12 @@ def build_backfill_dag(**overrides: Any) -> DAG:
             "begin_date": Param(None, type=["null", "string"], format="date", description="First Beijing date."),
             "end_date": Param(None, type=["null", "string"], format="date",
                               description="Last Beijing date; empty or later = yesterday in Beijing."),
-            "endpoints": Param([], type="array", items={"type": "string", "enum": [*FAMILIES, *ENDPOINTS]},
-                               description="Endpoints or families; empty = each account's configured endpoints."),
+            # A list, or one name as a string (a string is a name, never its letters); the
+            # plan task refuses unknown names in either. ``examples`` makes the form a pick list.
+            "endpoints": Param([], type=["array", "string"], items={"type": "string", "enum": _ENDPOINT_NAMES},
+                               examples=_ENDPOINT_NAMES,
+                               description="Endpoints or families (a list, or one name); empty = each account's "
+                               "configured endpoints."),
             "reprocess": Param("missing", type="string", enum=list(REPROCESS_MODES),
                                description="missing: skip windows already loaded; all: fetch everything again."),
             "replace_shrinking": Param(False, type="boolean",

@@ -37,8 +37,9 @@ from typing import Any
 from wechat_datacube.accounts import AccountConfig
 from wechat_datacube.backfill_params import DEFAULT_WINDOWS_PER_TASK, REPROCESS_MODES
 from wechat_datacube.dates import beijing_yesterday, iter_days, parse_date
-from wechat_datacube.endpoints import UnknownEndpointError, expand_endpoints, get_endpoint
+from wechat_datacube.endpoints import get_endpoint
 from wechat_datacube.errors import ConfigError
+from wechat_datacube.run_conf import endpoint_names, expand_names
 from wechat_datacube.windows import Window, plan_windows
 
 #: Airflow's default ``[core] max_map_length``.
@@ -175,21 +176,22 @@ def resolve_accounts(all_accounts: Sequence[AccountConfig], names: Iterable[str]
     return [a for a in all_accounts if a.name in wanted]
 
 
-def resolve_endpoints(accounts: Sequence[AccountConfig], requested: Iterable[str] | None) -> dict[str, tuple[str, ...]]:
-    """account name -> endpoints to backfill: the request (names or family keywords)
-    intersected with what each account is configured for; empty request = all configured."""
-    names = [n for n in (requested or []) if n]
+def resolve_endpoints(
+    accounts: Sequence[AccountConfig], requested: Iterable[str] | str | None, **context: Any
+) -> dict[str, tuple[str, ...]]:
+    """account name -> endpoints to backfill: the request (names or family keywords, a list or
+    one name as a string) intersected with what each account is configured for; empty
+    request = all configured. ``context`` (dates) goes into the messages."""
+    context = {"account": ", ".join(a.name for a in accounts), **context}
+    names = endpoint_names(requested, **context)
     if not names:
         return {a.name: a.endpoints for a in accounts}
-    try:
-        wanted = expand_endpoints(names)
-    except UnknownEndpointError as exc:
-        raise ConfigError(str(exc.args[0])) from None
+    wanted = expand_names(names, **context)
     chosen = {a.name: tuple(e for e in a.endpoints if e in wanted) for a in accounts}
     used = {e for endpoints in chosen.values() for e in endpoints}
     unused = [e for e in wanted if e not in used]
     if unused:
-        raise ConfigError(f"endpoint(s) {unused} are not configured for any of the accounts {sorted(chosen)}")
+        raise ConfigError(f"endpoint(s) {unused} are not configured for any of the accounts {sorted(chosen)}", **context)
     return chosen
 
 
@@ -296,8 +298,8 @@ def plan_from_params(
     ``reprocess`` overrides the param (the final report always asks what is still missing).
     """
     accounts = resolve_accounts(all_accounts, params.get("accounts"))
-    endpoints = resolve_endpoints(accounts, params.get("endpoints"))
     begin, end = resolve_dates(params.get("begin_date"), params.get("end_date"), yesterday=beijing_yesterday(now))
+    endpoints = resolve_endpoints(accounts, params.get("endpoints"), begin_date=begin, end_date=end)
     mode = reprocess or params.get("reprocess") or "missing"
     windows_per_task = int(params.get("windows_per_task") or DEFAULT_WINDOWS_PER_TASK)
     done = read_done_dates(accounts, endpoints, begin, end, connect=connect) if mode == "missing" else {}

@@ -25,14 +25,21 @@ TIMEZONE = "Asia/Shanghai"
 #: 10:00 Beijing: two hours after WeChat publishes the previous day (08:00).
 DAILY_CRON = "0 10 * * *"
 DAILY_DAG_PREFIX = "wechat_datacube_daily__"
+#: The bulk backfill DAG (dags/wechat_datacube_backfill.py); messages send long ranges there.
+BACKFILL_DAG_ID = "wechat_datacube_backfill"
 
 # Manual runs pass their window through the run's conf, not DAG params: declared params
 # are validated with jsonschema and deep-copied into every task at each parse, which
 # cost more than the rest of the DAG put together (bench/parse_time.py).
 CONF_BEGIN = "{{ (dag_run.conf or {}).get('begin_date') or '' }}"
 CONF_END = "{{ (dag_run.conf or {}).get('end_date') or '' }}"
-CONF_ENDPOINTS = "{{ ((dag_run.conf or {}).get('endpoints') or []) | join(',') }}"
+# JSON, so the operator sees what the conf held: a list, or one name as a string (``join``
+# would have split a string into its letters, and every task would have skipped).
+CONF_ENDPOINTS = "{{ (dag_run.conf or {}).get('endpoints') | tojson }}"
 CONF_REPLACE_SHRINKING = "{{ (dag_run.conf or {}).get('replace_shrinking') or '' }}"
+#: Longest window a manual run may ask for; longer ranges belong to the backfill DAG, which
+#: batches the calls and resumes after the daily quota.
+MAX_MANUAL_DAYS = 31
 
 #: Overrides the first retry delay (seconds). Production keeps the default; the fault and
 #: crash suites (reliability/) set a few seconds so a retried task does not wait minutes.
@@ -89,7 +96,9 @@ def _doc(account: AccountConfig) -> str:
         "",
         "**Manual runs**: trigger with a run configuration (conf) such as "
         '`{"begin_date": "2026-01-01", "end_date": "2026-01-31", "endpoints": ["getusershare"]}` '
-        "(Beijing dates; `endpoints` optional, empty = all). Without dates a manual run covers the "
+        f"(Beijing dates, at most {MAX_MANUAL_DAYS} days: longer ranges go to the `{BACKFILL_DAG_ID}` DAG; "
+        "`endpoints` optional — a list or one name, endpoints or the families `legacy` / `replacement`, "
+        "empty = all; an unknown name fails the run). Without dates a manual run covers the "
         "last complete day before it; a trigger without a logical date needs the dates.",
         "",
         "| task | table | max span |",
@@ -131,6 +140,7 @@ def build_daily_dag(account: AccountConfig, **overrides: Any) -> DAG:
                 end_date=CONF_END,
                 selected_endpoints=CONF_ENDPOINTS,
                 replace_shrinking=CONF_REPLACE_SHRINKING,
+                max_manual_days=MAX_MANUAL_DAYS,
                 ready_deadline_hour=account.ready_deadline_hour,
                 active_from=active_from,
                 active_until=active_until,

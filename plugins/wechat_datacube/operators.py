@@ -53,8 +53,13 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         window just completed (getarticletotal / getarticletotaldetail).
     :param ready_deadline_hour: Beijing hour on the day after a date until which an empty
         answer is "not ready" (retried) rather than "empty" (stored).
-    :param selected_endpoints: templated list (or comma-separated text) of endpoints a
-        manual run asked for; when non-empty and this endpoint is not in it, the task skips.
+    :param selected_endpoints: templated list (or one name, comma-separated text, or the JSON
+        text the daily DAG renders) of endpoints or families a manual run asked for; when
+        non-empty and this endpoint is not among them, the task skips. A name the registry
+        does not know, or one that selects none of this DAG's endpoints, fails the task
+        (ConfigError): a run must never skip everything and show success.
+    :param max_manual_days: longest window explicit dates may span (None: no limit); the
+        daily DAGs set 31 and send longer ranges to the backfill DAG.
     :param on_quota: ``"fail"`` (raise the 45009 error; the retry policy waits for the
         reset) or ``"skip"`` (end the task as skipped with a message: the bulk backfill
         stops cleanly and a later run resumes instead of retrying in a loop).
@@ -85,6 +90,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
     on_quota: str = "fail"
     skip_loaded: bool = False
     replace_shrinking: Any = False
+    max_manual_days: int | None = None
 
     def __init__(
         self,
@@ -106,6 +112,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         on_quota: str = "fail",
         skip_loaded: bool = False,
         replace_shrinking: Any = False,
+        max_manual_days: int | None = None,
         **kwargs: Any,
     ) -> None:
         if on_quota not in ("fail", "skip"):
@@ -131,6 +138,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
             "on_quota": on_quota,
             "skip_loaded": skip_loaded,
             "replace_shrinking": replace_shrinking,
+            "max_manual_days": max_manual_days,
         }
         for name, value in knobs.items():
             if value != getattr(type(self), name):
@@ -159,6 +167,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
     def resolve_dates(self, context: Context) -> tuple[dt.date, dt.date, bool]:
         """(begin, end, is_daily): explicit dates win, else the data interval's Beijing date."""
         from wechat_datacube.dates import parse_date, to_beijing_date
+        from wechat_datacube.run_conf import check_manual_window
 
         begin_raw = self.date_from or None
         end_raw = self.date_to or None
@@ -167,6 +176,8 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
             end = parse_date(end_raw or begin_raw, what="end_date")
             if begin > end:
                 raise ConfigError("begin_date is after end_date", **self._ctx(begin, end))
+            if self.max_manual_days is not None:
+                check_manual_window(begin, end, self.max_manual_days, **self._ctx(begin, end))
             return begin, end, False
         start = context.get("data_interval_start") or context.get("logical_date")
         if start is None:
@@ -190,13 +201,17 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
             return True
         raise ConfigError(f"replace_shrinking must be true or false, not {value!r}", **self._ctx())
 
-    def _selected(self) -> list[str]:
-        value = self.selected_endpoints
-        if not value:
-            return []
-        if isinstance(value, str):  # the daily DAG's template renders a comma-separated list
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return [str(v) for v in value]
+    def _selected(self, begin: dt.date, end: dt.date) -> tuple[str, ...]:
+        """The endpoints the run asked for (empty: all), checked against the registry and this DAG."""
+        from wechat_datacube.run_conf import selected_endpoints
+
+        return selected_endpoints(self.selected_endpoints, self._dag_endpoints(), **self._ctx(begin, end))
+
+    def _dag_endpoints(self) -> list[str] | None:
+        """The endpoints this task's DAG loads (None outside a DAG): what a run's selection must hit."""
+        if not self.has_dag():
+            return None
+        return [t.endpoint for t in self.dag.tasks if isinstance(t, WeChatDatacubeToPostgresOperator)]
 
     # -- execution ----------------------------------------------------------------
 
@@ -204,12 +219,13 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         from wechat_datacube.dates import utcnow  # this and the rest: not needed at parse time
         from wechat_datacube.windows import plan_windows
 
-        selected = self._selected()
+        # Every task checks the whole ask before it may skip: a wrong one fails the run.
+        begin, end, daily = self.resolve_dates(context)
+        selected = self._selected(begin, end)
         replace_shrinking = self._replace_shrinking()
         if selected and self.endpoint not in selected:
-            raise AirflowSkipException(f"{self.endpoint} not among the endpoints this run asked for: {selected}")
+            raise AirflowSkipException(f"{self.endpoint} not among the endpoints this run asked for: {list(selected)}")
         spec = get_endpoint(self.endpoint)
-        begin, end, daily = self.resolve_dates(context)
         windows = plan_windows(
             spec,
             begin,

@@ -218,3 +218,24 @@ def test_run_before_the_quota_reset_does_not_call_the_blocked_endpoint(
     assert dag_run.state == "success", states(dag_run)
     assert data_calls(simulator) == dict.fromkeys(LEGACY, 0)
     assert set(load_task_states(dag_run).values()) == {"skipped"}
+
+
+def test_one_endpoint_given_as_a_string_is_backfilled_alone(backfill: Any, simulator: Any) -> None:
+    dag_run = run(backfill, endpoints="getusershare")
+
+    assert dag_run.state == "success", states(dag_run)
+    assert data_calls(simulator) == {e: (13 if e == "getusershare" else 0) for e in LEGACY}
+
+
+def test_an_unknown_endpoint_name_fails_the_run_naming_the_known_ones(
+    backfill: Any, simulator: Any, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    dag_run = run(backfill, endpoints="getusershre")
+
+    assert dag_run.state == "failed", states(dag_run)
+    assert states(dag_run)["plan:failed"] == 1
+    assert data_calls(simulator) == dict.fromkeys(LEGACY, 0)
+    output = capfd.readouterr().out + caplog.text
+    assert "unknown endpoint name(s) 'getusershre'" in output
+    assert "families legacy, replacement; endpoints getarticlesummary" in output
+    assert f"account={ACCOUNT}" in output and f"dates={BEGIN}..{END}" in output

@@ -132,6 +132,7 @@ RUN_TIME_ONLY = (
     "wechat_datacube.backfill_plan",
     "wechat_datacube.dates",
     "wechat_datacube.hook",
+    "wechat_datacube.run_conf",
     "wechat_datacube.storage",
     "wechat_datacube.tokens",
     "wechat_datacube.transport",

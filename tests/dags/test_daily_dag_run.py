@@ -56,3 +56,52 @@ def test_dag_test_loads_one_business_day_of_every_legacy_endpoint(demo_dag, simu
     assert all(paths[f"/datacube/{e}"] == 1 for e in LEGACY if e != "getarticletotal")
     token_calls = sum(n for p, n in paths.items() if p.startswith("/cgi-bin/"))
     assert token_calls == 1  # six tasks share one token through the Postgres cache
+
+
+def states(run: object) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in run.get_task_instances()}  # type: ignore[attr-defined]
+
+
+def manual_run_after(business_day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(business_day + dt.timedelta(days=1), dt.time(10), tzinfo=BEIJING)
+
+
+def test_a_run_asking_for_an_unknown_endpoint_fails_instead_of_skipping_everything(
+    demo_dag, simulator, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture  # noqa: ANN001
+) -> None:
+    business_day = beijing_today() - dt.timedelta(days=3)
+
+    run = demo_dag.test(logical_date=manual_run_after(business_day), run_conf={"endpoints": ["getusershre"]})
+
+    assert run.state == "failed", states(run)
+    assert set(states(run).values()) == {"failed"}  # every task refused the ask; none skipped
+    assert not any(p.startswith("/datacube/") for p in simulator.state.counters()["paths"])
+    output = capfd.readouterr().out + caplog.text
+    assert "unknown endpoint name(s) 'getusershre'" in output
+    assert "families legacy, replacement; endpoints getarticlesummary" in output
+
+
+def test_one_endpoint_given_as_a_string_runs_that_endpoint(demo_dag, simulator) -> None:  # noqa: ANN001
+    business_day = beijing_today() - dt.timedelta(days=3)
+
+    run = demo_dag.test(logical_date=manual_run_after(business_day), run_conf={"endpoints": "getusershare"})
+
+    assert run.state == "success", states(run)
+    assert states(run) == {e: "success" if e == "getusershare" else "skipped" for e in LEGACY}
+    assert simulator.state.counters()["paths"]["/datacube/getusershare"] == 1
+
+
+def test_a_manual_window_longer_than_a_month_is_sent_to_the_backfill_dag(
+    demo_dag, simulator, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture  # noqa: ANN001
+) -> None:
+    end = beijing_today() - dt.timedelta(days=2)
+    begin = end - dt.timedelta(days=31)  # 32 days
+
+    run = demo_dag.test(
+        logical_date=manual_run_after(end), run_conf={"begin_date": begin.isoformat(), "end_date": end.isoformat()}
+    )
+
+    assert run.state == "failed", states(run)
+    assert not any(p.startswith("/datacube/") for p in simulator.state.counters()["paths"])
+    output = capfd.readouterr().out + caplog.text
+    assert f"{begin}..{end} is 32: trigger the backfill DAG wechat_datacube_backfill" in output

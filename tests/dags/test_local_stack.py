@@ -19,6 +19,7 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -115,6 +116,11 @@ def test_demo_catches_up_fourteen_days_and_prints_counts(launcher: Launcher) -> 
     with psycopg.connect(launcher.data_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM wechat.api_response WHERE payload::text LIKE '%access_token%'")\
             .fetchone()[0] == 0
+    # The state directory is private: the admin password, and the api-server log that prints it.
+    home = launcher.state_dir / "airflow"
+    assert stat.S_IMODE(launcher.state_dir.stat().st_mode) == 0o700
+    for secret in (home / "simple_auth_manager_passwords.json.generated", home / "api-server.log"):
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
 
 
 def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float) -> str:

@@ -411,6 +411,17 @@ BAD_PAYLOADS: dict[str, tuple[dict[str, Any], type[WeChatDatacubeError], Callabl
         BadPayloadError,
         lambda raw: raw["list"][0]["share_user"] == "n/a",
     ),
+    # Undocumented top-level keys PostgreSQL jsonb cannot hold; kept as text, rows intact.
+    "nan": (
+        {"kind": "bad_rows", "variant": "nan"},
+        BadPayloadError,
+        lambda raw: raw["sim_unknown_value"] == "NaN" and len(raw["list"]) == 21,
+    ),
+    "nul": (
+        {"kind": "bad_rows", "variant": "nul"},
+        BadPayloadError,
+        lambda raw: raw["sim_unknown_value"] == "note\ufffd" and len(raw["list"]) == 21,
+    ),
 }
 
 
@@ -434,6 +445,22 @@ def test_bad_payload_raises_a_clear_error_keeps_the_raw_body_and_leaves_rows_alo
     assert raw_is_kept(payload)
     assert checksum(dsn, "getusershare") == before
     assert set(load_log(dsn, "getusershare").values()) == {"loaded"}  # a failure never downgrades a stored date
+
+
+def test_a_nan_beside_is_delay_fails_once_as_a_bad_payload_instead_of_waiting(sim: SimulatorServer, dsn: str) -> None:
+    yesterday = TODAY - dt.timedelta(days=1)
+    sim.state.clock.set(beijing(TODAY, 7))  # before 08:00 the simulator answers is_delay: true
+    fault(sim, "getbizsummary", kind="bad_rows", variant="nan")
+    with pytest.raises(BadPayloadError) as info:
+        run_daily(sim, "getbizsummary", yesterday, refetch_matured=False)
+    assert isinstance(info.value, PermanentError)  # the retry policy fails it: no second call for the same body
+    message = str(info.value)
+    assert "body['sim_unknown_value']" in message and "NaN" in message
+    assert f"account={ACCOUNT}" in message and f"dates={yesterday}..{yesterday}" in message
+    status, payload, error = last_response(dsn, "getbizsummary")
+    assert (status, payload["is_delay"], payload["sim_unknown_value"], error) == ("failed", True, "NaN", message)
+    assert load_log(dsn, "getbizsummary") == {yesterday: "failed"}
+    assert data_calls(sim, "getbizsummary") == 1
 
 
 @pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))

@@ -225,6 +225,20 @@ def test_unknown_endpoint_is_refused() -> None:
         resolve_endpoints([account()], ["getnothing"])
 
 
+def test_one_endpoint_given_as_a_string_is_one_name_not_its_letters() -> None:
+    assert resolve_endpoints([account()], "getusershare") == {"acme": ("getusershare",)}
+    assert resolve_endpoints([account("new", endpoints=REPLACEMENT)], "replacement") == {"new": REPLACEMENT}
+
+
+@pytest.mark.parametrize("requested", ["getusershre", ["getusershare", "getusershre"]])
+def test_unknown_endpoint_lists_the_known_names_and_the_accounts(requested: object) -> None:
+    with pytest.raises(ConfigError, match="getusershre") as err:
+        resolve_endpoints([account()], requested, begin_date=BEGIN, end_date=END)  # type: ignore[arg-type]
+    message = str(err.value)
+    assert "legacy, replacement" in message and "getarticletotaldetail" in message
+    assert "account=acme" in message and f"dates={BEGIN}..{END}" in message
+
+
 def test_end_date_defaults_to_and_is_capped_at_yesterday() -> None:
     yesterday = dt.date(2026, 5, 9)
     assert resolve_dates("2026-05-01", None, yesterday=yesterday) == (dt.date(2026, 5, 1), yesterday)
