@@ -1,12 +1,21 @@
-"""The launcher's pure parts: the catchup window, run progress, the counts table, connection strings."""
+"""The launcher's pure parts: the catchup window, run progress, the counts table, connection strings,
+and the state directory's permissions."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from wechat_datacube.errors import BEIJING
 from wechat_datacube.localrun.postgres import ExternalPostgres, airflow_connection, sqlalchemy_url
+from wechat_datacube.localrun.processes import ManagedProcess
 from wechat_datacube.localrun.report import (
     TableCount,
     catchup_status,
@@ -14,6 +23,7 @@ from wechat_datacube.localrun.report import (
     format_counts,
     last_scheduled_day,
 )
+from wechat_datacube.localrun.state import StateDir
 
 
 def _beijing(*args: int) -> dt.datetime:
@@ -91,3 +101,52 @@ def test_external_server_url_names_the_admin_database_and_never_puts_the_passwor
     command = server.psql_command("wechat_datacube")
     assert command[0] == "psql" and "secret" not in " ".join(command)
     assert "dbname=wechat_datacube" in command[1]
+
+
+# --- .local/ is the user's alone --------------------------------------------------------------
+
+#: What the api-server does at its first start: write the generated password to a file
+#: in AIRFLOW_HOME and print it to its log.
+WRITES_A_PASSWORD = "import json, sys; json.dump({'admin': 'pw'}, open(sys.argv[1], 'w')); print('password pw')"
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def shared_umask() -> Iterator[None]:
+    """The usual umask (022), under which files are world-readable unless made private."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def test_state_directory_and_the_files_in_it_are_private(tmp_path: Path, shared_umask: None) -> None:
+    state = StateDir(tmp_path / ".local")
+    state.acquire()
+    try:
+        state.ensure_accounts_file(name="demo", wechat_conn_id="w", postgres_conn_id="p", start=dt.date(2026, 1, 1))
+        state.secrets()
+        state.write_connection({"dbname": "x"})
+        api_log = state.airflow_home / "api-server.log"
+        writer = ManagedProcess.start(
+            "api-server", [sys.executable, "-c", WRITES_A_PASSWORD, str(state.password_file)],
+            env=os.environ, log_path=api_log,
+        )  # fmt: skip
+        assert writer.popen.wait(timeout=30) == 0
+        assert state.airflow_password("admin") == "pw" and "password pw" in api_log.read_text()
+
+        assert mode(state.root) == 0o700
+        private = [state.password_file, api_log, state.accounts_file, state.connection_file, state.root / "launcher.json",
+                   state.root / "secrets.json"]
+        assert {p.name: mode(p) for p in private} == {p.name: 0o600 for p in private}
+    finally:
+        state.release()
+
+
+def test_an_existing_state_directory_is_made_private(tmp_path: Path, shared_umask: None) -> None:
+    root = tmp_path / ".local"
+    root.mkdir(mode=0o755)
+    StateDir(root).acquire()
+    assert mode(root) == 0o700

@@ -55,8 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
 
     from wechat_datacube.localrun import commands
+    from wechat_datacube.localrun.processes import PRIVATE_UMASK
     from wechat_datacube.localrun.stack import StackConfig
     from wechat_datacube.localrun.state import StateDir, StateError
+
+    # Whatever this launcher and every program it runs (initdb, airflow db migrate, the
+    # components) creates in the state directory is the user's alone: it holds the Fernet
+    # key, the generated admin password and logs that print it.
+    os.umask(PRIVATE_UMASK)
 
     if args.command == "psql":
         try:

@@ -6,6 +6,9 @@ child is started as the leader of a new session/process group and stopped by
 signalling the whole group: SIGTERM, a grace period, then SIGKILL for whatever is
 left of the group. A new session also keeps a terminal's Ctrl-C away from the
 children: the launcher decides the order in which things stop.
+
+Children and their logs are private to the user: the api-server writes the generated
+admin password to a file and prints it to its log, and task logs hold what tasks print.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+#: Files a child (and its own children) creates get mode 0600, directories 0700.
+PRIVATE_UMASK = 0o077
 
 
 class ManagedProcess:
@@ -36,11 +42,17 @@ class ManagedProcess:
         log_path: Path,
         cwd: Path | None = None,
     ) -> ManagedProcess:
-        """Start ``args`` in a new session; stdout and stderr are appended to ``log_path``."""
+        """Start ``args`` in a new session; stdout and stderr are appended to ``log_path`` (mode 0600).
+
+        The child runs with :data:`PRIVATE_UMASK`, whatever the caller's umask: what it writes
+        (the api-server's password file, task logs) is the user's alone.
+        """
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as log:  # the child keeps its own copy of the descriptor
             popen = subprocess.Popen(
-                list(args), env=dict(env), cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                list(args), env=dict(env), cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
         return cls(name, popen, log_path)
 

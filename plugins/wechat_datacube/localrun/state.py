@@ -10,9 +10,11 @@ Layout::
       launcher.json         the running launcher's pid and its children's process groups
       connection.json       how to reach the data DB (``make psql`` reads it)
 
-The Fernet key must survive restarts: cached access tokens in Postgres are encrypted
-with it. ``launcher.json`` stops two launchers sharing one state directory and lets a
-launcher clean up the process groups a killed predecessor left behind.
+The directory is the user's alone (mode 0700, files 0600): it holds the Fernet key, the
+generated admin password and logs that print it. The Fernet key must survive restarts:
+cached access tokens in Postgres are encrypted with it. ``launcher.json`` stops two
+launchers sharing one state directory and lets a launcher clean up the process groups a
+killed predecessor left behind.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wechat_datacube.localrun.processes import group_alive
+from wechat_datacube.localrun.processes import PRIVATE_UMASK, group_alive
 
 LAUNCHER_MODULE = "wechat_datacube.localrun"
 
@@ -35,9 +37,17 @@ class StateError(RuntimeError):
     """The state directory is in use or unusable."""
 
 
+def _make_private_dir(path: Path) -> None:
+    """Create ``path`` with mode 0700, or tighten it to that (a ``.local/`` of an older version was 0755)."""
+    path.mkdir(mode=0o777 & ~PRIVATE_UMASK, parents=True, exist_ok=True)
+    path.chmod(0o777 & ~PRIVATE_UMASK)
+
+
 def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``path`` with mode 0600 (also when it exists: ``O_CREAT``'s mode applies to new files only)."""
+    _make_private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
 
@@ -132,15 +142,15 @@ class StateDir:
         """Write the demo accounts file unless one exists; True if written now."""
         if self.accounts_file.exists():
             return False
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.accounts_file.write_text(
+        _write_private(
+            self.accounts_file,
             ACCOUNTS_TEMPLATE.format(
                 today=dt.date.today().isoformat(),
                 name=name,
                 wechat_conn_id=wechat_conn_id,
                 postgres_conn_id=postgres_conn_id,
                 start_date=start.isoformat(),
-            )
+            ),
         )
         return True
 
@@ -162,8 +172,8 @@ class StateDir:
 
     # -- one launcher per state directory --
     def acquire(self) -> None:
-        """Claim the directory for this process; stop what a dead launcher left running."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Claim the directory (made private) for this process; stop what a dead launcher left running."""
+        _make_private_dir(self.root)
         previous = self._read_launcher()
         if previous:
             pid = int(previous.get("pid", 0))
@@ -176,7 +186,7 @@ class StateDir:
 
     def record_groups(self, groups: dict[str, int]) -> None:
         """Remember the process groups this launcher started (for cleanup after a crash, and for tests)."""
-        self._launcher_file.write_text(json.dumps({"pid": os.getpid(), "groups": groups}) + "\n")
+        _write_private(self._launcher_file, json.dumps({"pid": os.getpid(), "groups": groups}) + "\n")
 
     def release(self) -> None:
         previous = self._read_launcher()
