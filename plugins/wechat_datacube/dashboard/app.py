@@ -8,7 +8,8 @@ the blocking Postgres reads run in the worker thread pool, not on the event loop
 JSON endpoints (``begin``/``end`` are Beijing dates, default: the 30 days up to the
 account's newest loaded day):
 
-* ``GET /api/accounts`` — the accounts the user may read;
+* ``GET /api/accounts`` — the accounts the user may read (and the accounts file's errors, in
+  full only for a user who may read every DAG);
 * ``GET /api/accounts/{account}/{section}`` with section ``daily``, ``sources``,
   ``share-scenes``, ``hourly``, ``articles`` (``top``), ``freshness``, or from the
   replacement family ``read-scenes``, ``biz-summary`` and ``article-curves`` (``top``);
@@ -25,7 +26,13 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from wechat_datacube.dashboard import report
-from wechat_datacube.dashboard.guard import AccessDeniedError, authenticate, may_read_account, require_account
+from wechat_datacube.dashboard.guard import (
+    AccessDeniedError,
+    authenticate,
+    may_read_account,
+    require_account,
+    visible_account_errors,
+)
 from wechat_datacube.dashboard.page import render_page
 from wechat_datacube.dashboard.source import DashboardError, configured_accounts, get_account
 
@@ -96,7 +103,8 @@ def create_app() -> FastAPI:
             except (DashboardError, AccessDeniedError) as exc:
                 error, status = str(exc), exc.status_code
         html = render_page(
-            accounts=visible, account_errors=errors, selected=selected, data=data, error=error, top=top
+            accounts=visible, account_errors=visible_account_errors(user, errors), selected=selected, data=data,
+            error=error, top=top,
         )
         return HTMLResponse(html, status_code=status)
 
@@ -115,7 +123,7 @@ def create_app() -> FastAPI:
                 for a in found
                 if may_read_account(user, a.name)
             ],
-            "errors": errors,
+            "errors": visible_account_errors(user, errors),
         }
 
     @app.get("/api/accounts/{account}/dashboard")

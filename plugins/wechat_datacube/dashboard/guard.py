@@ -8,6 +8,8 @@ app guards itself, with the mechanism the core API uses: the Airflow JWT, from t
 cookie the UI sets at login, validated by the configured auth manager. Permissions are the
 auth manager's too: reading an account's data needs GET on its daily DAG, so whoever may
 see ``wechat_datacube_daily__<account>`` in Airflow may see its charts, and nobody else.
+The accounts file's errors name any account, its connection ids and the file's path: only
+a user who may read every DAG sees them, the others a generic line.
 
 Airflow is imported inside the functions: the plugin module is loaded by every Airflow
 process, while these checks only ever run in the api-server.
@@ -15,6 +17,7 @@ process, while these checks only ever run in the api-server.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from fastapi import Request
@@ -24,6 +27,8 @@ if TYPE_CHECKING:
 
 #: The cookie the Airflow UI keeps its JWT in (``base_auth_manager.COOKIE_NAME_JWT_TOKEN``).
 COOKIE_NAME = "_token"
+#: What a user who may not read every DAG sees instead of the accounts file's errors.
+HIDDEN_ERRORS_NOTICE = "Some accounts could not be loaded; ask an administrator."
 
 
 class AccessDeniedError(Exception):
@@ -73,6 +78,28 @@ def may_read_account(user: BaseUser, account: str) -> bool:
 
     details = DagDetails(id=account_dag_id(account))
     return get_auth_manager().is_authorized_dag(method="GET", user=user, details=details)
+
+
+def may_read_all_dags(user: BaseUser) -> bool:
+    """Whether the auth manager lets ``user`` read DAGs in general (no DAG named: the global permission).
+
+    A grant of single DAGs is not enough: a broken entry of the accounts file may belong
+    to any account, and its message names it.
+    """
+    from airflow.api_fastapi.app import get_auth_manager
+
+    return get_auth_manager().is_authorized_dag(method="GET", user=user)
+
+
+def visible_account_errors(user: BaseUser, errors: Sequence[str]) -> list[str]:
+    """The accounts file's errors as ``user`` may see them: all for who may read every DAG, else one generic line.
+
+    The general question is asked only when there are errors, and never decides which
+    accounts a user sees (that stays per DAG, :func:`may_read_account`).
+    """
+    if not errors or may_read_all_dags(user):
+        return list(errors)
+    return [HIDDEN_ERRORS_NOTICE]
 
 
 def require_account(user: BaseUser, account: str) -> None:
