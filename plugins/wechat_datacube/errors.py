@@ -204,6 +204,19 @@ class MalformedResponseError(TransientError):
         super().__init__(message, **kwargs)
 
 
+class HttpStatusError(TransientError):
+    """HTTP 5xx or 429 from WeChat or a proxy in front of it (say nginx's 502 page).
+
+    ``raw`` keeps the page that came with it, for diagnosis: stored (redacted) with the
+    failed attempt, never put into the message.
+    """
+
+    def __init__(self, message: str, *, status: int, raw: Any = None, **kwargs: Any) -> None:
+        self.status = status
+        self.raw = raw
+        super().__init__(message, **kwargs)
+
+
 class BadPayloadError(PermanentError):
     """A well-formed response whose rows do not fit the registry (missing keys, wrong types)."""
 

@@ -29,6 +29,7 @@ import requests
 
 from wechat_datacube.errors import (
     ErrorClass,
+    HttpStatusError,
     MalformedResponseError,
     PermanentError,
     QuotaExceededError,
@@ -105,6 +106,14 @@ class CallContext:
             "begin_date": self.begin_date,
             "end_date": self.end_date,
         }
+
+
+def _text(response: requests.Response) -> str:
+    """The start of a response's body as text; "" when it cannot be read (a cut connection)."""
+    try:
+        return response.text[:MAX_RAW_CHARS]
+    except requests.RequestException:
+        return ""
 
 
 class Transport:
@@ -213,7 +222,7 @@ class Transport:
         status = response.status_code
         where = redact_secrets(url)
         if status >= 500 or status == 429:
-            raise TransientError(f"HTTP {status} from {where}", **ctx)
+            raise HttpStatusError(f"HTTP {status} from {where}", status=status, raw=_text(response), **ctx)
         if status != 200:
             raise PermanentError(f"unexpected HTTP {status} from {where}", **ctx)
         try:

@@ -24,6 +24,7 @@ from wechat_datacube.errors import (
     ConfigError,
     DataNotReadyError,
     DateRangeError,
+    HttpStatusError,
     MalformedResponseError,
     PermanentError,
     QuotaExceededError,
@@ -174,7 +175,7 @@ class WindowLoader:
             )
             self._keep_failure(window, exc.context(), "failed", exc)
             raise
-        except MalformedResponseError as exc:
+        except (MalformedResponseError, HttpStatusError) as exc:
             self._keep_failure(window, exc.raw, "failed", exc)
             raise
         except (DateRangeError, ConfigError):

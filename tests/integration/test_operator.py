@@ -25,6 +25,7 @@ from wechat_datacube.errors import (
     BadPayloadError,
     ConfigError,
     DataNotReadyError,
+    HttpStatusError,
     ErrorClass,
     MalformedResponseError,
     PermanentError,
@@ -398,6 +399,9 @@ BAD_PAYLOADS: dict[str, tuple[dict[str, Any], type[WeChatDatacubeError], Callabl
         {"kind": "malformed_json"}, MalformedResponseError, lambda raw: raw.startswith('{"list": [{"ref_date"')
     ),
     "html": ({"kind": "html"}, MalformedResponseError, lambda raw: raw.startswith("<html>")),
+    "http_502": (
+        {"kind": "http_status", "status": 502}, HttpStatusError, lambda raw: raw.startswith("<html>") and "502" in raw
+    ),
     "no_list": (
         {"kind": "bad_rows", "variant": "no_list"}, MalformedResponseError, lambda raw: raw["errmsg"] == "ok"
     ),
