@@ -32,9 +32,24 @@ CHARTS_JS = """
           drawn: points.filter(p => { const b = p.getBoundingClientRect(); return b.width > 0 && b.height > 0; }).length,
           series: [...new Set(points.map(p => p.dataset.series))].length,
           totals: svg.querySelectorAll('polyline.total').length,
-          ticks: [...svg.querySelectorAll('text.tick')].map(t => t.textContent)};
+          ticks: [...svg.querySelectorAll('text.tick')].map(t => t.textContent),
+          tickBoxes: [...svg.querySelectorAll('text.tick')].map(t => {
+            const b = t.getBoundingClientRect(); return [Math.round(b.top), b.left, b.right]; }),
+          bodyWidth: document.body.clientWidth};
 })
 """
+
+
+def overlapping_labels(chart: dict[str, Any]) -> list[tuple[float, float]]:
+    """Pairs of tick labels on one row (same top) whose boxes overlap horizontally."""
+    rows: dict[int, list[tuple[float, float]]] = {}
+    for top, left, right in chart["tickBoxes"]:
+        rows.setdefault(top, []).append((left, right))
+    clashes = []
+    for boxes in rows.values():
+        boxes.sort()
+        clashes += [(a[1], b[0]) for a, b in zip(boxes, boxes[1:], strict=False) if a[1] > b[0]]
+    return clashes
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +78,8 @@ def test_every_chart_renders_with_its_data_points(browser: Browser, dashboard_se
     for chart in charts.values():
         assert chart["points"] > 0 and chart["drawn"] == chart["points"], chart
         assert chart["width"] > 300 and chart["height"] > 60, chart
+        assert chart["width"] >= 0.9 * chart["bodyWidth"], chart["id"]  # the page's width, not half of it
+        assert not overlapping_labels(chart), chart["id"]
 
     data = dashboard_server.json(f"/api/accounts/{DEMO_ACCOUNT}/dashboard", **{k: RANGE[k] for k in ("begin", "end")})
     days = len(data["daily"])
@@ -108,3 +125,20 @@ def test_the_airflow_ui_embeds_the_dashboard_from_its_navigation_entry(
     )
     assert src.rstrip("/").endswith("/wechat-dashboard"), src
     browser.screenshot(ARTIFACTS / "wechat-dashboard-in-airflow.png")
+
+
+@pytest.mark.parametrize("days", [16, 17, 18])
+def test_date_axis_labels_never_overlap(browser: Browser, dashboard_server: DashboardServer, days: int) -> None:
+    """Ranges whose last day falls just after a regular tick: the end label must not sit on it."""
+    import datetime as dt
+
+    base = dashboard_server.base_url
+    browser.set_cookie("_token", dashboard_server.token("viewer"), base)
+    end = BEGIN + dt.timedelta(days=days)
+    browser.navigate(f"{base}/wechat-dashboard/?{urlencode({**RANGE, 'end': end.isoformat()})}")
+    charts = browser.evaluate(CHARTS_JS)
+    assert charts
+    for chart in charts:
+        assert not overlapping_labels(chart), (chart["id"], chart["ticks"])
+    daily = next(c for c in charts if c["id"] == "chart-daily-reads")
+    assert end.isoformat() in daily["ticks"]

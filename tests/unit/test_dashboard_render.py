@@ -7,6 +7,8 @@ import re
 from html import escape
 from typing import Any
 
+import pytest
+
 from wechat_datacube.accounts import AccountConfig, parse_account
 from wechat_datacube.dashboard.freshness import endpoint_freshness, expected_range, runs
 from wechat_datacube.dashboard.labels import ALL_SCENE, scene_label
@@ -148,3 +150,16 @@ def test_a_long_legacy_title_is_shortened_in_the_legend_only() -> None:
     html = page(article_curves=[article("9_1", title=title)])
     assert f'data-series="9_1 (2026-06-01) {title[:19]}…"' in chart(html, "chart-article-curves")
     assert f"<td>{title}</td>" in html
+
+
+@pytest.mark.parametrize("days", range(0, 400))
+def test_date_ticks_include_both_ends_and_never_crowd_the_last_label(days: int) -> None:
+    from wechat_datacube.dashboard.page import _date_ticks
+
+    begin = D(2026, 1, 1)
+    ticks = _date_ticks(begin, begin + dt.timedelta(days=days))
+    assert ticks[0] == begin.toordinal() and ticks[-1] == begin.toordinal() + days
+    assert len(ticks) <= 9
+    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    if gaps:
+        assert min(gaps) >= 0.5 * max(gaps), ticks

@@ -43,7 +43,7 @@ h1{font-size:20px;margin:0 0 12px} h2{font-size:16px;margin:24px 0 4px} p.note{c
 form{display:flex;gap:12px;align-items:end;flex-wrap:wrap;margin-bottom:8px} label{font-size:12px;display:flex;flex-direction:column}
 .notice{background:#fff4ce;border:1px solid #e6c200;padding:8px;margin:8px 0;font-size:13px}
 .error{background:#fde2e1;border-color:#d62728}
-svg.chart{max-width:100%;height:auto;display:block} .axis{stroke:#444} .grid{stroke:#e5e5e5}
+svg.chart{width:100%;max-width:100%;height:auto;display:block} .axis{stroke:#444} .grid{stroke:#e5e5e5}
 .line{stroke-width:2} .line.total{stroke-width:4} .tick,.y-title{font-size:11px;fill:#555} .no-data{font-size:14px;fill:#888}
 ul.legend{list-style:none;padding:0;margin:4px 0;display:flex;flex-wrap:wrap;gap:12px;font-size:12px}
 .swatch{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
@@ -53,11 +53,20 @@ td.num{text-align:right}
 
 
 def _date_ticks(begin: dt.date, end: dt.date, most: int = 8) -> list[float]:
+    """Evenly spaced day ticks that always include both ends.
+
+    The last day is the one a reader looks for; when it falls close after the last regular
+    tick, it replaces that tick instead of joining it (the two labels would overlap).
+    """
     days = (end - begin).days
     step = max(1, -(-days // (most - 1))) if days else 1
     ticks = [float(begin.toordinal() + i) for i in range(0, days + 1, step)]
-    if ticks[-1] != end.toordinal():
-        ticks.append(float(end.toordinal()))
+    last = float(end.toordinal())
+    if ticks[-1] != last:
+        if len(ticks) > 1 and last - ticks[-1] < 0.6 * step:
+            ticks[-1] = last
+        else:
+            ticks.append(last)
     return ticks
 
 
