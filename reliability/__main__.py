@@ -1,8 +1,9 @@
-"""``python -m reliability``: run R1-R9 and write docs/reliability.md.
+"""``python -m reliability``: run R1-R10 and write docs/reliability.md.
 
-One Airflow cluster serves R1, R2, R3, R5, R8 and R9 (each with accounts of its own, see
-:mod:`reliability.session`). R4 and R7 need no scheduler and run as subprocesses next to
-the R1 soak (their output is kept for the R6 scan); R6 runs last, over everything.
+One Airflow cluster serves R1, R2, R3, R5, R8, R9 and R10's cluster cases (each with
+accounts of its own, see :mod:`reliability.session`). R4, R7 and R10's in-process cases
+need no scheduler and run as subprocesses next to the R1 soak (their output is kept for
+the R6 scan); R6 runs last, over everything.
 A phase that crashes is reported as such and the others still run.
 
 ``--phases R4,R8,R9`` runs only those phases (R2 needs R1) on the same deployment and
@@ -28,6 +29,7 @@ from bench.harness import REPO, ForeignLoad, Lab, Report, log, machine, machine_
 from reliability import report as render
 from reliability.bad_http import run_r9
 from reliability.crash import run_r3
+from reliability.hardening import run_r10
 from reliability.permanent import run_r5
 from reliability.pg_restart import run_r8
 from reliability.secrets_scan import plant_canaries, scan
@@ -45,6 +47,7 @@ TITLES = {
     "R7": "R7 token concurrency",
     "R8": "R8 PostgreSQL restart mid-catchup",
     "R9": "R9 HTML 502 pages and truncated bodies",
+    "R10": "R10 hardening (tracker issue 13)",
 }
 PHASES = tuple(TITLES)
 HOW_TO = "How to run, and what changed in the product"
@@ -106,11 +109,12 @@ def _intro(total: float, foreign: str) -> str:
     return f"""
 Written by `make reliability` (`python -m reliability`) in {total / 60:.1f} minutes. Every
 phase runs against real services: PostgreSQL, the WeChat simulator over HTTP, and (R1,
-R2, R3, R5, R8, R9) a real Airflow cluster — api-server, scheduler, dag-processor,
+R2, R3, R5, R8, R9, R10) a real Airflow cluster — api-server, scheduler, dag-processor,
 LocalExecutor, parallelism 4, pool `wechat_api` of 4 — on the repository's own DAG files.
 The retry delay of the DAGs' tasks is set to 2 s for this run
-(`WECHAT_DATACUBE_RETRY_DELAY_SECONDS`; production default 2 minutes). R4 and R7 ran as
-subprocesses next to R1 (they need no scheduler); other processes on the machine used
+(`WECHAT_DATACUBE_RETRY_DELAY_SECONDS`; production default 2 minutes). R4, R7 and R10's
+in-process cases ran as subprocesses next to R1 (they need no scheduler); other processes
+on the machine used
 {foreign} meanwhile.
 """
 
@@ -140,6 +144,7 @@ def main() -> int:
         s = open_session(lab)
         r4 = _subprocess(s, "bad_input") if "R4" in selected else None
         r7 = _subprocess(s, "token_concurrency") if "R7" in selected else None
+        r10 = _subprocess(s, "hardening") if "R10" in selected else None
         results: dict[str, Any] = {}
 
         def do_r1() -> tuple[bool, str]:
@@ -152,6 +157,8 @@ def main() -> int:
         phase("R5", lambda: render.r5(run_r5(s)))
         phase("R8", lambda: render.r8(run_r8(s)))
         phase("R9", lambda: render.r9(run_r9(s)))
+        if r10:
+            phase("R10", lambda: render.r10(run_r10(s), _finish(r10[0], r10[1], r10[3])))
         if r4:
             phase("R4", lambda: render.r4(_finish(r4[0], r4[1], r4[3])))
         if r7:
@@ -159,7 +166,7 @@ def main() -> int:
 
         def do_r6() -> tuple[bool, str]:
             secrets = list(s.secrets.values()) + s.all_issued_tokens()
-            for _, _, tokens, _ in (x for x in (r4, r7) if x):
+            for _, _, tokens, _ in (x for x in (r4, r7, r10) if x):
                 if tokens.exists():
                     data = json.loads(tokens.read_text())
                     secrets += data["tokens"] + data["secrets"]
@@ -167,7 +174,7 @@ def main() -> int:
             planted = plant_canaries(canary, s.run_dir, s.dsn_of("soak"))
             found = scan(
                 homes=[s.cluster.home],
-                extra_files=[x[3] for x in (r4, r7) if x] + [planted],
+                extra_files=[x[3] for x in (r4, r7, r10) if x] + [planted],
                 meta_dbs=[s.cluster.meta_db],
                 data_dsns=list(s.dsns.values()),
                 secrets=secrets,
@@ -186,7 +193,8 @@ def main() -> int:
         intro = re.sub(r"\n*_Partial refresh:.*?_\s*$", "", old_intro, flags=re.S) or _intro(total, foreign)
         intro += (f"\n\n_Partial refresh: {', '.join(selected)} re-run on "
                   f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC} by `python -m reliability --phases "
-                  f"{','.join(selected)}` in {total / 60:.1f} minutes (other processes used {foreign}); "
+                  f"{','.join(selected)}` in {total / 60:.1f} minutes on {facts['commit']} "
+                  f"(other processes used {foreign}); "
                   f"the other sections are from the full run above._")
     doc = Report("Reliability: faults, crashes, bad input, secrets", intro)
     previous = _old_verdicts(old.get("Summary", ""))
@@ -210,7 +218,8 @@ def main() -> int:
 `--phases` runs a subset on the same deployment and rewrites only those sections (R2
 needs R1; R6 scans whatever the selected phases left). R4 and R7 also run alone:
 `python -m reliability.bad_input --out r4.json --tokens t.json`,
-`python -m reliability.token_concurrency --out r7.json --tokens t.json`. Needs PostgreSQL
+`python -m reliability.token_concurrency --out r7.json --tokens t.json`; R10's in-process
+cases too: `python -m reliability.hardening --out r10.json --tokens t.json`. Needs PostgreSQL
 as for `make test`; R8 starts a PostgreSQL 16 of its own (the `pgserver` wheel's
 binaries, a private data directory and port; run as the `pgserver` system user when the
 suite runs as root) and never restarts the shared server. Set `WDC_KEEP_SCRATCH=1` to

@@ -43,6 +43,9 @@ CASES: tuple[tuple[str, dict[str, Any] | None, str], ...] = (
     ("empty list before the readiness deadline", {"kind": "empty", "before_deadline": True}, "not ready: retried later"),
     ("empty list after the deadline, for a loaded day", {"kind": "empty"}, "kept: stored rows stay, day marked kept"),
     ("schema drift (metrics renamed)", {"kind": "bad_rows", "variant": "drift"}, "error"),
+    # JSON parsers accept both; PostgreSQL's jsonb (api_response.payload) stores neither.
+    ("NaN in the body (an undocumented key)", {"kind": "bad_rows", "variant": "nan"}, "error, not retried"),
+    ("U+0000 in the body (an undocumented key)", {"kind": "bad_rows", "variant": "nul"}, "error, not retried"),
 )
 
 
@@ -126,6 +129,8 @@ def run_case(sim: Any, dsn: str, day: dt.date, label: str, rule: dict[str, Any] 
         "raw_kept": bool(kept),
         "raw_status": after["response"]["status"] if kept else None,
         "raw_excerpt": (after["response"]["payload"] or "")[:120] if kept else None,
+        # Where a NaN / U+0000 case keeps the offending value: the body's last key.
+        "raw_tail": (after["response"]["payload"] or "")[-60:] if kept else None,
         "load_log_before": before["load_log"],
         "load_log_after": after["load_log"],
     }

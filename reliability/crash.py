@@ -118,7 +118,7 @@ def _wait_for(predicate: Any, what: str, timeout: float = WAIT) -> Any:
         if value:
             return value
         time.sleep(0.05)
-    raise RuntimeError(f"R3: timed out waiting for {what}")
+    raise RuntimeError(f"timed out waiting for {what}")
 
 
 def _blocked_backend(admin: psycopg.Connection[Any], dbname: str) -> tuple[int, str] | None:

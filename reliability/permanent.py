@@ -44,7 +44,8 @@ def _api_response_error(dsn: str, schema: str) -> str | None:
     return row[0] if row else None
 
 
-def _log_line(text: str, needle: str) -> str:
+def log_line(text: str, needle: str) -> str:
+    """The first line of a task log holding ``needle`` ("" if none)."""
     for line in text.splitlines():
         if needle in line:
             return line
@@ -71,7 +72,7 @@ def run_case(s: Session, code: int, account_name: str, path: str, injected: bool
     ti = next(t for t in s.cluster.task_instances(account.dag_id, run["dag_run_id"]) if t["task_id"] == ENDPOINT)
     text = s.cluster.task_log(account.dag_id, run["dag_run_id"], ENDPOINT, ti["try_number"])
     fix = advice(code)
-    line = _log_line(text, f"errcode={code}") or _log_line(text, fix)
+    line = log_line(text, f"errcode={code}") or log_line(text, fix)
     seconds = (
         dt.datetime.fromisoformat(ti["end_date"]) - dt.datetime.fromisoformat(ti["start_date"])
     ).total_seconds() if ti.get("end_date") and ti.get("start_date") else float("nan")
@@ -86,26 +87,26 @@ def run_case(s: Session, code: int, account_name: str, path: str, injected: bool
         "requests": requests_made,
         "task_seconds": seconds,
         "advice_in_log": fix in text,
-        "message": _message(line, code),
+        "message": log_message(line, str(code), "WeChat"),
         "stored_error": _api_response_error(s.dsns[account.pg_conn_id], account.options["schema"]),
     }
     log(f"R5 {code}: {ti['state']} after {ti['try_number']} try, {requests_made} request(s)")
     return result
 
 
-def _message(line: str, code: int) -> str:
-    """The error message out of a structured log line (the JSON-ish line as found otherwise)."""
+def log_message(line: str, *needles: str) -> str:
+    """The error message (holding one of ``needles``) out of a structured log line (the line as found otherwise)."""
     import json
 
     try:
         event = json.loads(line)
     except ValueError:
         return line.strip()[:400]
-    for key in ("error_detail", "event"):
+    for key in ("error_detail", "event", "reason"):
         value = event.get(key)
         if isinstance(value, list) and value:
             value = value[0].get("exc_value") or value
-        if isinstance(value, str) and (str(code) in value or "WeChat" in value):
+        if isinstance(value, str) and any(needle in value for needle in needles):
             return value[:400]
     return json.dumps(event, ensure_ascii=False)[:400]
 

@@ -16,10 +16,16 @@ another's figures:
   server (:mod:`reliability.private_pg`), which R8 stops and starts; the Airflow metadata
   DB stays on the shared server;
 * ``badhttp`` — R9: a 10-day catchup against a simulator that answers with HTML 502
-  pages and truncated JSON bodies.
+  pages and truncated JSON bodies;
+* ``hardauth`` — R10: third-party platform mode (``token_mode=authorizer``) on a simulator
+  that rotates the authorizer refresh token at every call, own database; the component
+  token is an Airflow Variable (env), fetched from that simulator at start;
+* ``hardconf`` — R10: two endpoints, for run confs that must fail (or select one endpoint);
+* ``sharestable1/2``, ``shareclassic1/2`` — R10: one AppID, one database, four data
+  schemas: two accounts per token mode that must share one cached token.
 
 Start dates: ``soak`` and ``ref`` 60 days back, ``pgrestart`` and ``badhttp`` 12 and 10
-days back (paused until their phase); the others today, so they have no scheduled run
+days back (paused until their phase); the others (R3, R5, R10) today, so they have no scheduled run
 at all and only do what a phase triggers.
 """
 
@@ -46,6 +52,8 @@ from bench.harness import (
     write_accounts_file,
 )
 from reliability.private_pg import PrivatePostgres
+from tests.fixtures.simulator import TEST_AUTHORIZER_APPID, TEST_AUTHORIZER_REFRESH_TOKEN, TEST_COMPONENT_APPID
+from tests.fixtures.token_requests import component_token
 from wechat_datacube.dag_factory import RETRY_DELAY_ENV
 from wechat_datacube.dates import beijing_today
 from wechat_datacube.simulator import SimulatorServer
@@ -61,6 +69,18 @@ R5_ACCOUNTS = ("perm", "permsecret", "permappid", "permip")
 #: Days the R8 (PostgreSQL restart) and R9 (HTML 502 / truncated bodies) catchups cover.
 R8_DAYS = 12
 R9_DAYS = 10
+#: R10's accounts that share one AppID: name -> (token mode, data schema).
+R10_SHARED = {
+    "sharestable1": ("stable", "share_stable_one"),
+    "sharestable2": ("stable", "share_stable_two"),
+    "shareclassic1": ("classic", "share_classic_one"),
+    "shareclassic2": ("classic", "share_classic_two"),
+}
+R10_ACCOUNTS = ("hardauth", "hardconf", *R10_SHARED)
+#: The Airflow Variable holding the R10 platform's component_access_token.
+R10_COMPONENT_VARIABLE = "wechat_rel_component_token"
+#: R10's endpoints: ``hardconf`` loads both, the others the first.
+R10_ENDPOINTS = ("getusershare", "getuserread")
 
 
 @dataclass
@@ -95,7 +115,8 @@ def open_session(lab: Lab) -> Session:
     start = last - dt.timedelta(days=SOAK_DAYS - 1)
     today = beijing_today()
     appids = {"soak": "wx_rel_soak", "crash": "wx_rel_crash", "perm": "wx_rel_perm", "permip": "wx_rel_permip",
-              "pgrestart": "wx_rel_pgrestart", "badhttp": "wx_rel_badhttp"}
+              "pgrestart": "wx_rel_pgrestart", "badhttp": "wx_rel_badhttp", "hardconf": "wx_rel_hardconf",
+              "hardshare": "wx_rel_hardshare", "hardauth": TEST_AUTHORIZER_APPID}
     secrets = secrets_for(appids.values())
     sims = {
         "faulty": lab.simulator(
@@ -109,9 +130,13 @@ def open_session(lab: Lab) -> Session:
         "ip": lab.simulator({appids["permip"]: secrets[appids["permip"]]}, ip_whitelist=["10.9.9.9"]),
         "pgrestart": lab.simulator({appids["pgrestart"]: secrets[appids["pgrestart"]]}),
         "badhttp": lab.simulator({appids["badhttp"]: secrets[appids["badhttp"]]}),
+        # Every lab simulator knows the test component and its authorizer (rotating refresh tokens).
+        "hardauth": lab.simulator({}),
+        "hardconf": lab.simulator({appids["hardconf"]: secrets[appids["hardconf"]]}),
+        "hardshare": lab.simulator({appids["hardshare"]: secrets[appids["hardshare"]]}),
     }
     dsns = {conn: lab.database(f"wdc_rel_{conn.removesuffix('_pg')}")
-            for conn in ("soak_pg", "ref_pg", "crash_pg", "perm_pg", "badhttp_pg")}
+            for conn in ("soak_pg", "ref_pg", "crash_pg", "perm_pg", "badhttp_pg", "hardauth_pg", "hard_pg")}
     private_pg = PrivatePostgres()
     lab.stack.callback(private_pg.close)
     private_pg.start()
@@ -136,19 +161,32 @@ def open_session(lab: Lab) -> Session:
                 last - dt.timedelta(days=R8_DAYS - 1), options=daily),
         Account("badhttp", appids["badhttp"], secrets[appids["badhttp"]], sims["badhttp"], "badhttp_pg",
                 last - dt.timedelta(days=R9_DAYS - 1), options=daily),
+        Account("hardauth", appids["hardauth"], secrets[appids["hardauth"]], sims["hardauth"], "hardauth_pg", today,
+                endpoints=R10_ENDPOINTS[:1], options=daily,
+                conn_extra={"token_mode": "authorizer", "component_appid": TEST_COMPONENT_APPID,
+                            "component_token_variable": R10_COMPONENT_VARIABLE,
+                            "authorizer_appid": appids["hardauth"],
+                            "authorizer_refresh_token": TEST_AUTHORIZER_REFRESH_TOKEN}),
+        Account("hardconf", appids["hardconf"], secrets[appids["hardconf"]], sims["hardconf"], "hard_pg", today,
+                endpoints=R10_ENDPOINTS, options=daily),
+        *(Account(name, appids["hardshare"], secrets[appids["hardshare"]], sims["hardshare"], "hard_pg", today,
+                  endpoints=R10_ENDPOINTS[:1], options={**daily, "schema": schema}, conn_extra={"token_mode": mode})
+          for name, (mode, schema) in R10_SHARED.items()),
     ]
     by_name = {a.name: a for a in accounts}
     run_dir = scratch_dir("reliability")
     accounts_file = write_accounts_file(run_dir / "accounts.yaml", accounts)
     env = accounts_env(accounts, accounts_file, dsns)
     env[RETRY_DELAY_ENV] = SHORT_RETRY_DELAY_SECONDS
+    env[f"AIRFLOW_VAR_{R10_COMPONENT_VARIABLE.upper()}"] = component_token(sims["hardauth"])["component_access_token"]
     cluster = lab.cluster(env, dag_folder=scratch_dag_folder())
     for account in accounts:
         cluster.wait_for_dag(account.dag_id)
     cluster.wait_for_dag(BACKFILL_DAG)
-    for name in ("crash", *R5_ACCOUNTS):
+    for name in ("crash", *R5_ACCOUNTS, *R10_ACCOUNTS):
         cluster.set_paused(by_name[name].dag_id, False)
     cluster.set_paused(BACKFILL_DAG, False)
     log(f"reliability cluster up: {cluster.base_url}, soak {start}..{last}")
     all_secrets = {a.name: a.secret for a in accounts}
+    all_secrets["hardauth (initial refresh token)"] = TEST_AUTHORIZER_REFRESH_TOKEN
     return Session(lab, cluster, run_dir, by_name, sims, dsns, all_secrets, start, last, private_pg)
