@@ -68,6 +68,16 @@ def advice(errcode: int) -> str:
     return ERRCODES.get(errcode, (UNKNOWN_ERRCODE_CLASS, "unknown errcode"))[1]
 
 
+def describe_errcode(errcode: int) -> str:
+    """One line for a person, from :data:`ERRCODES`: the code, its class, what it means and what to check.
+
+    ``errcode 40125 (permanent): invalid AppSecret: check the connection's password``; a code
+    the table lacks is named as unknown and treated as permanent (see :func:`classify`).
+    """
+    error_class, text = ERRCODES.get(errcode, (UNKNOWN_ERRCODE_CLASS, "unknown errcode, treated as permanent"))
+    return f"errcode {errcode} ({error_class}): {text}"
+
+
 #: Query parameters and JSON fields whose name ends like this carry a credential:
 #: access_token, component_access_token, authorizer_refresh_token, secret, appsecret,
 #: component_verify_ticket...

@@ -23,8 +23,10 @@ import pytest
 from tests.fixtures.accounts import use_legacy_account
 from tests.fixtures.simulator import TEST_APPID
 from tests.fixtures.truth import stored_rows, truth_rows
+from tests.fixtures.wechat_conn import register_wechat_conn
 from wechat_datacube.dates import beijing_today
 from wechat_datacube.endpoints import LEGACY, get_endpoint
+from wechat_datacube.errors import BEIJING, next_beijing_midnight
 from wechat_datacube.tokens import clear_token_memo
 from wechat_datacube.windows import calls_needed
 
@@ -83,6 +85,19 @@ def load_task_states(dag_run: Any) -> dict[str, str]:
     return {ti.rendered_map_index: ti.state for ti in dag_run.get_task_instances() if ti.task_id == "load"}
 
 
+def report_of(dag_run: Any) -> dict[str, Any]:
+    """What the report task pushed as XCom ``report`` (also when it failed the run)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.scalars(
+            XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids="report", key="report")
+        ).first()
+        assert row is not None, states(dag_run)
+        return XComModel.deserialize_value(row)
+
+
 def expire_quota_block(dsn: str) -> None:
     """What midnight in Beijing does: the recorded 45009 block lies in the past."""
     with psycopg.connect(dsn) as conn:
@@ -110,6 +125,13 @@ def test_ninety_days_of_six_legacy_endpoints_take_one_call_per_window(backfill: 
                 "getusershare": 13, "getusersharehour": 90}
     assert data_calls(simulator) == expected
     assert sum(expected.values()) == FULL_CALLS == 403
+    report = report_of(dag_run)
+    assert (report["state"], report["failed_tasks"], report["missing_windows"], report["next_steps"]) == (
+        "complete", 0, 0, []
+    )
+    assert {e["endpoint"]: (e["windows"], e["loaded"], e["failed"], e["skipped"]) for e in report["endpoints"]} == {
+        e: (n, n, 0, 0) for e, n in expected.items()
+    }
 
 
 def test_each_mapped_task_is_labelled_with_account_endpoint_and_dates(backfill: Any, simulator: Any) -> None:
@@ -182,7 +204,20 @@ def test_daily_quota_stops_the_endpoint_cleanly_with_skipped_tasks(
     assert load_log(dsn, "getarticlesummary") == {"loaded": 45, "failed": 1}
     output = capfd.readouterr().out + caplog.text  # task runner (structlog) + stdlib task loggers
     assert "WeChat daily quota (45009) spent for acme getarticlesummary" in output
-    assert "INCOMPLETE: 45 window(s) still missing" in output
+    resume = f"resume after {next_beijing_midnight().astimezone(BEIJING):%Y-%m-%d} 00:00 Beijing: trigger again then"
+    assert f"INCOMPLETE: 45 window(s) still missing of {BEGIN}..{END}: {resume}" in output
+    assert (
+        "acme getarticlesummary: 90 window(s): 45 loaded, 0 kept, 0 failed, 45 skipped; 45 window(s) skipped, "
+        f"daily quota (45009) spent -> {resume}"
+    ) in output
+    report = report_of(dag_run)
+    assert report["state"] == "incomplete" and report["failed_tasks"] == 0
+    assert report["next_steps"] == [resume]
+    summary = next(e for e in report["endpoints"] if e["endpoint"] == "getarticlesummary")
+    assert (summary["loaded"], summary["skipped"], summary["failed"], summary["failures"]) == (45, 45, 0, [])
+    assert dt.datetime.fromisoformat(summary["resume_at"]) == next_beijing_midnight()
+    others = [e for e in report["endpoints"] if e["endpoint"] != "getarticlesummary"]
+    assert all(e["loaded"] == e["windows"] and e["next_steps"] == [] for e in others)
 
 
 def test_later_run_after_the_quota_reset_fetches_only_what_is_missing(
@@ -239,3 +274,71 @@ def test_an_unknown_endpoint_name_fails_the_run_naming_the_known_ones(
     assert "unknown endpoint name(s) 'getusershre'" in output
     assert "families legacy, replacement; endpoints getarticlesummary" in output
     assert f"account={ACCOUNT}" in output and f"dates={BEGIN}..{END}" in output
+
+
+def test_a_wrong_app_secret_fails_the_run_and_the_report_says_fix_the_configuration(
+    backfill: Any,
+    simulator: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    register_wechat_conn(monkeypatch, simulator.base_url, f"wechat_{ACCOUNT}", password="not-the-app-secret")
+
+    dag_run = run(backfill, endpoints=["getusershare", "getuserread"])
+
+    assert dag_run.state == "failed", states(dag_run)
+    assert states(dag_run) == {"plan:success": 1, "load:failed": 3, "report:failed": 1}
+    assert data_calls(simulator) == dict.fromkeys(LEGACY, 0)
+    report = report_of(dag_run)
+    assert report["state"] == "failed" and report["failed_tasks"] == 3
+    assert report["next_steps"] == ["fix the configuration, then trigger again"]
+    by_endpoint = {e["endpoint"]: e for e in report["endpoints"]}
+    assert {name: (e["windows"], e["loaded"], e["failed"], e["skipped"]) for name, e in by_endpoint.items()} == {
+        "getusershare": (13, 0, 13, 0),
+        "getuserread": (30, 0, 30, 0),
+    }
+    for endpoint in by_endpoint.values():
+        (failure,) = endpoint["failures"]
+        assert failure["errcode"] == 40125 and failure["error_class"] == "permanent"
+        assert failure["meaning"] == "errcode 40125 (permanent): invalid AppSecret: check the connection's password"
+        assert failure["next_step"] == "fix the configuration, then trigger again"
+    output = capfd.readouterr().out + caplog.text
+    assert f"FAILED: 3 load task(s) failed; 43 window(s) of {BEGIN}..{END} still missing: fix the configuration" in output
+    line = (
+        "acme getusershare: 13 window(s): 0 loaded, 0 kept, 13 failed, 0 skipped; 1 load task(s) failed, leaving "
+        "13 window(s): errcode 40125 (permanent): invalid AppSecret: check the connection's password "
+        "-> fix the configuration, then trigger again"
+    )
+    assert line in output
+    assert "resume" not in output.lower()  # resuming cannot help until the secret is fixed
+
+
+def test_a_failed_endpoint_fails_the_run_while_the_report_still_says_when_the_quota_resets(
+    backfill: Any, simulator: Any, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    simulator.state.set_faults([
+        {"kind": "errcode", "errcode": 48001, "path": "/datacube/getusershare"},
+        {"kind": "errcode", "errcode": 45009, "path": "/datacube/getuserread", "after": 10},
+    ])
+
+    dag_run = run(backfill, endpoints=["getusershare", "getuserread"])
+
+    assert dag_run.state == "failed", states(dag_run)
+    assert states(dag_run) == {"plan:success": 1, "load:failed": 1, "load:skipped": 2, "report:failed": 1}
+    report = report_of(dag_run)
+    resume = f"resume after {next_beijing_midnight().astimezone(BEIJING):%Y-%m-%d} 00:00 Beijing: trigger again then"
+    assert report["next_steps"] == ["fix the configuration, then trigger again", resume]
+    by_endpoint = {e["endpoint"]: e for e in report["endpoints"]}
+    share, read = by_endpoint["getusershare"], by_endpoint["getuserread"]
+    assert (share["loaded"], share["failed"], share["skipped"]) == (0, 13, 0)
+    assert [(f["errcode"], f["next_step"]) for f in share["failures"]] == [
+        (48001, "fix the configuration, then trigger again")
+    ]
+    assert (read["loaded"], read["failed"], read["skipped"], read["failures"]) == (10, 0, 20, [])
+    output = capfd.readouterr().out + caplog.text
+    assert (
+        f"FAILED: 1 load task(s) failed; 33 window(s) of {BEGIN}..{END} still missing: "
+        f"fix the configuration, then trigger again; {resume}"
+    ) in output
+    assert "errcode 48001 (permanent): API not authorized for this account or token type" in output

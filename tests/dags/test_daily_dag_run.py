@@ -12,6 +12,7 @@ from airflow.dag_processing.dagbag import DagBag
 from tests.fixtures.accounts import use_legacy_account
 from tests.fixtures.simulator import TEST_APPID
 from tests.fixtures.truth import stored_rows, truth_rows
+from tests.fixtures.wechat_conn import register_wechat_conn
 from wechat_datacube.dates import beijing_today
 from wechat_datacube.endpoints import LEGACY
 from wechat_datacube.tokens import clear_token_memo
@@ -105,3 +106,31 @@ def test_a_manual_window_longer_than_a_month_is_sent_to_the_backfill_dag(
     assert not any(p.startswith("/datacube/") for p in simulator.state.counters()["paths"])
     output = capfd.readouterr().out + caplog.text
     assert f"{begin}..{end} is 32: trigger the backfill DAG wechat_datacube_backfill" in output
+
+
+def test_a_wrong_app_secret_fails_the_daily_run(
+    demo_dag, simulator, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture  # noqa: ANN001
+) -> None:
+    """Every load task is a leaf: Airflow's default rule fails the run when any of them failed."""
+    register_wechat_conn(monkeypatch, simulator.base_url, "wechat_daytest", password="not-the-app-secret")
+    business_day = beijing_today() - dt.timedelta(days=3)
+
+    run = demo_dag.test(logical_date=manual_run_after(business_day))
+
+    assert run.state == "failed", states(run)
+    assert states(run) == dict.fromkeys(LEGACY, "failed")
+    assert not any(p.startswith("/datacube/") for p in simulator.state.counters()["paths"])
+    output = capfd.readouterr().out + caplog.text
+    assert "invalid AppSecret: check the connection's password" in output and "errcode=40125" in output
+    # Permanent: failed at the first try, never retried (a retry would only burn token calls).
+    assert "action=fail" in output and "not retried" in output
+
+
+def test_one_failing_endpoint_fails_the_daily_run_while_the_others_load(demo_dag, simulator) -> None:  # noqa: ANN001
+    simulator.state.set_faults([{"kind": "errcode", "errcode": 48001, "path": "/datacube/getarticlesummary"}])
+    business_day = beijing_today() - dt.timedelta(days=3)
+
+    run = demo_dag.test(logical_date=manual_run_after(business_day))
+
+    assert run.state == "failed", states(run)
+    assert states(run) == {e: "failed" if e == "getarticlesummary" else "success" for e in LEGACY}

@@ -1,0 +1,131 @@
+"""Runs whose loads failed end failed under a real scheduler, and the backfill report says why.
+
+A real cluster (api-server + scheduler + dag-processor, LocalExecutor, Postgres metadata
+DB) with one account whose connection holds a wrong AppSecret: every token request gets
+40125. The backfill DAG's report task reads the load tasks' states through the Execution
+API (as the Task SDK does in a deployment), names the errcode with its meaning and advice,
+and fails the run; the daily DAG's run fails by Airflow's own leaf rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.fixtures.airflow import AirflowCluster
+from tests.fixtures.postgres import _create_db, _drop_db
+from tests.fixtures.simulator import TEST_APPID, make_simulator_config
+from wechat_datacube.dag_factory import BACKFILL_DAG_ID, DAILY_DAG_PREFIX
+from wechat_datacube.dates import beijing_today
+from wechat_datacube.endpoints import LEGACY
+from wechat_datacube.simulator import SimulatorServer
+
+pytestmark = pytest.mark.scheduler
+
+ACCOUNT = "badsecret"
+DAILY_DAG_ID = f"{DAILY_DAG_PREFIX}{ACCOUNT}"
+END = beijing_today() - dt.timedelta(days=5)
+BEGIN = END - dt.timedelta(days=13)  # 14 days: getusershare 2 windows, getuserread 5
+
+
+class Setup:
+    def __init__(self, cluster: AirflowCluster, sim: SimulatorServer) -> None:
+        self.cluster, self.sim = cluster, sim
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
+        run = self.cluster.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+        return str(run["dag_run_id"])
+
+    def wait(self, dag_id: str, run_id: str, timeout: float = 300) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.cluster.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] in ("success", "failed"):
+                return run
+            time.sleep(2)
+        raise AssertionError(f"run {run_id} did not finish: {self.cluster.log_tail('scheduler')}")
+
+    def states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for ti in self.cluster.task_instances(dag_id, run_id):
+            key = ti["task_id"] if ti["map_index"] < 0 else f"{ti['task_id']}[{ti['map_index']}]"
+            out[key] = ti["state"]
+        return out
+
+    def log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        answer = self.cluster.api(
+            "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+            headers={"Accept": "application/json"},
+        )  # fmt: skip
+        return json.dumps(answer)
+
+
+@pytest.fixture(scope="module")
+def setup(airflow_cluster_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    db_name, dsn = _create_db("wdc_badsecret_data")
+    with SimulatorServer(make_simulator_config(ready_hour=0)) as sim:
+        accounts = tmp_path_factory.mktemp("accounts") / "accounts.yaml"
+        accounts.write_text(
+            "accounts:\n"
+            f"  - {{name: {ACCOUNT}, wechat_conn_id: wechat_badsecret, postgres_conn_id: wechat_badsecret_pg, "
+            # Starting yesterday: the daily DAG's catchup adds at most a run or two beside the test's.
+            f"start_date: {beijing_today() - dt.timedelta(days=1)}, endpoints: [legacy], ready_deadline_hour: 0}}\n"
+        )
+        env = {
+            "WECHAT_DATACUBE_ACCOUNTS": str(accounts),
+            "AIRFLOW_CONN_WECHAT_BADSECRET": json.dumps(
+                {"conn_type": "wechat", "host": sim.base_url, "login": TEST_APPID, "password": "not-the-app-secret"}
+            ),
+            "AIRFLOW_CONN_WECHAT_BADSECRET_PG": dsn,
+        }
+        cluster = airflow_cluster_factory(env)
+        cluster.wait_for_dag(BACKFILL_DAG_ID)
+        cluster.wait_for_dag(DAILY_DAG_ID)
+        yield Setup(cluster, sim)
+    _drop_db(db_name)
+
+
+def test_backfill_with_a_wrong_secret_fails_and_the_report_names_40125_and_its_fix(setup: Setup) -> None:
+    conf = {"begin_date": BEGIN.isoformat(), "end_date": END.isoformat(), "endpoints": ["getusershare", "getuserread"]}
+
+    run_id = setup.trigger(BACKFILL_DAG_ID, conf)
+    run = setup.wait(BACKFILL_DAG_ID, run_id)
+
+    states = setup.states(BACKFILL_DAG_ID, run_id)
+    assert run["state"] == "failed", states
+    assert states == {"plan": "success", "load[0]": "failed", "load[1]": "failed", "report": "failed"}
+    xcom = setup.cluster.api(
+        "GET", f"/dags/{BACKFILL_DAG_ID}/dagRuns/{run_id}/taskInstances/report/xcomEntries/report",
+        params={"deserialize": True},
+    )  # fmt: skip
+    report = xcom["value"] if isinstance(xcom["value"], dict) else json.loads(xcom["value"])
+    assert report["state"] == "failed" and report["failed_tasks"] == 2
+    assert report["next_steps"] == ["fix the configuration, then trigger again"]
+    assert {e["endpoint"]: (e["windows"], e["failed"]) for e in report["endpoints"]} == {
+        "getusershare": (2, 2),
+        "getuserread": (5, 5),
+    }
+    log = setup.log(BACKFILL_DAG_ID, run_id, "report")
+    assert "errcode 40125 (permanent): invalid AppSecret: check the connection's password" in log
+    assert "fix the configuration, then trigger again" in log
+    assert "resume" not in log.lower()
+    assert not any(p.startswith("/datacube/") for p in setup.sim.state.counters()["paths"])
+
+
+def test_daily_run_with_a_wrong_secret_fails(setup: Setup) -> None:
+    day = END.isoformat()
+
+    run_id = setup.trigger(DAILY_DAG_ID, {"begin_date": day, "end_date": day})
+    run = setup.wait(DAILY_DAG_ID, run_id)
+
+    states = setup.states(DAILY_DAG_ID, run_id)
+    assert run["state"] == "failed", states
+    assert states == dict.fromkeys(LEGACY, "failed")
+    # Permanent: failed at the first try, never retried.
+    assert all(ti["try_number"] == 1 for ti in setup.cluster.task_instances(DAILY_DAG_ID, run_id))
+    assert "errcode=40125" in setup.log(DAILY_DAG_ID, run_id, "getusershare")
