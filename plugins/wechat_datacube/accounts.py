@@ -1,9 +1,17 @@
 """The accounts file: which Official Accounts to pull, with which connections and endpoints.
 
 Parsed at DAG-parse time, so it must be cheap (one small YAML file, no network, no DB) and
-forgiving: one broken account yields an :class:`AccountConfigError` for that account only,
-and the DAG file turns it into a visible import problem while the other accounts' DAGs
-still load.
+forgiving: one broken account yields an :class:`AccountConfigError` for that account only
+(naming the account, the field and the problem), and the DAG file turns it into a DAG of
+its own that says so, while the other accounts' DAGs still load.
+
+"Any value of one account" includes values YAML itself cannot build: a plain
+``start_date: 2026-02-30`` is a YAML timestamp, and PyYAML builds timestamps (and
+``!!binary``, ``!!int``... values) while loading, so one impossible date used to fail the
+whole file with a traceback naming no account. The file is therefore only *composed*
+into YAML nodes (syntax) in one go; each account's fields are then built one by one, and
+a value that cannot be built is that account's error. Only a file that is not YAML, or
+not a mapping with an ``accounts`` list, is one error for the whole file.
 """
 
 import datetime as dt
@@ -13,12 +21,18 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from wechat_datacube.endpoints import FAMILIES, HISTORY_START, REPLACEMENT_START, UnknownEndpointError, expand_endpoints
 from wechat_datacube.errors import ConfigError
 
 #: libyaml's safe loader when the wheel has it: parsing runs at every DAG-file parse.
+#: Used to compose the file into nodes; values are built by :class:`_ValueBuilder`.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_NULL_TAG = "tag:yaml.org,2002:null"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 ACCOUNTS_ENV = "WECHAT_DATACUBE_ACCOUNTS"
 DEFAULT_ACCOUNTS_FILE = Path(__file__).parents[2] / "include" / "accounts.yaml"
 
@@ -35,6 +49,8 @@ def _is_identifier(value: object, first: frozenset[str] = _LOWER, max_len: int =
     return (
         isinstance(value, str) and 0 < len(value) <= max_len and value[0] in first and _IDENT_CHARS.issuperset(value)
     )
+
+
 _KNOWN_KEYS = {
     "name",
     "wechat_conn_id",
@@ -50,7 +66,22 @@ _KNOWN_KEYS = {
 
 
 class AccountConfigError(ConfigError):
-    """One account (or the file) is misconfigured; names the account and the field."""
+    """One account (or the file) is misconfigured; the message names the account and the field.
+
+    The same facts as attributes, for the DAG file (which gives each broken entry a DAG of
+    its own) and tests: ``account`` is the entry's name when it is a usable one (else
+    None), ``field`` the field at fault, ``entry`` the 1-based position in the
+    ``accounts`` list. All three are None for an error of the file as a whole.
+    """
+
+    def __init__(
+        self, message: str, *, account: str | None = None, field: str | None = None, entry: int | None = None
+    ) -> None:
+        super().__init__(message)
+        # Set after the message is rendered: the message names them already, in its own words.
+        self.account = account
+        self.field = field
+        self.entry = entry
 
 
 class AccountConfig(NamedTuple):
@@ -78,8 +109,14 @@ class AccountConfig(NamedTuple):
         return self.cutover_date, None
 
 
-def _err(account: str, field_name: str, message: str) -> AccountConfigError:
-    return AccountConfigError(f"accounts file: account {account!r}, field {field_name!r}: {message}")
+def _err(account: str, field_name: str, message: str, entry: int | None = None) -> AccountConfigError:
+    """An error of one entry; ``account`` is its name, or ``#<n>`` when it has no usable one."""
+    return AccountConfigError(
+        f"accounts file: account {account!r}, field {field_name!r}: {message}",
+        account=account if _is_identifier(account) else None,
+        field=field_name,
+        entry=entry,
+    )
 
 
 def _as_date(account: str, field_name: str, value: Any) -> dt.date:
@@ -90,8 +127,10 @@ def _as_date(account: str, field_name: str, value: Any) -> dt.date:
     if isinstance(value, str):
         try:
             return dt.date.fromisoformat(value)
-        except ValueError:
-            pass
+        except ValueError as exc:
+            reason = str(exc)
+            if not reason.startswith("Invalid isoformat string"):  # e.g. "day is out of range for month"
+                raise _err(account, field_name, f"{value!r} is not a valid date ({reason})") from None
     raise _err(account, field_name, f"expected a YYYY-MM-DD date, got {value!r}")
 
 
@@ -104,7 +143,9 @@ def _as_conn_id(account: str, field_name: str, value: Any) -> str:
 def parse_account(raw: Any, index: int = 0) -> AccountConfig:
     """Validate one entry of the ``accounts`` list."""
     if not isinstance(raw, dict):
-        raise AccountConfigError(f"accounts file: entry #{index + 1} must be a mapping, got {type(raw).__name__}")
+        raise AccountConfigError(
+            f"accounts file: entry #{index + 1} must be a mapping, got {type(raw).__name__}", entry=index + 1
+        )
     name = raw.get("name")
     label = name if isinstance(name, str) else f"#{index + 1}"
     if not _is_identifier(name):
@@ -180,35 +221,188 @@ def accounts_path() -> Path:
     return Path(os.environ.get(ACCOUNTS_ENV) or DEFAULT_ACCOUNTS_FILE)
 
 
+# --- reading the YAML: the file composed at once, each value built on its own -----------
+
+
+class _ValueBuilder(SafeConstructor):
+    """Builds one YAML node into a Python value (what ``yaml.safe_load`` would give for it)."""
+
+    def build(self, node: Node) -> Any:
+        try:
+            return self.construct_document(node)
+        finally:  # a failed build leaves half-built state behind: the next value starts clean
+            self.constructed_objects = {}
+            self.recursive_objects = {}
+            self.state_generators = []
+
+
+def _line(node: Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _kind(node: Node) -> str:
+    """What a node is, in words, for messages."""
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    if node.tag == _NULL_TAG:
+        return "nothing"
+    text = node.value if len(node.value) <= 60 else node.value[:57] + "..."
+    return f"the value {text!r}"
+
+
+def _problem(exc: BaseException) -> str:
+    """A YAML (or other) error in one line: context, problem and where, without the source excerpt."""
+    problem = getattr(exc, "problem", None)
+    if problem:
+        context = getattr(exc, "context", None)
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return f"{context + ': ' if context else ''}{problem}{where}"
+    text = " ".join(str(exc).split()).replace('in "<unicode string>", ', "at ")
+    return text or type(exc).__name__
+
+
+def _unbuildable(node: Node, exc: Exception) -> str:
+    """Why the value of ``node`` could not be built (an impossible date, a bad tag...)."""
+    text = repr(node.value) if isinstance(node, ScalarNode) else _kind(node)
+    if node.tag == _TIMESTAMP_TAG:
+        return f"{text} (line {_line(node)}) is not a valid date ({_problem(exc)})"
+    return f"YAML cannot read {text} (line {_line(node)}): {_problem(exc)}"
+
+
+def _file_error(path: Path, message: str) -> AccountConfigError:
+    return AccountConfigError(f"accounts file {path}: {message}")
+
+
+def _account_nodes(path: Path, text: str) -> list[Node]:
+    """The nodes of the ``accounts`` list; a file that is not YAML or not shaped so is one error."""
+    loader = _YAML_LOADER(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.YAMLError as exc:
+        raise _file_error(path, f"not valid YAML ({_problem(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 - libyaml on pathological input: still one error naming the file
+        raise _file_error(path, f"cannot be read as YAML ({type(exc).__name__}: {_problem(exc)})") from None
+    finally:
+        loader.dispose()
+    shape = "expected a mapping with an 'accounts' list"
+    if root is None:  # an empty file (or only comments): no accounts
+        return []
+    if not isinstance(root, MappingNode):
+        raise _file_error(path, f"{shape}, got {_kind(root)}")
+    keys = [k.value if isinstance(k, ScalarNode) else _kind(k) for k, _ in root.value]
+    found = [value for key, value in root.value if isinstance(key, ScalarNode) and key.value == "accounts"]
+    if not found:
+        if not keys:
+            return []
+        raise _file_error(path, f"{shape}, got a mapping with the keys {', '.join(map(repr, keys))}")
+    if len(found) > 1:
+        raise _file_error(path, f"has {len(found)} 'accounts' keys; keep one list")
+    node = found[0]
+    if isinstance(node, ScalarNode) and node.tag == _NULL_TAG:  # "accounts:" with nothing yet
+        return []
+    if not isinstance(node, SequenceNode):
+        raise _file_error(path, f"'accounts' must be a list (- name: ...), got {_kind(node)} (line {_line(node)})")
+    return list(node.value)
+
+
+def _entry_fields(builder: _ValueBuilder, node: Node, entry: int) -> dict[str, Any]:
+    """The fields of one entry, each value built on its own; the first that cannot be is this entry's error."""
+    if not isinstance(node, MappingNode):
+        raise AccountConfigError(
+            f"accounts file: entry #{entry} (line {_line(node)}) must be a mapping of fields (name: ..., "
+            f"wechat_conn_id: ...), got {_kind(node)}",
+            entry=entry,
+        )
+    # A key written twice is an error (YAML forbids it; PyYAML would keep the last one
+    # silently); a key also brought in by a merge (<<: *defaults) overrides it, as in YAML.
+    seen: set[str] = set()
+    problems: list[tuple[str, str]] = []  # (field, problem), in file order
+    for key_node, _ in node.value:
+        if isinstance(key_node, ScalarNode) and key_node.tag != _MERGE_TAG:
+            if key_node.value in seen:
+                problems.append((key_node.value, f"is given more than once (again on line {_line(key_node)})"))
+            seen.add(key_node.value)
+    try:
+        builder.flatten_mapping(node)  # merge keys, as safe_load applies them: merged fields first
+    except Exception as exc:  # noqa: BLE001 - any YAML problem of this entry is this entry's error
+        raise AccountConfigError(
+            f"accounts file: entry #{entry} (line {_line(node)}): its merge key (<<) cannot be applied: "
+            f"{_problem(exc)}",
+            entry=entry,
+        ) from None
+    fields: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, ScalarNode):
+            problems.append((f"<{_kind(key_node)}>", f"a field name must be text (line {_line(key_node)})"))
+            continue
+        key = key_node.value
+        try:
+            fields[key] = builder.build(value_node)
+        except Exception as exc:  # noqa: BLE001 - an unbuildable value is this field's error, whatever it is
+            fields.pop(key, None)  # not a merged default in its place
+            problems.append((key, _unbuildable(value_node, exc)))
+    name = fields.get("name")
+    label = name if _is_identifier(name) else f"#{entry}"
+    for field, problem in problems:
+        if field == "name" or _is_identifier(name):
+            raise _err(label, field, problem, entry)
+    if problems:  # the name is missing or unusable: say so first (it decides the DAG id)
+        return {k: v for k, v in fields.items() if k == "name"}
+    return fields
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _file_error(path, f"cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise _file_error(
+            path, f"not a text (UTF-8) file (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "is it really the accounts file?"
+        ) from None
+
+
 def load_accounts(path: Path | str | None = None) -> AccountsFile:
     """Load and validate the accounts file; a broken account does not hide the others.
 
-    A file that cannot be read or parsed at all raises :class:`AccountConfigError`.
+    Any value of an account that cannot be read or is not valid is an error of that
+    account (naming it and the field). A file that cannot be read, is not YAML, or is not
+    a mapping with an ``accounts`` list raises one :class:`AccountConfigError` naming the file.
     """
     path = Path(path) if path is not None else accounts_path()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise AccountConfigError(f"accounts file {path}: cannot read it ({exc.strerror})") from None
-    try:
-        data = yaml.load(text, Loader=_YAML_LOADER) or {}
-    except yaml.YAMLError as exc:
-        raise AccountConfigError(f"accounts file {path}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("accounts", []), list):
-        raise AccountConfigError(f"accounts file {path}: expected a mapping with an 'accounts' list")
-
+    nodes = _account_nodes(path, _read_text(path))
+    builder = _ValueBuilder()
     good: list[AccountConfig] = []
     errors: list[AccountConfigError] = []
-    seen: set[str] = set()
-    for index, raw in enumerate(data.get("accounts") or []):
+    first_entry: dict[str, int] = {}
+    for index, node in enumerate(nodes):
+        entry = index + 1
         try:
-            account = parse_account(raw, index)
+            account = parse_account(_entry_fields(builder, node, entry), index)
         except AccountConfigError as exc:
+            if exc.entry is None:
+                exc.entry = entry
             errors.append(exc)
             continue
-        if account.name in seen:
-            errors.append(_err(account.name, "name", "is used by more than one account"))
+        except Exception as exc:  # noqa: BLE001 - a value nobody foresaw: still this entry's error only
+            errors.append(
+                AccountConfigError(
+                    f"accounts file: entry #{entry} (line {_line(node)}) cannot be read: "
+                    f"{type(exc).__name__}: {_problem(exc)}",
+                    entry=entry,
+                )
+            )
             continue
-        seen.add(account.name)
+        if account.name in first_entry:
+            errors.append(
+                _err(account.name, "name", f"is used by more than one account (entries #{first_entry[account.name]} "
+                     f"and #{entry}); entry #{entry} is skipped", entry)
+            )
+            continue
+        first_entry[account.name] = entry
         good.append(account)
     return AccountsFile(path=path, accounts=good, errors=errors)

@@ -175,7 +175,11 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
             begin = parse_date(begin_raw or end_raw, what="begin_date")
             end = parse_date(end_raw or begin_raw, what="end_date")
             if begin > end:
-                raise ConfigError("begin_date is after end_date", **self._ctx(begin, end))
+                raise ConfigError(
+                    f"begin_date {begin} is after end_date {end}: give the dates in order "
+                    "(the daily DAG takes them from the run's conf)",
+                    **self._ctx(begin, end),
+                )
             if self.max_manual_days is not None:
                 check_manual_window(begin, end, self.max_manual_days, **self._ctx(begin, end))
             return begin, end, False
@@ -183,7 +187,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         if start is None:
             raise ConfigError(
                 "this run has no logical date / data interval (e.g. a manual trigger without one): "
-                "pass begin_date and end_date (YYYY-MM-DD) as run params",
+                "pass begin_date and end_date (YYYY-MM-DD) in the run's conf",
                 **self._ctx(),
             )
         day = to_beijing_date(start)

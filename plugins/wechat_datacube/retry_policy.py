@@ -14,12 +14,19 @@ from typing import Any
 
 from airflow.sdk import RetryDecision, RetryPolicy
 
-from wechat_datacube.errors import DataNotReadyError, PermanentError, QuotaExceededError
+from wechat_datacube.errors import ConfigError, DataNotReadyError, PermanentError, QuotaExceededError
 
 #: Pause after the quota reset before trying again (WeChat's midnight is not to the second).
 QUOTA_RESET_MARGIN = dt.timedelta(minutes=10)
 #: Longest wait between not-ready retries.
 NOT_READY_MAX_DELAY = dt.timedelta(minutes=30)
+
+
+def _permanent_label(exception: PermanentError) -> str:
+    """What the failure is, in the task log: a wrong run conf, connection or accounts file is no WeChat error."""
+    if isinstance(exception, ConfigError):
+        return "configuration error (permanent)"
+    return "permanent WeChat error"
 
 
 class WeChatRetryPolicy(RetryPolicy):
@@ -48,7 +55,7 @@ class WeChatRetryPolicy(RetryPolicy):
                 delay = min(delay, max(until, dt.timedelta(minutes=1)))
             return RetryDecision.retry(delay, reason="data not published yet")
         if isinstance(exception, PermanentError):
-            return RetryDecision.fail(reason=f"permanent WeChat error, not retried: {exception}"[:500])
+            return RetryDecision.fail(reason=f"{_permanent_label(exception)}, not retried: {exception}"[:500])
         return RetryDecision.default()
 
     def serialize(self) -> dict[str, Any]:

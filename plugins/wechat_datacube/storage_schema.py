@@ -59,7 +59,7 @@ STATUSES = ("loaded", "empty", "kept", "not_ready", "failed")
 
 #: The columns every typed table has besides the registry's, with their SQL and comment.
 FIXED_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    (ACCOUNT_COLUMN, "text NOT NULL", "Account (AppID) the row belongs to."),
+    (ACCOUNT_COLUMN, "text NOT NULL", "Account the row belongs to: its name in the accounts file (not the AppID)."),
     (EXTRA_COLUMN, "jsonb NOT NULL DEFAULT '{}'::jsonb", "Fields WeChat sent that the registry does not know yet."),
     ("loaded_at", "timestamptz NOT NULL DEFAULT now()", "When this row was written."),
     ("response_id", "bigint NOT NULL", "The api_response row this row was parsed from."),

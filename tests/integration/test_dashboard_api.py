@@ -11,7 +11,10 @@ business; what the dashboard must show is what was stored).
 from __future__ import annotations
 
 import datetime as dt
+import html
 from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -33,6 +36,7 @@ from tests.fixtures.dashboard import (
 from tests.fixtures.simulator import TEST_APPID, TEST_SECRET
 from tests.fixtures.truth import truth_dicts
 from wechat_datacube.dashboard import queries
+from wechat_datacube.dashboard.guard import HIDDEN_ERRORS_NOTICE
 from wechat_datacube.endpoints import LEGACY
 
 ALL = 99999999
@@ -406,3 +410,68 @@ def test_no_secret_reaches_any_response(dashboard_server: DashboardServer) -> No
         assert TEST_SECRET not in text
         assert not any(t in text for t in tokens)
         assert "postgresql://" not in text and dashboard_server.demo.dsn not in text
+
+
+# --- a broken accounts file: never a 500 ------------------------------------------------------
+
+
+@pytest.fixture
+def accounts_file(dashboard_server: DashboardServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The running server's accounts file (read at every request); restored after the test."""
+    # tests/fixtures/dashboard.py writes it to its mktemp("dashboard-airflow") home ("...current" is a symlink).
+    (path,) = {p.resolve() for p in tmp_path_factory.getbasetemp().glob("dashboard-airflow*/accounts.yaml")}
+    original = path.read_bytes()
+    yield path
+    path.write_bytes(original)
+
+
+BROKEN_ACCOUNT = (
+    "  - {name: broken, wechat_conn_id: wechat_x, postgres_conn_id: wechat_x, start_date: 2026-02-30, "
+    "endpoints: [legacy]}\n"
+)
+
+
+def test_an_impossible_date_in_one_account_spares_the_others(dashboard_server: DashboardServer, accounts_file: Path) -> None:
+    accounts_file.write_text(accounts_file.read_text() + BROKEN_ACCOUNT)
+
+    listed = dashboard_server.get("/api/accounts", user="admin")
+    assert listed.status_code == 200, listed.text
+    body = listed.json()
+    assert {a["name"] for a in body["accounts"]} == {DEMO_ACCOUNT, QUIET_ACCOUNT, BLANK_ACCOUNT}
+    (error,) = body["errors"]
+    assert "account 'broken', field 'start_date'" in error and "day is out of range for month" in error
+    page = dashboard_server.get("/", user="admin", params={"account": DEMO_ACCOUNT, **RANGE})
+    assert page.status_code == 200 and "day is out of range for month" in page.text
+    assert dashboard_server.get(f"{DEMO}/daily", params=RANGE).status_code == 200
+    missing = dashboard_server.get("/api/accounts/broken/daily", user="admin")
+    assert missing.status_code == 404 and "broken" in missing.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00 not an accounts file", "not a text (UTF-8) file"),
+        (b"accounts: [unclosed\n", "not valid YAML"),
+        (b"Dear team, please add our account.\n", "expected a mapping with an 'accounts' list"),
+    ],
+)
+def test_a_file_that_is_no_accounts_file_is_one_clear_error_never_a_500(
+    dashboard_server: DashboardServer, accounts_file: Path, content: bytes, problem: str
+) -> None:
+    accounts_file.write_bytes(content)
+
+    for user in ("admin", "viewer"):
+        listed = dashboard_server.get("/api/accounts", user=user)
+        assert listed.status_code == 200, listed.text
+        assert listed.json()["accounts"] == []
+        (error,) = listed.json()["errors"]
+        assert error == HIDDEN_ERRORS_NOTICE or (error.startswith(f"accounts file {accounts_file}: ") and problem in error)
+        assert "Traceback" not in error and "\n" not in error
+        page = dashboard_server.get("/", user=user)
+        assert page.status_code == 200, page.text[:500]
+        for path, status in (("/", 404), (f"{DEMO}/dashboard", 404), (f"{DEMO}/freshness", 404)):
+            response = dashboard_server.get(path, user=user, params={"account": DEMO_ACCOUNT} if path == "/" else {})
+            assert response.status_code == status, (path, response.text[:500])
+    admin_error = dashboard_server.get("/api/accounts", user="admin").json()["errors"][0]
+    assert problem in admin_error and str(accounts_file) in admin_error
+    assert html.escape(problem) in dashboard_server.get("/", user="admin").text

@@ -116,3 +116,124 @@ def test_unparseable_file_is_a_clear_error(tmp_path: Path) -> None:
         load_accounts(path)
     with pytest.raises(AccountConfigError, match="cannot read"):
         load_accounts(tmp_path / "missing.yaml")
+
+
+# --- any value of one account is that account's error; the file as a whole is one error ---
+
+GOOD_LINE = "  - {name: good, wechat_conn_id: a, postgres_conn_id: b, start_date: 2020-01-01, endpoints: [legacy]}\n"
+CONNS = "wechat_conn_id: a, postgres_conn_id: b"
+REST = f"{CONNS}, endpoints: [legacy]"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "accounts.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "problem"),
+    [
+        # YAML's timestamp resolver builds this date while loading: it used to fail the whole file.
+        (f"start_date: 2026-02-30, {REST}", "start_date", "day is out of range for month"),
+        (f"start_date: 2026-02-30 10:00:00, {REST}", "start_date", "not a valid date"),
+        (f"start_date: '2026-02-30', {REST}", "start_date", "day is out of range for month"),
+        (f"start_date: !!timestamp soon, {REST}", "start_date", "not a valid date"),
+        (
+            f"start_date: 2025-01-01, cutover_date: 2026-13-01, {CONNS}, endpoints: [legacy, replacement]",
+            "cutover_date",
+            "not a valid date",
+        ),
+        (f"start_date: 2020-01-01, max_active_runs: !!int many, {REST}", "max_active_runs", "'many'"),
+        (f"start_date: 2020-01-01, schema: !!float x, {REST}", "schema", "YAML cannot read"),
+        (f"start_date: 2020-01-01, description: !!python/name:os.system '', {REST}", "description", "constructor"),
+        (f"start_date: 2020-01-01, description: !!binary 'x y', {REST}", "description", "base64"),
+        (f"start_date: 2020-01-01, description: !!binary aGk=, {REST}", "description", "must be text"),
+        (f"start_date: 2020-01-01, endpoints: !!set {{legacy}}, {CONNS}", "endpoints", "non-empty list"),
+        (f"start_date: 2020-01-01, start_date: 2020-01-02, {REST}", "start_date", "more than once"),
+    ],
+)
+def test_any_value_of_one_account_is_an_error_of_that_account_and_field_only(
+    tmp_path: Path, fields: str, field: str, problem: str
+) -> None:
+    text = "accounts:\n" + GOOD_LINE + f"  - {{name: bad, {fields}}}\n" + GOOD_LINE.replace("good", "also_good")
+    loaded = load_accounts(write(tmp_path, text))
+    assert [a.name for a in loaded.accounts] == ["good", "also_good"]
+    (error,) = loaded.errors
+    assert (error.account, error.field, error.entry) == ("bad", field, 2)
+    message = str(error)
+    assert f"account 'bad', field '{field}'" in message and problem in message, message
+    assert "\n" not in message
+
+
+def test_an_entry_without_a_usable_name_is_named_by_its_position(tmp_path: Path) -> None:
+    loaded = load_accounts(
+        write(
+            tmp_path,
+            "accounts:\n" + GOOD_LINE
+            + f"  - {{name: 2026-02-30, start_date: 2020-01-01, {REST}}}\n"  # a "date" that is no date
+            + f"  - {{name: Shop, start_date: 2026-02-30, {REST}}}\n"
+            + "  - just a line of text\n"
+            + f"  - {{name: good, start_date: 2021-01-01, {REST}}}\n",
+        )
+    )
+    assert [a.name for a in loaded.accounts] == ["good"]
+    by_entry = {e.entry: e for e in loaded.errors}
+    assert sorted(by_entry) == [2, 3, 4, 5]
+    assert (by_entry[2].account, by_entry[2].field) == (None, "name")
+    assert "day is out of range for month" in str(by_entry[2])
+    assert (by_entry[3].account, by_entry[3].field) == (None, "name")  # the name is reported before the date
+    assert "entry #4" in str(by_entry[4]) and "must be a mapping" in str(by_entry[4])
+    assert (by_entry[5].account, by_entry[5].field) == ("good", "name")
+    assert "entries #1 and #5" in str(by_entry[5])
+
+
+def test_merge_keys_supply_defaults_and_fields_override_them(tmp_path: Path) -> None:
+    loaded = load_accounts(
+        write(
+            tmp_path,
+            "defaults: &defaults {wechat_conn_id: a, postgres_conn_id: b, start_date: 2020-01-01, endpoints: [legacy]}\n"
+            "accounts:\n"
+            "  - {<<: *defaults, name: one}\n"
+            "  - {<<: *defaults, name: two, start_date: 2021-05-01, max_active_runs: 1}\n",
+        )
+    )
+    assert loaded.errors == []
+    assert [(a.name, a.start_date, a.max_active_runs) for a in loaded.accounts] == [
+        ("one", dt.date(2020, 1, 1), 3),
+        ("two", dt.date(2021, 5, 1), 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"\xff\xfe\x00\x01 a binary file", "not a text (UTF-8) file"),
+        (b"accounts: [unclosed\n", "not valid YAML"),
+        (b"accounts:\n  - {name: a\n\tb: c}\n", "not valid YAML"),
+        (b"a\x00b\n", "not valid YAML"),
+        (b"[" * 20000, "not valid YAML"),
+        (b"accounts: []\n---\naccounts: []\n", "not valid YAML"),
+        (b"accounts: *nowhere\n", "not valid YAML"),
+        (b"just some text\n", "expected a mapping with an 'accounts' list"),
+        (b"- name: shop\n", "expected a mapping with an 'accounts' list, got a list"),
+        (b"acounts:\n  - name: shop\n", "got a mapping with the keys 'acounts'"),
+        (b"accounts:\n  shop: {start_date: 2026-01-01}\n", "'accounts' must be a list"),
+        (b"accounts: 2026-02-30\n", "'accounts' must be a list"),
+    ],
+)
+def test_a_file_that_is_no_accounts_file_is_one_error_naming_it(tmp_path: Path, content: bytes, problem: str) -> None:
+    path = tmp_path / "accounts.yaml"
+    path.write_bytes(content)
+    with pytest.raises(AccountConfigError) as caught:
+        load_accounts(path)
+    message = str(caught.value)
+    assert message.startswith(f"accounts file {path}: ") and problem in message, message
+    assert "\n" not in message and "Traceback" not in message
+    assert (caught.value.account, caught.value.field, caught.value.entry) == (None, None, None)
+
+
+@pytest.mark.parametrize("content", ["", "# only a comment\n", "accounts:\n", "accounts: []\n"])
+def test_a_file_without_accounts_yet_is_no_error(tmp_path: Path, content: str) -> None:
+    loaded = load_accounts(write(tmp_path, content))
+    assert (loaded.accounts, loaded.errors) == ([], [])

@@ -40,11 +40,18 @@ class SourceUnavailableError(DashboardError):
 
 
 def configured_accounts() -> tuple[list[AccountConfig], list[str]]:
-    """The valid accounts and the messages of broken entries (an unreadable file is one message)."""
+    """The valid accounts and the messages of broken entries (an unusable file is one message).
+
+    Never raises: whatever is in the accounts file, the page and ``/api/accounts`` answer
+    (with the errors listed) instead of a 500.
+    """
     try:
         loaded = load_accounts()
     except AccountConfigError as exc:
         return [], [str(exc)]
+    except Exception as exc:  # noqa: BLE001 - load_accounts should turn every problem into the above
+        log.exception("dashboard: the accounts file could not be loaded")
+        return [], [f"the accounts file could not be loaded ({type(exc).__name__}); see the api-server log"]
     return loaded.accounts, [str(e) for e in loaded.errors]
 
 
