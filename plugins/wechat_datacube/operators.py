@@ -18,7 +18,13 @@ from airflow.sdk import Asset, BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
 from wechat_datacube.endpoints import get_endpoint
-from wechat_datacube.errors import BadPayloadError, ConfigError, MalformedResponseError, QuotaExceededError
+from wechat_datacube.errors import (
+    BadPayloadError,
+    ConfigError,
+    DateRangeError,
+    MalformedResponseError,
+    QuotaExceededError,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -172,8 +178,14 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         begin_raw = self.date_from or None
         end_raw = self.date_to or None
         if begin_raw or end_raw:
-            begin = parse_date(begin_raw or end_raw, what="begin_date")
-            end = parse_date(end_raw or begin_raw, what="end_date")
+            try:
+                begin = parse_date(begin_raw or end_raw, what="begin_date")
+                end = parse_date(end_raw or begin_raw, what="end_date")
+            except DateRangeError as exc:  # the run's own dates, not WeChat's: a configuration error
+                raise ConfigError(
+                    f"{exc.message}: give begin_date and end_date as YYYY-MM-DD Beijing dates in the run's conf",
+                    **self._ctx(begin_raw, end_raw),
+                ) from None
             if begin > end:
                 raise ConfigError(
                     f"begin_date {begin} is after end_date {end}: give the dates in order "

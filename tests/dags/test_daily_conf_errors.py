@@ -84,3 +84,14 @@ def test_a_daily_run_with_begin_after_end_fails_as_a_configuration_error(
     assert "configuration error (permanent), not retried: begin_date 2026-02-10 is after end_date 2026-02-01" in output
     assert "account=conf_order, endpoint=getusershare, dates=2026-02-10..2026-02-01" in output
     assert "permanent WeChat error" not in output
+
+
+@pytest.mark.parametrize("bad", ["2026-02-30", "next week", "2026/02/01"])
+def test_a_conf_date_that_is_not_a_date_is_a_configuration_error(bad: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        operator(begin_date=bad, end_date="2026-03-01").resolve_dates({})
+    message = str(caught.value)
+    assert "YYYY-MM-DD Beijing dates in the run's conf" in message
+    assert "account=shop" in message and "endpoint=getusershare" in message and bad in message
+    decision = WeChatRetryPolicy().evaluate(caught.value, try_number=1, max_tries=9)
+    assert decision.reason.startswith("configuration error (permanent), not retried")
