@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install test test-fast lint bench-parse clean
-.PHONY: run demo psql docs
+.PHONY: run demo psql airflow docs
 .PHONY: bench reliability
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
@@ -40,6 +40,11 @@ demo: install
 ## psql on the data database of a running `make run` (another terminal)
 psql: install
 	$(PY) -m wechat_datacube.localrun psql
+
+## the airflow CLI on a running `make run` (same AIRFLOW_HOME, metadata DB, config, connections):
+## make airflow ARGS="dags list"; fails when no stack runs
+airflow: install
+	@$(PY) -m wechat_datacube.localrun airflow $(ARGS)
 
 ## regenerate docs/tables.md and the README's generated sections from the code
 docs: install

@@ -13,7 +13,8 @@ Tasks: ``plan`` (reads the accounts file and load_log — at run time, never at 
 time) → ``load``, the ordinary ``WeChatDatacubeToPostgresOperator`` mapped over the plan
 with ``expand_kwargs`` in the ``wechat_api`` pool, one mapped task per (account,
 endpoint, batch of consecutive windows), labelled e.g. ``acme getusershare
-2026-01-01..2026-01-21`` → ``report`` (what is still missing afterwards).
+2026-01-01..2026-01-21`` → ``report`` (per endpoint: loaded, failed with errcode and advice,
+when to resume; it fails the run when a load failed).
 
 Why batches, not one task per window: Airflow caps a mapped task at ``[core]
 max_map_length`` (1024) instances and every instance costs scheduler/metadata work; a
@@ -69,14 +70,16 @@ def build_backfill_dag(**overrides: Any) -> DAG:
             # Free text, not a pick list: listing the names would mean reading and validating
             # the accounts file at every parse of this file; the plan task checks the names
             # and fails naming the accounts the file has.
-            "accounts": Param([], type="array", items={"type": "string"},
+            # "null" in each optional param's type: Airflow's trigger form marks a param
+            # required unless its type allows null (and refuses to submit it empty).
+            "accounts": Param([], type=["null", "array"], items={"type": "string"},
                               description="Account names from the accounts file; empty = all of them."),
             "begin_date": Param(None, type=["null", "string"], format="date", description="First Beijing date."),
             "end_date": Param(None, type=["null", "string"], format="date",
                               description="Last Beijing date; empty or later = yesterday in Beijing."),
             # A list, or one name as a string (a string is a name, never its letters); the
             # plan task refuses unknown names in either. ``examples`` makes the form a pick list.
-            "endpoints": Param([], type=["array", "string"], items={"type": "string", "enum": _ENDPOINT_NAMES},
+            "endpoints": Param([], type=["null", "array", "string"], items={"type": "string", "enum": _ENDPOINT_NAMES},
                                examples=_ENDPOINT_NAMES,
                                description="Endpoints or families (a list, or one name); empty = each account's "
                                "configured endpoints."),

@@ -6,8 +6,11 @@ registry in endpoints.py; date rules from dates.py; the errcode classification f
 errors.py; tokens from tokens.py.
 
 Token cache trade-off: pass ``token_store_conn_id`` (a Postgres connection) and every
-worker, process, host and account of that database shares one token per (appid, mode),
-refreshed under a lock, in the schema ``wechat_tokens`` whatever the account's data schema.
+worker, process, host and account of that database shares one token per (appid, mode,
+credential), refreshed under a lock, in the schema ``wechat_tokens`` whatever the
+account's data schema. The credential is a fingerprint of AppID + AppSecret (authorizer:
+component + authorizer AppID; external: the Variable), so a connection whose secret was
+changed never uses a token the old secret obtained: a wrong secret fails at once (40125).
 Without it the cache is process-local: correct for a single process, but parallel
 workers each fetch their own token — in ``classic`` mode each new token kills the
 previous one five minutes later and every fetch spends the 2000/day quota, and a rotated
@@ -32,6 +35,8 @@ from wechat_datacube.errors import (
     DateRangeError,
     MalformedResponseError,
     TokenError,
+    WeChatDatacubeError,
+    advice,
 )
 from wechat_datacube.provider import DEFAULT_BASE_URL, TOKEN_MODES
 from wechat_datacube.responses import in_window, response_list
@@ -42,11 +47,13 @@ from wechat_datacube.tokens import (
     ExternalTokenSource,
     LocalTokenStore,
     PostgresTokenStore,
+    RefreshTokens,
     StableTokenSource,
     TokenManager,
     TokenSource,
     TokenStore,
     mask_value,
+    read_variable,
 )
 from wechat_datacube.transport import CallContext, RetryPolicy, Transport
 
@@ -352,12 +359,73 @@ class WeChatDatacubeHook(BaseHook):
     # --- Airflow niceties -----------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
-        """Used by the UI's Test button: can we obtain a token?"""
+        """The UI's Test button (Admin -> Connections): is the credential good, says WeChat?
+
+        Never answered from a token cache: a cached token proves only that *some* secret
+        worked once (a secret changed to a wrong one would pass for two hours). Per mode:
+
+        * ``stable`` and ``classic``: ``POST /cgi-bin/stable_token`` with
+          ``force_refresh=false`` and the connection's AppID/AppSecret. WeChat checks both
+          (40013 / 40125) and the caller's IP whitelist (40164); the call hands back the
+          current stable token or a fresh one while the old stays valid, so it invalidates
+          nobody's token. It is also what classic mode is tested with: stable tokens are
+          separate from classic ones, whereas a ``/cgi-bin/token`` call would issue a new
+          classic token and kill the one every worker shares five minutes later (and spend
+          the 2000/day quota). The token obtained is not cached.
+        * ``authorizer``: the extras are complete and the component-token Variable is set;
+          WeChat is not asked, because exchanging the refresh token rotates it, and only a
+          task (which persists the rotated one) may do that.
+        * ``external``: the token Variable is set; the token itself belongs to the central
+          token service and is not checked.
+
+        The message names the errcode and what to do (e.g. 40125: check the password).
+        """
         try:
-            self.get_access_token()
+            return True, self._verify_credential()
+        except WeChatDatacubeError as exc:
+            return False, self._refusal(exc)
         except Exception as exc:  # the UI wants a message, not a traceback
-            return False, str(exc)
-        return True, f"obtained an access token ({self.token_mode} mode)"
+            return False, f"{type(exc).__name__}: {exc}"
+
+    def _verify_credential(self) -> str:
+        """What :meth:`test_connection` checked (raises what failed)."""
+        mode = self.token_mode
+        source, _ = self._source()  # validates the extras of every mode
+        if mode in ("stable", "classic"):
+            ctx = CallContext(account=self.account)
+            probe = StableTokenSource(self.transport, self.appid, self._conn.password, ctx, self._count_token_call)
+            probe.fetch(failed=None, force=False, refresh=RefreshTokens(), save_refresh=lambda new, old: None)
+            checked = (
+                f"WeChat accepted AppID {self.appid} and its AppSecret "
+                "(POST /cgi-bin/stable_token, force_refresh=false: no token was invalidated)"
+            )
+            if mode == "classic":
+                checked += (
+                    "; classic mode is tested this way because a /cgi-bin/token call would invalidate "
+                    "the classic token the workers share five minutes later"
+                )
+            return checked
+        if mode == "authorizer":
+            assert isinstance(source, AuthorizerTokenSource)
+            if not read_variable(source.component_token_variable):
+                raise ConfigError(
+                    f"Airflow Variable {source.component_token_variable!r} (component_access_token) is missing or empty"
+                )
+            return (
+                f"configuration complete and Variable {source.component_token_variable!r} is set; not checked with "
+                "WeChat: exchanging the authorizer refresh token rotates it, which only a task may do"
+            )
+        assert isinstance(source, ExternalTokenSource)
+        if not read_variable(source.variable):
+            raise ConfigError(f"Airflow Variable {source.variable!r} (access token) is missing or empty")
+        return f"Variable {source.variable!r} holds a token; its validity is the central token service's business"
+
+    def _refusal(self, exc: WeChatDatacubeError) -> str:
+        """The Test button's text for a failed check: errcode, what to do, WeChat's own words."""
+        if exc.errcode is None:
+            return str(exc)
+        said = f" (WeChat: {exc.errmsg})" if exc.errmsg else ""
+        return f"WeChat refused the credential: errcode {exc.errcode}: {advice(exc.errcode)}{said}"
 
     def close(self) -> None:
         if "transport" in self.__dict__:

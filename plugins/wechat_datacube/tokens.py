@@ -7,7 +7,7 @@ retry the call once. This module implements that ownership:
 
 * **Sources** know how to obtain a token for one mode (``stable``, ``classic``,
   ``authorizer``, ``external``) and nothing about caching.
-* **Stores** hold the current token per (appid, mode): :class:`PostgresTokenStore`
+* **Stores** hold the current token per (appid, mode, credential): :class:`PostgresTokenStore`
   (shared by every worker, process, host and account of a database: schema
   :data:`TOKEN_SCHEMA`, encrypted with the Airflow Fernet key) or :class:`LocalTokenStore`
   (this process only).
@@ -22,8 +22,16 @@ harmless, but a forced refresh still invalidates everyone else's token.
 Hardening (what went wrong before): a rotated authorizer refresh token is committed the
 moment WeChat hands it out, and the one it replaced is kept as a fallback; a row the
 current Fernet key cannot decrypt is treated as absent; WeChat's ``expires_in`` is
-clamped into a sane range; and all accounts sharing an AppID share one cache, whatever
-their data schema.
+clamped into a sane range; all accounts sharing an AppID share one cache, whatever
+their data schema; and a token is only ever handed to the credential that obtained it.
+
+Why the credential is part of the key: keyed by (appid, mode) alone, a connection whose
+AppSecret was changed to a wrong one kept working on the token the right secret had
+cached, for up to two hours, and then failed with 40125 at some random later task; the
+connection's Test button even reported success. The key now carries a fingerprint of the
+credential (:func:`credential_fingerprint`: a truncated HMAC-SHA256 of AppID and
+AppSecret, never the secret), so a changed secret misses the cache and is checked by
+WeChat at its first call.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import contextlib
 import datetime as dt
 import functools
 import hashlib
+import hmac
 import logging
 import math
 import threading
@@ -184,10 +193,36 @@ class CachedToken:
 
 @dataclass(frozen=True)
 class TokenKey:
-    """The cache key: whose token (appid) and of which kind (mode)."""
+    """The cache key: whose token (appid), of which kind (mode), obtained with what (credential).
+
+    ``credential`` is a :func:`credential_fingerprint` of what obtained the token (classic
+    and stable: AppID + AppSecret; authorizer: component AppID + authorizer AppID;
+    external: the Variable's name), so a token is never handed to another credential.
+    """
 
     appid: str
     mode: str
+    credential: str
+
+
+#: HMAC key of :func:`credential_fingerprint`: a fixed domain separator, not a secret.
+#: Changing it (or the truncation) makes every cached token a miss once: they are refetched.
+_FINGERPRINT_KEY = b"wechat_datacube.tokens credential fingerprint v1"
+#: Modes whose credential is the AppID's one AppSecret: a newly accepted one supersedes the rest.
+ONE_SECRET_MODES = ("classic", "stable")
+#: Hex digits kept (64 bits): enough to tell two credentials of one AppID apart.
+FINGERPRINT_LENGTH = 16
+
+
+def credential_fingerprint(*parts: str) -> str:
+    """A short, stable fingerprint of a credential: HMAC-SHA256 over its parts, truncated.
+
+    Stored in clear in the token table (it is part of the key), so it must not reveal the
+    secret: an AppSecret is 32 random hex digits (128 bits), so 64 bits of a domain-separated
+    SHA-256 of it (HMAC under a fixed, public key) give nothing to search with. Parts are length-prefixed so ("ab", "c") and ("a", "bc") differ.
+    """
+    message = b"".join(len(p.encode()).to_bytes(4, "big") + p.encode() for p in parts)
+    return hmac.new(_FINGERPRINT_KEY, message, hashlib.sha256).hexdigest()[:FINGERPRINT_LENGTH]
 
 
 @dataclass(frozen=True)
@@ -220,6 +255,8 @@ class TokenSource(Protocol):
     mode: str
     #: Whether the token is worth sharing through the store (False: external Variable).
     shared: bool
+    #: :func:`credential_fingerprint` of what this source obtains tokens with (part of the key).
+    credential: str
 
     def fetch(
         self, *, failed: str | None, force: bool, refresh: RefreshTokens, save_refresh: SaveRefresh
@@ -242,6 +279,7 @@ class ClassicTokenSource:
 
     def __init__(self, transport: Transport, appid: str, secret: str, ctx: CallContext, on_call: Callable[[], None]):
         self.transport, self.appid, self.secret, self.ctx, self.on_call = transport, appid, secret, ctx, on_call
+        self.credential = credential_fingerprint(appid, secret)
 
     def fetch(
         self, *, failed: str | None, force: bool, refresh: RefreshTokens, save_refresh: SaveRefresh
@@ -268,6 +306,7 @@ class StableTokenSource:
 
     def __init__(self, transport: Transport, appid: str, secret: str, ctx: CallContext, on_call: Callable[[], None]):
         self.transport, self.appid, self.secret, self.ctx, self.on_call = transport, appid, secret, ctx, on_call
+        self.credential = credential_fingerprint(appid, secret)
 
     def _call(self, force_refresh: bool) -> IssuedToken:
         body = self.transport.request(
@@ -327,6 +366,8 @@ class AuthorizerTokenSource:
         self.component_token_variable = component_token_variable
         self.ctx = ctx
         self.on_call = on_call
+        # The refresh token is no part of it: it rotates with every call.
+        self.credential = credential_fingerprint(component_appid, authorizer_appid)
 
     def _component_token(self) -> str:
         component_token = read_variable(self.component_token_variable)
@@ -421,6 +462,7 @@ class ExternalTokenSource:
     def __init__(self, variable: str, ctx: CallContext) -> None:
         self.variable = variable
         self.ctx = ctx
+        self.credential = credential_fingerprint("variable", variable)
 
     def fetch(
         self, *, failed: str | None, force: bool, refresh: RefreshTokens, save_refresh: SaveRefresh
@@ -620,8 +662,20 @@ class PostgresTokenStore:
     NOT EXISTS``. Refresh tokens of the tables' former places (``<data schema>``) are
     carried over, newest first. Tokens are Fernet-encrypted when a key is configured.
 
+    ``access_token_cache`` is keyed (appid, mode, credential). A table of an earlier
+    release, keyed (appid, mode), is upgraded in place under the same lock: the
+    ``credential`` column is added (default ``''``), its rows — obtained with a credential
+    nobody recorded, so no key can match them — are deleted, and the primary key is
+    widened; those tokens are simply fetched again. Workers still running the earlier
+    release cannot write to the upgraded table (their upsert names the old key): upgrade
+    them together. An AppID has one AppSecret at a time, so when a classic or stable
+    token is stored, the rows other credentials hold for that AppID and mode (a reset
+    AppSecret's) are deleted: the old secret then fails at once too. Authorizer rows are
+    kept: one account may have authorised two third-party platforms.
+
     Round trips: one SELECT on the fast path; a refresh takes a session advisory lock per
-    (appid, mode), re-reads the row (whoever refreshed while we waited is seen here), calls
+    (appid, mode) — per AppID, not per credential, so a classic AppID never gets two new
+    tokens at once — re-reads the row (whoever refreshed while we waited is seen here), calls
     WeChat, commits a rotated refresh token at once (authorizer mode), upserts the token
     and unlocks. A connection is opened per operation: the memo makes operations rare, and
     nothing leaks across forked workers.
@@ -661,17 +715,24 @@ class PostgresTokenStore:
             f"""CREATE TABLE IF NOT EXISTS "{s}".access_token_cache (
                 appid text NOT NULL,
                 mode text NOT NULL,
+                credential text NOT NULL DEFAULT '',
                 token text,
                 encrypted boolean NOT NULL DEFAULT false,
                 expires_at timestamptz,
                 refresh_at timestamptz,
                 updated_at timestamptz NOT NULL DEFAULT now(),
-                PRIMARY KEY (appid, mode)
+                PRIMARY KEY (appid, mode, credential)
             )"""
         )
+        self._key_by_credential(conn)
         conn.execute(f"""COMMENT ON TABLE "{s}".access_token_cache IS
-            'Current WeChat access token per (appid, mode), shared by all workers and accounts; '
-            'token is Fernet-encrypted when encrypted is true. Owned by wechat_datacube.tokens.'""")
+            'Current WeChat access token per (appid, mode, credential fingerprint), shared by all '
+            'workers and accounts; token is Fernet-encrypted when encrypted is true. '
+            'Owned by wechat_datacube.tokens.'""")
+        conn.execute(f"""COMMENT ON COLUMN "{s}".access_token_cache.credential IS
+            'Fingerprint (truncated HMAC-SHA256) of the credential that obtained the token, '
+            'e.g. AppID + AppSecret: a token is only used with the credential that obtained it. '
+            'Never the secret itself.'""")
         conn.execute(
             f"""CREATE TABLE IF NOT EXISTS "{s}".authorizer_refresh_token (
                 authorizer_appid text PRIMARY KEY,
@@ -688,6 +749,29 @@ class PostgresTokenStore:
         conn.execute(f"""COMMENT ON TABLE "{s}".authorizer_refresh_token IS
             'Latest authorizer refresh token per account and the one it replaced (a fallback), '
             'committed as soon as WeChat rotates it; Fernet-encrypted when encrypted is true.'""")
+
+    def _key_by_credential(self, conn: Any) -> None:
+        """Upgrade an ``access_token_cache`` of an earlier release, keyed (appid, mode): see the class.
+
+        Idempotent: does nothing once the primary key holds ``credential``. Runs inside the
+        DDL transaction and lock of :meth:`_ensure`, so two upgrading workers cannot race.
+        """
+        s = self.schema
+        conn.execute(f"""ALTER TABLE "{s}".access_token_cache ADD COLUMN IF NOT EXISTS credential text NOT NULL DEFAULT ''""")
+        row = conn.execute(
+            """SELECT c.conname, array_agg(a.attname::text ORDER BY a.attname)
+                 FROM pg_constraint c
+                 JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+                WHERE c.conrelid = %s::regclass AND c.contype = 'p'
+                GROUP BY c.conname""",
+            (f'"{s}".access_token_cache',),
+        ).fetchone()
+        if row is not None and "credential" in row[1]:
+            return
+        conn.execute(f"""DELETE FROM "{s}".access_token_cache WHERE credential = ''""")
+        drop = f'DROP CONSTRAINT "{row[0]}", ' if row is not None else ""
+        conn.execute(f'ALTER TABLE "{s}".access_token_cache {drop}ADD PRIMARY KEY (appid, mode, credential)')
+        log.info("upgraded %s.access_token_cache to one row per credential; cached tokens are fetched again", s)
 
     def _carry_over_refresh_tokens(self, conn: Any) -> None:
         """Merge every former ``<schema>.authorizer_refresh_token`` in: the newest row wins.
@@ -734,8 +818,8 @@ class PostgresTokenStore:
     def _select_token(self, conn: Any, key: TokenKey) -> CachedToken | None:
         row = conn.execute(
             f'SELECT token, encrypted, expires_at, refresh_at FROM "{self.schema}".access_token_cache '
-            "WHERE appid = %s AND mode = %s",
-            (key.appid, key.mode),
+            "WHERE appid = %s AND mode = %s AND credential = %s",
+            (key.appid, key.mode, key.credential),
         ).fetchone()
         if row is None or row[0] is None:
             return None
@@ -779,12 +863,18 @@ class PostgresTokenStore:
 
     def _write_token(self, conn: Any, key: TokenKey, cached: CachedToken) -> None:
         enc, is_enc = encrypt(cached.value)
+        if key.mode in ONE_SECRET_MODES:  # WeChat just accepted this secret: any other one is dead
+            conn.execute(
+                f'DELETE FROM "{self.schema}".access_token_cache WHERE appid = %s AND mode = %s AND credential <> %s',
+                (key.appid, key.mode, key.credential),
+            )
         conn.execute(
             f'INSERT INTO "{self.schema}".access_token_cache '
-            "(appid, mode, token, encrypted, expires_at, refresh_at) VALUES (%s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (appid, mode) DO UPDATE SET token = EXCLUDED.token, encrypted = EXCLUDED.encrypted, "
-            "expires_at = EXCLUDED.expires_at, refresh_at = EXCLUDED.refresh_at, updated_at = now()",
-            (key.appid, key.mode, enc, is_enc, cached.expires_at, cached.refresh_at),
+            "(appid, mode, credential, token, encrypted, expires_at, refresh_at) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (appid, mode, credential) DO UPDATE SET token = EXCLUDED.token, "
+            "encrypted = EXCLUDED.encrypted, expires_at = EXCLUDED.expires_at, refresh_at = EXCLUDED.refresh_at, "
+            "updated_at = now()",
+            (key.appid, key.mode, key.credential, enc, is_enc, cached.expires_at, cached.refresh_at),
         )
 
     # -- API --
@@ -809,8 +899,9 @@ class PostgresTokenStore:
 
 # --- the manager: memo + protocol ------------------------------------------------
 
-#: In-process memo: (wechat conn id, appid, mode) -> token. Saves a DB round trip per call.
-_MEMO: dict[tuple[str, str, str], CachedToken] = {}
+#: In-process memo: (wechat conn id, appid, mode, credential) -> token. Saves a DB round trip per call.
+#: The credential is in it too: a connection edited in the UI meanwhile must not find the old token.
+_MEMO: dict[tuple[str, str, str, str], CachedToken] = {}
 _MEMO_LOCK = threading.Lock()
 
 
@@ -839,8 +930,8 @@ class TokenManager:
     ) -> None:
         self.source = source
         self.store = store if source.shared else LocalTokenStore()
-        self.key = TokenKey(appid, source.mode)
-        self.memo_key = (conn_id, appid, source.mode)
+        self.key = TokenKey(appid, source.mode, source.credential)
+        self.memo_key = (conn_id, appid, source.mode, source.credential)
         self.clock = clock
         self.margin = margin
 

@@ -299,3 +299,85 @@ def test_secret_and_tokens_never_reach_logs_or_exceptions(
     assert "row(s) in" in caplog.text + out + err  # the per-call line was logged (without the token)
     leaked = [s for s in secrets if s in captured]
     assert leaked == []
+
+
+# --- the connection's Test button ---------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["classic", "stable"])
+def test_test_button_refuses_a_wrong_secret_although_a_token_is_cached(
+    sim: Any, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    use_hook_conn(monkeypatch, sim.base_url, token_mode=mode)
+    make_hook(sim).get_access_token()  # the right secret's token is in the memo and the local store
+    use_hook_conn(monkeypatch, sim.base_url, token_mode=mode, password="wrong-secret")
+
+    ok, message = make_hook(sim).test_connection()
+
+    assert ok is False
+    assert "errcode 40125" in message and "invalid AppSecret: check the connection's password" in message
+    assert "wrong-secret" not in message and TEST_SECRET not in message
+
+
+@pytest.mark.parametrize("mode", ["classic", "stable"])
+def test_test_button_accepts_the_right_secret_without_touching_classic_tokens(
+    sim: Any, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    use_hook_conn(monkeypatch, sim.base_url, token_mode=mode)
+    hook = make_hook(sim)
+    hook.get_access_token()  # a cached token must not answer for WeChat
+    sim.state.reset_counters()
+
+    ok, message = make_hook(sim).test_connection()
+
+    assert ok is True, message
+    assert f"WeChat accepted AppID {TEST_APPID}" in message and "force_refresh=false" in message
+    assert calls(sim, "/cgi-bin/stable_token") == 1 and calls(sim, "/cgi-bin/token") == 0
+    if mode == "classic":
+        assert "five minutes" in message
+        hook.fetch("getusershare", "2024-06-01", "2024-06-07")  # the workers' classic token still works
+        sim.state.clock.advance(400)
+        hook.fetch("getusershare", "2024-06-01", "2024-06-07")
+        assert calls(sim, "/cgi-bin/token") == 0
+
+
+def test_test_button_through_airflow_names_the_errcode(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the UI calls: Airflow's Connection.test_connection on a transient connection."""
+    from airflow.models.connection import Connection
+
+    def button(password: str) -> tuple[bool, str]:
+        conn = Connection(conn_id="wechat_ui_test", conn_type="wechat", host=sim.base_url, login=TEST_APPID,
+                          password=password, extra=json.dumps({"token_mode": "stable"}))  # fmt: skip
+        monkeypatch.setenv("AIRFLOW_CONN_WECHAT_UI_TEST", conn.get_uri())
+        return conn.test_connection()
+
+    assert button(TEST_SECRET)[0] is True
+    ok, message = button("wrong-secret")
+    assert ok is False and "errcode 40125" in message
+
+
+def test_test_button_never_rotates_an_authorizer_refresh_token(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fixtures.simulator import TEST_AUTHORIZER_APPID, TEST_AUTHORIZER_REFRESH_TOKEN, TEST_COMPONENT_APPID
+
+    extras = {
+        "token_mode": "authorizer", "component_appid": TEST_COMPONENT_APPID, "authorizer_appid": TEST_AUTHORIZER_APPID,
+        "authorizer_refresh_token": TEST_AUTHORIZER_REFRESH_TOKEN, "component_token_variable": "wechat_component_token",
+    }  # fmt: skip
+    use_hook_conn(monkeypatch, sim.base_url, login=TEST_AUTHORIZER_APPID, **extras)
+    monkeypatch.delenv("AIRFLOW_VAR_WECHAT_COMPONENT_TOKEN", raising=False)
+    ok, message = make_hook(sim).test_connection()
+    assert ok is False and "wechat_component_token" in message
+
+    monkeypatch.setenv("AIRFLOW_VAR_WECHAT_COMPONENT_TOKEN", "component-token-from-the-platform")
+    ok, message = make_hook(sim).test_connection()
+    assert ok is True and "rotates it" in message
+    assert sim.state.counters()["paths"] == {}  # WeChat was not asked: the refresh token is intact
+
+
+def test_test_button_in_external_mode_checks_the_variable(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_hook_conn(monkeypatch, sim.base_url, token_mode="external", token_variable="wechat_central_token")
+    monkeypatch.delenv("AIRFLOW_VAR_WECHAT_CENTRAL_TOKEN", raising=False)
+    assert make_hook(sim).test_connection()[0] is False
+    monkeypatch.setenv("AIRFLOW_VAR_WECHAT_CENTRAL_TOKEN", "token-from-the-central-service")
+    ok, message = make_hook(sim).test_connection()
+    assert ok is True and "wechat_central_token" in message and "token-from-the-central-service" not in message

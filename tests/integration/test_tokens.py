@@ -44,6 +44,7 @@ from wechat_datacube.tokens import (
     IssuedToken,
     PostgresTokenStore,
     clear_token_memo,
+    credential_fingerprint,
     decrypt,
     encrypt,
 )
@@ -577,3 +578,135 @@ def test_an_old_token_table_in_the_token_schema_gets_the_new_columns(
     _authorizer_conn(sim, monkeypatch)
     assert sim_hook(sim, token_store_conn_id=pg_conn_id).fetch("getusershare", *WEEK)
     assert _stored_refresh_tokens(dsn) == (_live_refresh_token(sim), live)
+
+
+# --- a changed AppSecret takes effect at once ----------------------------------------
+
+TOKEN_PATHS = {"classic": "/cgi-bin/token", "stable": "/cgi-bin/stable_token"}
+
+
+@pytest.mark.parametrize("store", ["postgres", "process-local"])
+@pytest.mark.parametrize("mode", ["classic", "stable"])
+def test_a_wrong_secret_fails_at_once_while_the_right_ones_token_is_cached(
+    sim: Any, monkeypatch: pytest.MonkeyPatch, fresh_pg: tuple[str, str], mode: str, store: str
+) -> None:
+    """Someone edits the connection's AppSecret and gets it wrong: the next call says 40125.
+
+    Keyed by (appid, mode) only, the token the right secret had cached (in the memo, the
+    local store or Postgres) kept the wrong secret working until it expired.
+    """
+    store_conn = fresh_pg[0] if store == "postgres" else None
+    use_hook_conn(monkeypatch, sim.base_url, token_mode=mode)
+    right = sim_hook(sim, token_store_conn_id=store_conn)
+    assert right.fetch("getusershare", *WEEK)
+    token_calls = calls(sim, TOKEN_PATHS[mode])
+
+    use_hook_conn(monkeypatch, sim.base_url, token_mode=mode, password="wrong-secret")  # same conn id
+    wrong = sim_hook(sim, token_store_conn_id=store_conn)
+    with pytest.raises(PermanentError) as info:
+        wrong.call("getusershare", *WEEK)
+    assert info.value.errcode == 40125 and "check the connection's password" in str(info.value)
+    assert calls(sim, TOKEN_PATHS[mode]) == token_calls + 1  # WeChat was asked, and refused
+    assert calls(sim, DATA) == 1  # only the right secret's call
+
+    use_hook_conn(monkeypatch, sim.base_url, token_mode=mode)  # put right: its cached token is still used
+    assert sim_hook(sim, token_store_conn_id=store_conn).fetch("getusershare", *WEEK)
+    assert calls(sim, TOKEN_PATHS[mode]) == token_calls + 1
+
+
+def _cache_rows(dsn: str) -> list[tuple[str, str, str]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            f"SELECT appid, mode, credential FROM {TOKEN_SCHEMA}.access_token_cache ORDER BY updated_at"
+        ).fetchall()
+
+
+def test_the_cache_key_holds_a_fingerprint_of_the_credential_never_the_secret(
+    sim: Any, monkeypatch: pytest.MonkeyPatch, fresh_pg: tuple[str, str]
+) -> None:
+    pg_conn_id, dsn = fresh_pg
+    for mode in ("classic", "stable"):
+        use_hook_conn(monkeypatch, sim.base_url, token_mode=mode)
+        sim_hook(sim, token_store_conn_id=pg_conn_id).get_access_token()
+    fingerprint = credential_fingerprint(TEST_APPID, TEST_SECRET)
+    assert _cache_rows(dsn) == [(TEST_APPID, "classic", fingerprint), (TEST_APPID, "stable", fingerprint)]
+    assert len(fingerprint) == 16 and TEST_SECRET not in fingerprint
+    assert credential_fingerprint(TEST_APPID, TEST_SECRET + "x") != fingerprint
+    assert credential_fingerprint("ab", "c") != credential_fingerprint("a", "bc")
+    with psycopg.connect(dsn) as conn:
+        dump = json.dumps(conn.execute(f"SELECT * FROM {TOKEN_SCHEMA}.access_token_cache").fetchall(), default=str)
+    assert TEST_SECRET not in dump
+
+
+def test_a_reset_app_secret_stops_working_at_once(
+    simulator_factory: Any, monkeypatch: pytest.MonkeyPatch, fresh_pg: tuple[str, str], fresh_token_caches: None
+) -> None:
+    """The AppSecret is reset in the MP console: the new one's token replaces the old one's row,
+    so the old secret fails at its next call although the token it obtained has not expired."""
+    pg_conn_id, dsn = fresh_pg
+    sim = simulator_factory()
+    sim.state.clock.set(SIM_NOW)
+    use_hook_conn(monkeypatch, sim.base_url, token_mode="stable")
+    assert sim_hook(sim, token_store_conn_id=pg_conn_id).fetch("getusershare", *WEEK)
+    sim.config.accounts[TEST_APPID] = "reset-app-secret-0b7e"  # what the console did
+    use_hook_conn(monkeypatch, sim.base_url, token_mode="stable", password="reset-app-secret-0b7e")
+    assert sim_hook(sim, token_store_conn_id=pg_conn_id).fetch("getusershare", *WEEK)
+    assert [r[2] for r in _cache_rows(dsn)] == [credential_fingerprint(TEST_APPID, "reset-app-secret-0b7e")]
+
+    use_hook_conn(monkeypatch, sim.base_url, token_mode="stable")  # a connection still holding the old secret
+    clear_token_memo()
+    with pytest.raises(PermanentError) as info:
+        sim_hook(sim, token_store_conn_id=pg_conn_id).call("getusershare", *WEEK)
+    assert info.value.errcode == 40125
+
+
+OLD_TOKEN_TABLE = f"""CREATE TABLE {TOKEN_SCHEMA}.access_token_cache (
+    appid text NOT NULL,
+    mode text NOT NULL,
+    token text,
+    encrypted boolean NOT NULL DEFAULT false,
+    expires_at timestamptz,
+    refresh_at timestamptz,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (appid, mode)
+)"""
+
+
+def _primary_key(dsn: str) -> list[str]:
+    with psycopg.connect(dsn) as conn:
+        (columns,) = conn.execute(
+            """SELECT array_agg(a.attname::text ORDER BY array_position(c.conkey, a.attnum))
+                 FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+                WHERE c.conrelid = %s::regclass AND c.contype = 'p'""",
+            (f"{TOKEN_SCHEMA}.access_token_cache",),
+        ).fetchone()
+    return columns
+
+
+def test_a_token_table_of_an_earlier_release_is_rekeyed_and_its_tokens_fetched_again(
+    sim: Any, fresh_pg: tuple[str, str]
+) -> None:
+    """Keyed (appid, mode), holding a token nobody knows the secret of: upgraded without errors."""
+    from wechat_datacube import tokens
+
+    pg_conn_id, dsn = fresh_pg
+    stale = CachedToken("token-cached-by-the-earlier-release", SIM_NOW + dt.timedelta(hours=2),
+                        SIM_NOW + dt.timedelta(hours=1))  # fmt: skip
+    with psycopg.connect(dsn) as conn:
+        conn.execute(f"CREATE SCHEMA {TOKEN_SCHEMA}")
+        conn.execute(OLD_TOKEN_TABLE)
+        conn.execute(
+            f"INSERT INTO {TOKEN_SCHEMA}.access_token_cache (appid, mode, token, encrypted, expires_at, refresh_at) "
+            "VALUES (%s, 'classic', %s, true, %s, %s)",
+            (TEST_APPID, encrypt(stale.value)[0], stale.expires_at, stale.refresh_at),
+        )
+    hook = sim_hook(sim, token_store_conn_id=pg_conn_id)
+    assert hook.fetch("getusershare", *WEEK)
+    assert hook.get_access_token() != stale.value and calls(sim, "/cgi-bin/token") == 1
+    assert _primary_key(dsn) == ["appid", "mode", "credential"]
+    assert _cache_rows(dsn) == [(TEST_APPID, "classic", credential_fingerprint(TEST_APPID, TEST_SECRET))]
+
+    tokens._ENSURED.clear()  # another worker process: ensuring again changes nothing
+    clear_token_memo()
+    assert sim_hook(sim, token_store_conn_id=pg_conn_id).fetch("getusershare", *WEEK)
+    assert calls(sim, "/cgi-bin/token") == 1 and _primary_key(dsn) == ["appid", "mode", "credential"]
