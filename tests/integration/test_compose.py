@@ -118,6 +118,14 @@ def test_package_code_comes_from_the_image_not_from_a_shadowed_mount(resolved: d
     assert "COPY --chown=airflow:root plugins/wechat_datacube_dashboard.py /opt/airflow/plugins/" in dockerfile
 
 
+def test_every_component_reads_naive_dates_as_beijing_time(resolved: dict[str, Any]) -> None:
+    """``[core] default_timezone``: what a naive ``--from-date 2025-01-01`` or REST date means."""
+    for name in AIRFLOW_SERVICES | {"airflow-cli"}:
+        env = resolved["services"][name]["environment"]
+        assert env["AIRFLOW__CORE__DEFAULT_TIMEZONE"] == "Asia/Shanghai", name
+        assert not any("DEFAULT_UI_TIMEZONE" in key for key in env), name  # removed in Airflow 3
+
+
 def test_components_share_one_set_of_secrets_from_the_env_file(resolved: dict[str, Any]) -> None:
     example = env_example()
     for name in AIRFLOW_SERVICES:

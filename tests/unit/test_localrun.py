@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import stat
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from wechat_datacube.localrun.report import (
     format_counts,
     last_scheduled_day,
 )
-from wechat_datacube.localrun.state import StateDir
+from wechat_datacube.localrun.state import StateDir, StateError
 
 
 def _beijing(*args: int) -> dt.datetime:
@@ -150,3 +151,128 @@ def test_an_existing_state_directory_is_made_private(tmp_path: Path, shared_umas
     root.mkdir(mode=0o755)
     StateDir(root).acquire()
     assert mode(root) == 0o700
+
+
+# --- make airflow: the airflow CLI on the running stack ------------------------------------------
+
+SECRETS = {"fernet_key": "k" * 43 + "=", "jwt_secret": "jwt"}
+
+
+def _stack_settings(state: StateDir) -> dict[str, str]:
+    """What a started stack records: the cluster's settings with the stack's on top."""
+    from wechat_datacube.localrun.airflow_cluster import AirflowCluster
+    from wechat_datacube.localrun.stack import LocalStack, StackConfig
+
+    stack = LocalStack(StackConfig(state.root))
+    return AirflowCluster(state.airflow_home, "postgresql+psycopg://meta", stack.airflow_env(SECRETS)).settings
+
+
+def test_the_local_stack_reads_naive_dates_as_beijing_and_keeps_connections_out_of_the_environment(
+    tmp_path: Path,
+) -> None:
+    settings = _stack_settings(StateDir(tmp_path / ".local"))
+    assert settings["AIRFLOW__CORE__DEFAULT_TIMEZONE"] == "Asia/Shanghai"
+    assert settings["AIRFLOW_HOME"] == str(tmp_path / ".local" / "airflow")
+    # Connections are rows in the metadata DB: a variable would shadow them (and a UI edit would do nothing).
+    assert [k for k in settings if k.startswith("AIRFLOW_CONN_")] == []
+    # Airflow 3 removed [webserver] default_ui_timezone: the UI shows the browser's zone.
+    from airflow.cli.commands.config_command import CONFIGS_CHANGES, ConfigParameter
+
+    removed = {c.config for c in CONFIGS_CHANGES if c.was_removed and not c.renamed_to}
+    assert ConfigParameter("webserver", "default_ui_timezone") in removed
+    assert not any("DEFAULT_UI_TIMEZONE" in k for k in settings)
+
+
+def test_the_demo_connections_are_written_in_the_import_format() -> None:
+    from wechat_datacube.localrun.stack import PG_CONN_ID, WECHAT_CONN_ID, demo_connections
+
+    conns = demo_connections("http://127.0.0.1:4321", {"host": "/sock", "user": "postgres", "dbname": "wechat_datacube"})
+    assert set(conns) == {WECHAT_CONN_ID, PG_CONN_ID}
+    assert conns[WECHAT_CONN_ID]["host"] == "http://127.0.0.1:4321" and conns[WECHAT_CONN_ID]["conn_type"] == "wechat"
+    assert json.loads(conns[WECHAT_CONN_ID]["extra"]) == {"token_mode": "stable"}
+    assert conns[PG_CONN_ID]["schema"] == "wechat_datacube" and conns[PG_CONN_ID]["host"] == "/sock"
+
+
+def test_airflow_command_fails_clearly_when_nothing_was_ever_started(tmp_path: Path) -> None:
+    from wechat_datacube.localrun.commands import airflow_command
+
+    with pytest.raises(StateError, match="no local stack was ever started in .*make run"):
+        airflow_command(StateDir(tmp_path / ".local"), ["dags", "list"])
+
+
+def _fake_launcher() -> subprocess.Popen[bytes]:
+    """A live process whose command line looks like the launcher's (how a launcher is recognised)."""
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "wechat_datacube.localrun"])
+
+
+def _record_launcher(state: StateDir, launcher_pid: int, env_pid: int) -> None:
+    state.write_airflow_env(_stack_settings(state))
+    recorded = json.loads(state.airflow_env_file.read_text())
+    state.airflow_env_file.write_text(json.dumps({**recorded, "launcher_pid": env_pid}))
+    (state.root / "launcher.json").write_text(json.dumps({"pid": launcher_pid, "groups": {}}))
+
+
+def test_airflow_command_tells_a_stopped_stack_from_a_starting_one(tmp_path: Path) -> None:
+    from wechat_datacube.localrun.commands import airflow_command
+
+    state = StateDir(tmp_path / ".local")
+    state.write_airflow_env(_stack_settings(state))  # an earlier run's settings; no launcher now
+    with pytest.raises(StateError, match="is not running"):
+        airflow_command(state, ["dags", "list"])
+    launcher = _fake_launcher()
+    try:
+        _record_launcher(state, launcher.pid, env_pid=launcher.pid + 100_000)  # the file is an earlier run's
+        with pytest.raises(StateError, match="still starting"):
+            airflow_command(state, ["dags", "list"])
+    finally:
+        launcher.kill()
+        launcher.wait()
+    with pytest.raises(StateError, match="is not running"):  # the launcher died
+        airflow_command(state, ["dags", "list"])
+
+
+def test_airflow_command_runs_the_cli_with_the_running_stacks_settings(tmp_path: Path) -> None:
+    from wechat_datacube.localrun.airflow_cluster import AIRFLOW_BIN
+    from wechat_datacube.localrun.commands import airflow_command
+
+    state = StateDir(tmp_path / ".local")
+    launcher = _fake_launcher()
+    try:
+        _record_launcher(state, launcher.pid, env_pid=launcher.pid)
+        caller = {"PATH": "/usr/bin", "AIRFLOW_HOME": "/elsewhere", "AIRFLOW_CONN_WECHAT_DEMO": "postgres://shadow"}
+        argv, env = airflow_command(state, ["connections", "list", "-o", "json"], caller)
+    finally:
+        launcher.kill()
+        launcher.wait()
+    assert argv == [AIRFLOW_BIN, "connections", "list", "-o", "json"]
+    assert env["PATH"] == "/usr/bin" and env["AIRFLOW_HOME"] == str(state.airflow_home)
+    assert env["AIRFLOW__CORE__DEFAULT_TIMEZONE"] == "Asia/Shanghai"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == "postgresql+psycopg://meta"
+    assert "AIRFLOW_CONN_WECHAT_DEMO" not in env  # would shadow the stack's connection
+    assert mode(state.airflow_env_file) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("argv", "launcher", "cli"),
+    [
+        (["airflow", "dags", "list", "-o", "json"], ["airflow"], ["dags", "list", "-o", "json"]),
+        (["--state-dir", "airflow", "airflow", "--help"], ["--state-dir", "airflow", "airflow"], ["--help"]),
+        (["airflow"], ["airflow"], []),
+        (["psql", "-c", "SELECT 1"], ["psql", "-c", "SELECT 1"], None),
+    ],
+)
+def test_everything_after_the_airflow_command_goes_to_the_cli(
+    argv: list[str], launcher: list[str], cli: list[str] | None
+) -> None:
+    from wechat_datacube.localrun.__main__ import split_airflow_args
+
+    assert split_airflow_args(argv) == (launcher, cli)
+
+
+def test_make_airflow_without_a_stack_exits_2_with_the_reason(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "wechat_datacube.localrun", "--state-dir", str(tmp_path / "never"), "airflow", "dags",
+         "list"], capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "no local stack was ever started" in result.stderr and "make run" in result.stderr

@@ -1,4 +1,9 @@
-"""``python -m wechat_datacube.localrun {run,demo,psql}`` — what ``make run``, ``make demo``, ``make psql`` call.
+"""``python -m wechat_datacube.localrun {run,demo,psql,airflow}`` — what ``make run``, ``make demo``,
+``make psql`` and ``make airflow`` call.
+
+``airflow <args>`` runs the ``airflow`` CLI against the running stack (everything after
+``airflow`` goes to it unchanged, options included), e.g. ``python -m
+wechat_datacube.localrun airflow connections list``.
 
 Every option has an environment variable, so ``make`` targets take them too, e.g.
 ``WECHAT_DATACUBE_RUN_PORT=8081 make run``.
@@ -41,12 +46,36 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--timeout", type=float, default=float(env.get(ENV_TIMEOUT, "1200")),
                              help=f"seconds to wait for the catchup (env {ENV_TIMEOUT}; 1200)")
     sub.add_parser("psql", help="psql on the running stack's data database; further arguments go to psql")
+    sub.add_parser("airflow", add_help=False,
+                   help="the airflow CLI on the running stack (its home, metadata DB, config and connections); "
+                   "all further arguments go to airflow, e.g. `airflow dags list`")
     return parser
+
+
+def split_airflow_args(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """(launcher arguments up to the ``airflow`` command, the airflow CLI's arguments) — None if not that command.
+
+    Split by hand: argparse would take the CLI's own options (``-o json``, ``--help``) for ours.
+    """
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        if token == "--state-dir":
+            index += 2
+            continue
+        if token.startswith("-"):
+            index += 1
+            continue
+        if token == "airflow":
+            return argv[: index + 1], argv[index + 1 :]
+        break
+    return argv, None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    launcher_args, airflow_args = split_airflow_args(list(sys.argv[1:] if argv is None else argv))
+    args, extra = parser.parse_known_args(launcher_args)
     if extra and args.command != "psql":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     state_dir = args.state_dir.resolve()
@@ -70,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         except StateError as exc:
             print(f"ERROR: {exc}")
             return commands.EXIT_USAGE
+    if args.command == "airflow":
+        return commands.airflow(StateDir(state_dir), airflow_args or [])
     if args.days < 1:
         print("--days must be at least 1")
         return commands.EXIT_USAGE

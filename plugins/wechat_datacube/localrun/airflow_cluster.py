@@ -74,8 +74,9 @@ class AirflowCluster:
         self.base_url = f"http://{host}:{self.port}"
         self.pool_slots = pool_slots
         self.components = tuple(components)
-        self.env: dict[str, str] = {
-            **os.environ,
+        #: What this deployment sets on top of the caller's environment: all a CLI needs to
+        #: reach it (``make airflow`` runs the ``airflow`` command with these).
+        self.settings: dict[str, str] = {
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
@@ -101,6 +102,7 @@ class AirflowCluster:
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             **(extra_env or {}),
         }
+        self.env: dict[str, str] = {**os.environ, **self.settings}
         self.procs: dict[str, ManagedProcess] = {}
         self.session = requests.Session()
 

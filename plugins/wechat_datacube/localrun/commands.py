@@ -1,4 +1,4 @@
-"""The three things a person does with the local stack: run it, demo it, query it.
+"""The four things a person does with the local stack: run it, demo it, query it, drive it.
 
 ``run``  starts the stack, prints where everything is, reports catchup progress and keeps
          going until Ctrl-C (or SIGTERM), then stops every process it started.
@@ -6,20 +6,23 @@
          table and a summary, stops everything; exit status 0 only if every run
          succeeded and every table has rows.
 ``psql`` opens psql on the data database of the running stack.
+``airflow`` runs the ``airflow`` CLI against the running stack: its AIRFLOW_HOME,
+         metadata database, configuration and connections (``make airflow ARGS="dags list"``).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 
 import psycopg
 
 from wechat_datacube.endpoints import ALL_SOURCES, LEGACY
-from wechat_datacube.localrun.airflow_cluster import ClusterError
+from wechat_datacube.localrun.airflow_cluster import AIRFLOW_BIN, ClusterError
 from wechat_datacube.localrun.postgres import shell_command
 from wechat_datacube.localrun.report import (
     CatchupStatus,
@@ -108,6 +111,7 @@ def banner(stack: LocalStack) -> str:
             f"  PostgreSQL   {stack.pg.description}",
             f"               WeChat data: database {stack.config.data_db}, schema {DATA_SCHEMA}; "
             f"Airflow metadata: {stack.config.meta_db}",
+            '  CLI          make airflow ARGS="dags list"   (the airflow CLI on this stack; another terminal)',
             "  Query        make psql       (another terminal, while this runs), or:",
             f"               {psql} \\",
             f"                 -c '{EXAMPLE_QUERY}'",
@@ -244,3 +248,28 @@ def psql(state_dir: StateDir, extra_args: list[str]) -> int:
     except FileNotFoundError:
         print(f"{args[0]} not found; install the PostgreSQL client (e.g. apt-get install postgresql-client)")
     return EXIT_FAILED
+
+
+def airflow_command(state_dir: StateDir, args: list[str], environ: Mapping[str, str] = os.environ) -> tuple[list[str], dict[str, str]]:
+    """The ``airflow`` command line and environment reaching the running stack; StateError if none runs.
+
+    The environment is the caller's with the stack's recorded settings on top (AIRFLOW_HOME,
+    the metadata DB, the Fernet key, ``[core] default_timezone``, the accounts file ...), so
+    the CLI sees what the components see. ``AIRFLOW_CONN_*`` variables of the caller's shell
+    are dropped: they would shadow the stack's connections in the metadata DB.
+    """
+    settings = state_dir.airflow_env()
+    env = {k: v for k, v in environ.items() if not k.startswith("AIRFLOW_CONN_")}
+    env.update(settings)
+    return [AIRFLOW_BIN, *args], env
+
+
+def airflow(state_dir: StateDir, args: list[str]) -> int:
+    """Replace this process with ``airflow <args>`` on the running stack (exit status: the CLI's)."""
+    try:
+        argv, env = airflow_command(state_dir, args)
+    except StateError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    os.execve(argv[0], argv, env)
+    return EXIT_FAILED  # not reached

@@ -1,15 +1,25 @@
 """The local stack: PostgreSQL, the WeChat API simulator and Airflow, started and stopped together.
 
 Start order is dependency order — database server, databases, simulator, the demo
-accounts file, Airflow (migrate, pool, components), login, the DAG visible and unpaused —
+accounts file, Airflow (migrate, pool, connections, components), login, the DAG visible
+and unpaused —
 and :meth:`LocalStack.stop` undoes it in reverse, so every process this started is gone
 afterwards (Airflow's process groups, the embedded server via ``pg_ctl stop``, the
 simulator's thread). Everything that must survive a restart lives in the state directory.
 
 The demo account talks to the simulator through an ordinary ``wechat`` connection and
-writes to an ordinary ``postgres`` connection, both given to Airflow as ``AIRFLOW_CONN_*``
-environment variables (so they are always current, but not listed under Admin →
-Connections).
+writes to an ordinary ``postgres`` connection. Both are rows in the metadata database,
+written at every start with ``airflow connections import --overwrite`` (idempotent; the
+simulator's port and the server's address may change between starts), so they are listed
+— and editable, until the next start — under Admin → Connections. They are deliberately
+*not* ``AIRFLOW_CONN_*`` variables any more: such a variable shadows the row of the same
+id, and an edit in the UI would silently have no effect.
+
+Airflow runs with ``[core] default_timezone = Asia/Shanghai`` (:data:`DEFAULT_TIMEZONE`):
+a naive date given to the CLI or the REST API — ``airflow backfill create --from-date
+2025-01-01`` — means a Beijing date, as every date of this pipeline does. The settings of
+the running stack are recorded in the state directory so that ``make airflow`` can run
+the ``airflow`` CLI against it.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +53,8 @@ WECHAT_CONN_ID = "wechat_demo"
 PG_CONN_ID = "wechat_pg"
 DATA_SCHEMA = "wechat"
 UI_USER = "admin"
+#: ``[core] default_timezone`` of the local stack: naive dates given to the CLI/REST are Beijing's.
+DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 
 class StackError(RuntimeError):
@@ -83,6 +96,17 @@ def wechat_connection(base_url: str) -> str:
             "extra": {"token_mode": "stable"},
         }
     )
+
+
+def demo_connections(simulator_url: str, data_params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The connections the stack keeps in the metadata DB, as ``airflow connections import`` reads them."""
+    connections = {
+        WECHAT_CONN_ID: json.loads(wechat_connection(simulator_url)),
+        PG_CONN_ID: json.loads(airflow_connection(data_params)),
+    }
+    for conn in connections.values():
+        conn["extra"] = json.dumps(conn.get("extra") or {})
+    return connections
 
 
 class LocalStack:
@@ -145,7 +169,7 @@ class LocalStack:
         self.cluster = AirflowCluster(
             self.state.airflow_home,
             sqlalchemy_url(self.pg.params(cfg.meta_db)),
-            self._airflow_env(self.state.secrets()),
+            self.airflow_env(self.state.secrets()),
             port=cfg.port,
             host=cfg.host,
             parallelism=cfg.parallelism,
@@ -153,6 +177,7 @@ class LocalStack:
         )
         self.say("airflow:   migrating the metadata database (about a minute the first time)")
         self.cluster.prepare()
+        self._store_connections()
         self.say(f"airflow:   starting {', '.join(ALL_COMPONENTS)}")
         self.cluster.launch(on_spawned=self.state.record_groups)
         self.password = self.state.airflow_password(UI_USER)
@@ -164,6 +189,29 @@ class LocalStack:
         self.state.write_connection(
             {"psql": self.pg.psql_command(cfg.data_db), "description": self.pg.description, "dbname": cfg.data_db}
         )
+        self.state.write_airflow_env(self.cluster.settings)
+
+    def _store_connections(self) -> None:
+        """Create or update the demo connections in the metadata DB (``airflow connections import --overwrite``).
+
+        The file handed to the CLI holds the demo AppSecret and the database password: it is
+        created private (``mkstemp``: mode 0600) in the state directory and removed at once.
+        """
+        assert self.cluster is not None and self.pg is not None and self.simulator is not None
+        connections = demo_connections(self.simulator.base_url, self.pg.params(self.config.data_db))
+        fd, path = tempfile.mkstemp(prefix="connections-", suffix=".json", dir=self.state.root)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(connections, handle)
+            self.cluster.cli("connections", "import", path, "--overwrite")
+        finally:
+            os.unlink(path)
+        self.say(f"airflow:   connections {', '.join(connections)} in the metadata database (Admin -> Connections)")
+        for conn_id in connections:
+            variable = f"AIRFLOW_CONN_{conn_id.upper()}"
+            if variable in os.environ:
+                self.say(f"WARNING:   {variable} is set in this shell: it shadows the connection {conn_id} "
+                         "of the metadata database for every Airflow process; unset it")
 
     def _configured_start(self) -> dt.date:
         """The demo account's start date as the accounts file (possibly from an earlier run) says."""
@@ -176,12 +224,15 @@ class LocalStack:
         problems = "; ".join(str(e) for e in loaded.errors) or "no account named demo"
         raise StackError(f"{self.state.accounts_file}: {problems} (delete the file to regenerate it)")
 
-    def _airflow_env(self, secrets: dict[str, str]) -> dict[str, str]:
-        assert self.pg is not None and self.simulator is not None
+    def airflow_env(self, secrets: dict[str, str]) -> dict[str, str]:
+        """The stack's Airflow settings on top of :class:`AirflowCluster`'s defaults."""
+        # No AIRFLOW_CONN_* here: the connections are rows in the metadata DB
+        # (_store_connections), and a variable would shadow them.
         return {
             "WECHAT_DATACUBE_ACCOUNTS": str(self.state.accounts_file),
-            f"AIRFLOW_CONN_{WECHAT_CONN_ID.upper()}": wechat_connection(self.simulator.base_url),
-            f"AIRFLOW_CONN_{PG_CONN_ID.upper()}": airflow_connection(self.pg.params(self.config.data_db)),
+            "AIRFLOW__CORE__DEFAULT_TIMEZONE": DEFAULT_TIMEZONE,
+            # The connection form's Test button (off by default in Airflow 3): a local stand-in has no risk.
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             "AIRFLOW__CORE__FERNET_KEY": secrets["fernet_key"],
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets["jwt_secret"],
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",

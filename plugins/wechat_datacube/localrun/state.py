@@ -9,6 +9,7 @@ Layout::
       secrets.json          Fernet key and JWT secret (mode 600), generated once
       launcher.json         the running launcher's pid and its children's process groups
       connection.json       how to reach the data DB (``make psql`` reads it)
+      airflow-env.json      the Airflow settings of the running stack (``make airflow`` reads it)
 
 The directory is the user's alone (mode 0700, files 0600): it holds the Fernet key, the
 generated admin password and logs that print it. The Fernet key must survive restarts:
@@ -124,6 +125,10 @@ class StateDir:
         return self.root / "launcher.json"
 
     @property
+    def airflow_env_file(self) -> Path:
+        return self.root / "airflow-env.json"
+
+    @property
     def password_file(self) -> Path:
         return self.airflow_home / "simple_auth_manager_passwords.json.generated"
 
@@ -169,6 +174,45 @@ class StateDir:
             return json.loads(self.connection_file.read_text())
         except OSError:
             raise StateError(f"no {self.connection_file}: start the stack first (make run)") from None
+
+    def write_airflow_env(self, settings: dict[str, str]) -> None:
+        """Record the Airflow settings (``AIRFLOW_HOME``, ``AIRFLOW__*``, ...) of the stack this launcher runs.
+
+        Private (mode 0600): they include the Fernet key and the metadata DB's URL.
+        """
+        _write_private(self.airflow_env_file, json.dumps({"launcher_pid": os.getpid(), "env": settings}, indent=2) + "\n")
+
+    def airflow_env(self) -> dict[str, str]:
+        """The settings of the *running* stack, for the ``airflow`` CLI; StateError saying why there are none.
+
+        Three cases a person must tell apart: nothing was ever started here, the stack is
+        stopped (its launcher is gone), or it is still starting (the file is an earlier run's).
+        """
+        try:
+            recorded = json.loads(self.airflow_env_file.read_text())
+        except (OSError, ValueError):
+            raise StateError(
+                f"no local stack was ever started in {self.root}: start one with `make run` "
+                "(in another terminal), wait for its banner, then run this again"
+            ) from None
+        pid = self.running_launcher()
+        if pid is None:
+            raise StateError(
+                f"the local stack in {self.root} is not running (its launcher has stopped): start it with "
+                "`make run` (in another terminal), wait for its banner, then run this again"
+            )
+        if pid != recorded.get("launcher_pid"):
+            raise StateError(
+                f"the local stack in {self.root} is still starting (launcher pid {pid}): wait until `make run` "
+                "prints its banner, then run this again"
+            )
+        return {str(k): str(v) for k, v in recorded["env"].items()}
+
+    def running_launcher(self) -> int | None:
+        """The pid of the launcher (``make run`` / ``make demo``) using this directory, if one is alive."""
+        recorded = self._read_launcher()
+        pid = int(recorded.get("pid", 0)) if recorded else 0
+        return pid if pid and LAUNCHER_MODULE in _cmdline(pid) else None
 
     # -- one launcher per state directory --
     def acquire(self) -> None:
