@@ -78,7 +78,7 @@ class BackfillReportOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from wechat_datacube.accounts import load_accounts
-        from wechat_datacube.backfill_plan import FAILED_TASK_STATES, report_from_params
+        from wechat_datacube.backfill_report import FAILED_TASK_STATES, report_from_params
 
         ti = context["ti"]
         plan_state, load_states = self._states(ti)

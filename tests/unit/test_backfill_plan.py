@@ -8,11 +8,7 @@ import pytest
 
 from wechat_datacube.accounts import AccountConfig
 from wechat_datacube.backfill_plan import (
-    BackfillReport,
     BackfillTask,
-    FailureCause,
-    RunFailure,
-    build_report,
     choose_batch_size,
     contiguous_runs,
     endpoint_windows,
@@ -20,9 +16,9 @@ from wechat_datacube.backfill_plan import (
     resolve_accounts,
     resolve_dates,
     resolve_endpoints,
-    resume_after,
     tasks_needed,
 )
+from wechat_datacube.backfill_report import BackfillReport, FailureCause, RunFailure, build_report, resume_after
 from wechat_datacube.dates import iter_days
 from wechat_datacube.endpoints import LEGACY, REPLACEMENT, REPLACEMENT_START, get_endpoint
 from wechat_datacube.errors import BEIJING, ConfigError, describe_errcode
