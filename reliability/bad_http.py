@@ -28,10 +28,10 @@ from typing import Any
 import psycopg
 
 from bench.harness import log
+from reliability.catchup import run_figures, tables_vs_truth
 from reliability.session import R9_DAYS, Session
 from reliability.soak import fault_free_calls
-from tests.fixtures.truth import stored_rows, truth_rows
-from wechat_datacube.endpoints import LEGACY, get_endpoint
+from wechat_datacube.endpoints import LEGACY
 
 ACCOUNT = "badhttp"
 #: Bursts first: of several terminal rules only the first that fires is used.
@@ -106,22 +106,10 @@ def run_r9(s: Session) -> dict[str, Any]:
     unredacted = sum(len(_UNREDACTED.findall(text)) for text in kept_text)
     token_mentions = sum(text.count("access_token") for text in kept_text)
 
-    tables = []
-    for endpoint in LEGACY:
-        stored = stored_rows(dsn, endpoint, begin, end, account=ACCOUNT)
-        truth = truth_rows(sim, account.appid, endpoint, begin, end, account=ACCOUNT)
-        tables.append({"table": get_endpoint(endpoint).table, "stored": len(stored), "truth": len(truth),
-                       "equal": stored == truth})
     result = {
         "begin": begin,
         "end": end,
-        "runs": len(runs),
-        "run_states": Counter(r["state"] for r in runs),
-        "seconds": seconds,
-        "task_instances": len(tis),
-        "ti_states": Counter(t["state"] for t in tis),
-        "airflow_retries": sum((t.get("try_number") or 1) - 1 for t in tis),
-        "tis_retried": sum((t.get("try_number") or 1) > 1 for t in tis),
+        **run_figures(runs, tis, seconds),
         "faults": [(_rule_label(r), r.get("rate"), r["seen"], r["fired"]) for r in fired],
         "data_calls": sum(account.data_calls().values()),
         "fault_free_calls": fault_free_calls(begin, end),
@@ -133,8 +121,7 @@ def run_r9(s: Session) -> dict[str, Any]:
         "token_hits": token_hits,
         "unredacted_urls": unredacted,
         "token_mentions": token_mentions,
-        "tables": tables,
-        "truth_equal": all(t["equal"] for t in tables),
+        **tables_vs_truth(dsn, sim, account.appid, begin, end, account=ACCOUNT),
         "load_log_statuses": Counter(row[2] for row in load_log),
         "load_log_complete": len(load_log) == R9_DAYS * len(LEGACY),
     }

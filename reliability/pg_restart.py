@@ -34,8 +34,9 @@ from typing import Any
 import psycopg
 
 from bench.harness import log
+from reliability.catchup import run_figures, tables_vs_truth
 from reliability.session import R8_DAYS, Session
-from tests.fixtures.truth import stored_rows, truth_dicts, truth_rows
+from tests.fixtures.truth import truth_dicts
 from wechat_datacube.endpoints import LEGACY, get_endpoint
 
 ACCOUNT = "pgrestart"
@@ -265,12 +266,6 @@ def run_r8(s: Session) -> dict[str, Any]:
     retried = [t for t in tis if (t.get("try_number") or 1) > 1]
     partial = {f"{table} {day}": sorted(counts - {0, full[(table, day)]})
                for (table, day), counts in observer.seen.items() if counts - {0, full[(table, day)]}}
-    tables = []
-    for endpoint in LEGACY:
-        spec = get_endpoint(endpoint)
-        stored = stored_rows(dsn, endpoint, begin, end, account=ACCOUNT)
-        truth = truth_rows(sim, account.appid, endpoint, begin, end, account=ACCOUNT)
-        tables.append({"table": spec.table, "stored": len(stored), "truth": len(truth), "equal": stored == truth})
     load_log = _load_log(dsn, begin, end)
     expected_keys = {(e, begin + dt.timedelta(days=i)) for e in LEGACY for i in range(R8_DAYS)}
     load_log_ok = set(load_log) == expected_keys and all(
@@ -280,27 +275,21 @@ def run_r8(s: Session) -> dict[str, Any]:
         responses = dict(conn.execute(
             "SELECT status, count(*) FROM wechat.api_response WHERE account = %s GROUP BY status", (ACCOUNT,)
         ).fetchall())
+    truth = tables_vs_truth(dsn, sim, account.appid, begin, end, account=ACCOUNT)
     result = {
         "begin": begin,
         "end": end,
         "server": f"PostgreSQL {s.private_pg.version()} (pgserver binaries), port {s.private_pg.port}",
         "restarts": restarts,
-        "runs": len(runs),
-        "run_states": Counter(r["state"] for r in runs),
-        "seconds": seconds,
-        "task_instances": len(tis),
-        "ti_states": Counter(t["state"] for t in tis),
-        "airflow_retries": sum((t.get("try_number") or 1) - 1 for t in tis),
-        "tis_retried": len(retried),
+        **run_figures(runs, tis, seconds),
         "max_try": max((t.get("try_number") or 1) for t in tis),
         "failure_causes": _failure_causes(s, account.dag_id, retried),
         "observer_samples": observer.samples,
         "observer_failed_polls": observer.failed_polls,
         "observer_longest_gap": observer.longest_gap,
         "partial_seen": partial,
-        "tables": tables,
-        "truth_equal": all(t["equal"] for t in tables),
-        "rows_stored": sum(t["stored"] for t in tables),
+        **truth,
+        "rows_stored": sum(t["stored"] for t in truth["tables"]),
         "load_log_ok": load_log_ok,
         "load_log_statuses": Counter(st for st, _ in load_log.values()),
         "api_responses": responses,
