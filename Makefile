@@ -8,11 +8,11 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: run demo psql airflow docs
 .PHONY: bench reliability
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml devtools/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt -c constraints.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet --no-deps -e . -e devtools
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,29 +26,29 @@ test-fast: install
 	$(VENV)/bin/pytest -m "not scheduler"
 
 lint: install
-	$(VENV)/bin/ruff check plugins dags tests bench reliability
+	$(VENV)/bin/ruff check plugins devtools dags tests bench reliability
 
 ## the pipeline locally: PostgreSQL ($$WECHAT_DATACUBE_PG_URL, else embedded under .local/),
 ## the WeChat simulator and Airflow on :8080 catching up 14 days; Ctrl-C stops it all
 run: install
-	$(PY) -m wechat_datacube.localrun run
+	$(PY) -m wechat_datacube_dev.localrun run
 
 ## the same, headless: finish the catchup, print rows per table, stop (exit 0 = all good)
 demo: install
-	$(PY) -m wechat_datacube.localrun demo
+	$(PY) -m wechat_datacube_dev.localrun demo
 
 ## psql on the data database of a running `make run` (another terminal)
 psql: install
-	$(PY) -m wechat_datacube.localrun psql
+	$(PY) -m wechat_datacube_dev.localrun psql
 
 ## the airflow CLI on a running `make run` (same AIRFLOW_HOME, metadata DB, config, connections):
 ## make airflow ARGS="dags list"; fails when no stack runs
 airflow: install
-	@$(PY) -m wechat_datacube.localrun airflow $(ARGS)
+	@$(PY) -m wechat_datacube_dev.localrun airflow $(ARGS)
 
 ## regenerate docs/tables.md and the README's generated sections from the code
 docs: install
-	$(PY) -m wechat_datacube.docgen
+	$(PY) -m wechat_datacube_dev.docgen
 
 bench-parse: install
 	$(PY) bench/parse_time.py

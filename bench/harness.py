@@ -54,13 +54,13 @@ if "AIRFLOW__CORE__FERNET_KEY" not in os.environ:
 import psutil  # noqa: E402  (an Airflow dependency)
 import psycopg  # noqa: E402
 import yaml  # noqa: E402
+from wechat_datacube_dev.localrun.report import last_scheduled_day  # noqa: E402,F401  (re-exported)
+from wechat_datacube_dev.simulator import SimulatorServer  # noqa: E402
 
 from tests.fixtures.airflow import AirflowCluster  # noqa: E402
 from tests.fixtures.postgres import ADMIN_DSN, _create_db, _drop_db  # noqa: E402
 from tests.fixtures.simulator import make_simulator_config  # noqa: E402
 from wechat_datacube.dag_factory import DAILY_DAG_PREFIX  # noqa: E402
-from wechat_datacube.localrun.report import last_scheduled_day  # noqa: E402,F401  (re-exported)
-from wechat_datacube.simulator import SimulatorServer  # noqa: E402
 
 #: Retry delay the suites give the DAGs' tasks (dag_factory.RETRY_DELAY_ENV): seconds, not minutes.
 SHORT_RETRY_DELAY_SECONDS = "2"

@@ -10,9 +10,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from wechat_datacube_dev.simulator import SimulatorServer
+
 from tests.fixtures.truth import stored_rows, truth_rows
 from wechat_datacube.endpoints import LEGACY, get_endpoint
-from wechat_datacube.simulator import SimulatorServer
 
 
 def run_figures(runs: Sequence[dict[str, Any]], tis: Sequence[dict[str, Any]], seconds: float) -> dict[str, Any]:

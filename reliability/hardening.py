@@ -32,8 +32,8 @@ of its own:
   in front of it rewrites the field of the token answers (:class:`ExpiresInProxy`); data
   calls pass through unchanged. Four "tasks" (token memo cleared, the Postgres cache
   shared) of ten data calls each, per mode;
-* **(f) ``.local/`` permissions** — :class:`~wechat_datacube.localrun.state.StateDir` and
-  :class:`~wechat_datacube.localrun.processes.ManagedProcess` do what ``make run`` does
+* **(f) ``.local/`` permissions** — :class:`~wechat_datacube_dev.localrun.state.StateDir` and
+  :class:`~wechat_datacube_dev.localrun.processes.ManagedProcess` do what ``make run`` does
   before Airflow starts (claim the directory, write the accounts file, secrets, the
   api-server's password file and log, the connection file), without starting the stack;
 * **(g) dashboard** — the dashboard's FastAPI app in-process (``TestClient``, the unit
@@ -476,11 +476,11 @@ _WRITES_A_PASSWORD = "import json, sys; json.dump({'admin': 'pw'}, open(sys.argv
 
 def state_dir_cases(scratch: Path) -> list[dict[str, Any]]:
     """(f): the state ``make run`` writes before Airflow starts, under three conditions."""
-    from wechat_datacube.localrun.processes import PRIVATE_UMASK, ManagedProcess
-    from wechat_datacube.localrun.state import StateDir
+    from wechat_datacube_dev.localrun.processes import PRIVATE_UMASK, ManagedProcess
+    from wechat_datacube_dev.localrun.state import StateDir
 
     cases = (
-        ("fresh, umask 077 (what `python -m wechat_datacube.localrun` sets first)", PRIVATE_UMASK, False),
+        ("fresh, umask 077 (what `python -m wechat_datacube_dev.localrun` sets first)", PRIVATE_UMASK, False),
         ("fresh, umask 022 (the same calls without the launcher's umask)", 0o022, False),
         ("an existing .local/ of an older version (0755, files 0644), umask 077", PRIVATE_UMASK, True),
     )

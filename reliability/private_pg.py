@@ -2,7 +2,7 @@
 
 The machine's shared server (127.0.0.1:5432) serves other test runs at the same time and
 is never restarted. This one runs the PostgreSQL 16 binaries of the ``pgserver`` wheel
-(the embedded server of ``make run``, :mod:`wechat_datacube.localrun.postgres`) with
+(the embedded server of ``make run``, :mod:`wechat_datacube_dev.localrun.postgres`) with
 ``pg_ctl`` directly, so the suite chooses how it stops (``fast``: a clean shutdown that
 terminates every backend; ``immediate``: a crash, WAL replay at the next start). It has
 its own data directory in /tmp and listens on a free TCP port of 127.0.0.1 (the same port
@@ -24,15 +24,14 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-
-from wechat_datacube.localrun.airflow_cluster import free_port
+from wechat_datacube_dev.localrun.airflow_cluster import free_port
 
 #: System users PostgreSQL may run as when the suite runs as root (first that exists).
 SYSTEM_USERS = ("pgserver", "postgres")
 
 
 def _bin_dir() -> Path:
-    from wechat_datacube.localrun.postgres import EmbeddedPostgres
+    from wechat_datacube_dev.localrun.postgres import EmbeddedPostgres
 
     return EmbeddedPostgres.bin_dir()
 

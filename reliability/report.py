@@ -569,7 +569,7 @@ def r10(c: dict[str, Any], w: dict[str, Any]) -> tuple[bool, str]:
     notes = []
     if loose and loose["dirs"].get("airflow/") != "0o700":
         notes.append(f"Without the launcher's umask (a caller of `StateDir`/`ManagedProcess` other than "
-                     f"`python -m wechat_datacube.localrun`) the `airflow/` directory `ManagedProcess.start` "
+                     f"`python -m wechat_datacube_dev.localrun`) the `airflow/` directory `ManagedProcess.start` "
                      f"creates for a log gets {loose['dirs'].get('airflow/', '?')[2:]}: inside the 0700 root, so "
                      "still closed to others, but not private by itself.")
     if older and any(v != "0o600" for v in older["files"].values()):

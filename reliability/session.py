@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict
+from wechat_datacube_dev.simulator import SimulatorServer
 
 from bench.harness import (
     SHORT_RETRY_DELAY_SECONDS,
@@ -56,7 +57,6 @@ from tests.fixtures.simulator import TEST_AUTHORIZER_APPID, TEST_AUTHORIZER_REFR
 from tests.fixtures.token_requests import component_token
 from wechat_datacube.dag_factory import RETRY_DELAY_ENV
 from wechat_datacube.dates import beijing_today
-from wechat_datacube.simulator import SimulatorServer
 
 SOAK_DAYS = 60
 BACKFILL_DAG = "wechat_datacube_backfill"

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from wechat_datacube_dev.simulator import SimulatorServer
 
 from tests.fixtures.airflow import AirflowCluster
 from tests.fixtures.postgres import _create_db, _drop_db
@@ -23,7 +24,6 @@ from tests.fixtures.simulator import TEST_APPID, make_simulator_config
 from wechat_datacube.dag_factory import BACKFILL_DAG_ID, DAILY_DAG_PREFIX
 from wechat_datacube.dates import beijing_today
 from wechat_datacube.endpoints import LEGACY
-from wechat_datacube.simulator import SimulatorServer
 
 pytestmark = pytest.mark.scheduler
 

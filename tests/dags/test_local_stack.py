@@ -1,6 +1,6 @@
 """``make demo`` and ``make run`` as a user runs them: the launcher as a subprocess, real everything.
 
-The launcher (``python -m wechat_datacube.localrun``) runs against the test PostgreSQL
+The launcher (``python -m wechat_datacube_dev.localrun``) runs against the test PostgreSQL
 server (``WECHAT_DATACUBE_PG_URL``, databases with a unique prefix, dropped afterwards)
 and a free port; one state directory serves the whole module, as ``.local/`` does:
 
@@ -37,15 +37,15 @@ from typing import Any
 import psycopg
 import pytest
 import requests
+from wechat_datacube_dev.localrun.processes import group_alive
+from wechat_datacube_dev.localrun.report import catchup_window
+from wechat_datacube_dev.localrun.stack import DAG_ID, DEMO_ACCOUNT
+from wechat_datacube_dev.simulator import DEMO_APPID, DEMO_SECRET, SimulatorConfig, SimulatorServer
 
 from tests.fixtures.airflow import free_port
 from tests.fixtures.postgres import ADMIN_DSN, _drop_db, _dsn_for
 from tests.fixtures.truth import count_rows, stored_rows, table_checksums, truth_rows
 from wechat_datacube.endpoints import LEGACY, get_endpoint
-from wechat_datacube.localrun.processes import group_alive
-from wechat_datacube.localrun.report import catchup_window
-from wechat_datacube.localrun.stack import DAG_ID, DEMO_ACCOUNT
-from wechat_datacube.simulator import DEMO_APPID, DEMO_SECRET, SimulatorConfig, SimulatorServer
 
 pytestmark = pytest.mark.scheduler
 
@@ -68,7 +68,7 @@ class Launcher:
 
     def args(self, command: str, *extra: str) -> list[str]:
         return [
-            sys.executable, "-m", "wechat_datacube.localrun", "--state-dir", str(self.state_dir), command,
+            sys.executable, "-m", "wechat_datacube_dev.localrun", "--state-dir", str(self.state_dir), command,
             "--port", str(self.port), "--db-prefix", self.db_prefix, "--days", str(DAYS), *extra,
         ]  # fmt: skip
 
@@ -171,7 +171,7 @@ class Running:
 
     def airflow(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``make airflow ARGS="<args>"``: the launcher's ``airflow`` command on this state directory."""
-        command = [sys.executable, "-m", "wechat_datacube.localrun", "--state-dir", str(self.launcher.state_dir),
+        command = [sys.executable, "-m", "wechat_datacube_dev.localrun", "--state-dir", str(self.launcher.state_dir),
                    "airflow", *args]  # fmt: skip
         return subprocess.run(command, env=self.launcher.env, capture_output=True, text=True, timeout=300)
 

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from wechat_datacube_dev.localrun.report import last_scheduled_day
+from wechat_datacube_dev.simulator import SimulatorServer
 
 from tests.fixtures.airflow import AirflowCluster
 from tests.fixtures.postgres import _create_db, _drop_db
@@ -22,8 +24,6 @@ from wechat_datacube.dag_factory import DAILY_DAG_PREFIX
 from wechat_datacube.dates import utcnow
 from wechat_datacube.endpoints import LEGACY
 from wechat_datacube.errors import BEIJING
-from wechat_datacube.localrun.report import last_scheduled_day
-from wechat_datacube.simulator import SimulatorServer
 
 pytestmark = pytest.mark.scheduler
 

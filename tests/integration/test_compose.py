@@ -178,7 +178,7 @@ def test_simulator_only_runs_under_the_demo_profile(resolved: dict[str, Any]) ->
     services = resolved["services"]
     simulator = services["wechat-simulator"]
     assert simulator["profiles"] == ["demo"]
-    assert simulator["entrypoint"] == ["python", "-m", "wechat_datacube.simulator"]
+    assert simulator["entrypoint"] == ["python", "-m", "wechat_datacube_dev.simulator"]
     assert "--port 8765" in command_text(simulator)
     assert env_example()["WECHAT_API_BASE_URL"] == "http://wechat-simulator:8765"
     assert all("profiles" not in services[name] for name in AIRFLOW_SERVICES)

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
-from wechat_datacube.localrun.postgres import (
+from wechat_datacube_dev.localrun.postgres import (
     EmbeddedPostgres,
     airflow_connection,
     ensure_database,

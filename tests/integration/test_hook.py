@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import pytest
+from wechat_datacube_dev.simulator import SimulatorServer
 
 from tests.fixtures.simulator import TEST_APPID, TEST_SECRET
 from tests.fixtures.wechat_conn import HOOK_CONN_ID, SIM_NOW, calls, sim_hook, use_hook_conn
@@ -26,7 +27,6 @@ from wechat_datacube.errors import (
     TransientError,
 )
 from wechat_datacube.hook import ChunkResult, WeChatDatacubeHook
-from wechat_datacube.simulator import SimulatorServer
 
 DATA = "/datacube/getusershare"
 

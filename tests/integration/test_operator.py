@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+from wechat_datacube_dev.simulator import SimulatorServer
 
 from tests.fixtures.simulator import TEST_APPID, TEST_SECRET
 from tests.fixtures.wechat_conn import register_wechat_conn
@@ -34,7 +35,6 @@ from wechat_datacube.errors import (
     WeChatDatacubeError,
 )
 from wechat_datacube.operators import WeChatDatacubeToPostgresOperator, table_asset
-from wechat_datacube.simulator import SimulatorServer
 
 ACCOUNT = "acme"
 SCHEMA = "wechat"

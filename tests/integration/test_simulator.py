@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 import requests
+from wechat_datacube_dev.simulator import SimulatorServer
 
 from tests.fixtures.simulator import TEST_APPID, TEST_AUTHORIZER_APPID, TEST_AUTHORIZER_REFRESH_TOKEN
 from tests.fixtures.token_requests import authorizer_token, classic_token, component_token, stable_token
 from wechat_datacube.endpoints import ENDPOINTS
-from wechat_datacube.simulator import SimulatorServer
 
 BJ = dt.timezone(dt.timedelta(hours=8))
 #: A fixed "now" for data tests: 10:00 Beijing, after the default ready hour.
@@ -699,7 +699,7 @@ def test_cli_serves_with_demo_credentials_and_start_faults(tmp_path) -> None:
     port = _free_port()
     faults = '[{"kind": "errcode", "errcode": -1, "count": 1}]'
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wechat_datacube.simulator", "--port", str(port), "--faults", faults],
+        [sys.executable, "-m", "wechat_datacube_dev.simulator", "--port", str(port), "--faults", faults],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ},
     )
     try:

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 import requests
+from wechat_datacube_dev.simulator import SimulatorServer
 
 from tests.fixtures.simulator import TEST_APPID, TEST_SECRET
 from wechat_datacube.errors import BEIJING
-from wechat_datacube.simulator import SimulatorServer
 
 DAY = dt.date(2026, 6, 12)  # three articles were sent that day
 

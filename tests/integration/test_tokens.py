@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from airflow.sdk.crypto import get_fernet
 from cryptography.fernet import Fernet
+from wechat_datacube_dev.simulator import SimulatorServer
 
 from tests.fixtures.simulator import (
     TEST_APPID,
@@ -35,7 +36,6 @@ from tests.fixtures.wechat_conn import (
 )
 from wechat_datacube.errors import PermanentError, TokenError
 from wechat_datacube.hook import WeChatDatacubeHook
-from wechat_datacube.simulator import SimulatorServer
 from wechat_datacube.tokens import (
     DEFAULT_REFRESH_MARGIN,
     EXPIRES_IN_MAX,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from wechat_datacube_dev.docgen import REPO_ROOT, render_readme, stale_files, tables_doc
 
-from wechat_datacube.docgen import REPO_ROOT, render_readme, stale_files, tables_doc
 from wechat_datacube.endpoints import ENDPOINTS
 from wechat_datacube.errors import ERRCODES
 

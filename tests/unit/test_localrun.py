@@ -13,18 +13,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from wechat_datacube.errors import BEIJING
-from wechat_datacube.localrun.postgres import ExternalPostgres, airflow_connection, sqlalchemy_url
-from wechat_datacube.localrun.processes import ManagedProcess
-from wechat_datacube.localrun.report import (
+from wechat_datacube_dev.localrun.postgres import ExternalPostgres, airflow_connection, sqlalchemy_url
+from wechat_datacube_dev.localrun.processes import ManagedProcess
+from wechat_datacube_dev.localrun.report import (
     TableCount,
     catchup_status,
     catchup_window,
     format_counts,
     last_scheduled_day,
 )
-from wechat_datacube.localrun.state import StateDir, StateError
+from wechat_datacube_dev.localrun.state import StateDir, StateError
+
+from wechat_datacube.errors import BEIJING
 
 
 def _beijing(*args: int) -> dt.datetime:
@@ -160,8 +160,8 @@ SECRETS = {"fernet_key": "k" * 43 + "=", "jwt_secret": "jwt"}
 
 def _stack_settings(state: StateDir) -> dict[str, str]:
     """What a started stack records: the cluster's settings with the stack's on top."""
-    from wechat_datacube.localrun.airflow_cluster import AirflowCluster
-    from wechat_datacube.localrun.stack import LocalStack, StackConfig
+    from wechat_datacube_dev.localrun.airflow_cluster import AirflowCluster
+    from wechat_datacube_dev.localrun.stack import LocalStack, StackConfig
 
     stack = LocalStack(StackConfig(state.root))
     return AirflowCluster(state.airflow_home, "postgresql+psycopg://meta", stack.airflow_env(SECRETS)).settings
@@ -184,7 +184,7 @@ def test_the_local_stack_reads_naive_dates_as_beijing_and_keeps_connections_out_
 
 
 def test_the_demo_connections_are_written_in_the_import_format() -> None:
-    from wechat_datacube.localrun.stack import PG_CONN_ID, WECHAT_CONN_ID, demo_connections
+    from wechat_datacube_dev.localrun.stack import PG_CONN_ID, WECHAT_CONN_ID, demo_connections
 
     conns = demo_connections("http://127.0.0.1:4321", {"host": "/sock", "user": "postgres", "dbname": "wechat_datacube"})
     assert set(conns) == {WECHAT_CONN_ID, PG_CONN_ID}
@@ -194,7 +194,7 @@ def test_the_demo_connections_are_written_in_the_import_format() -> None:
 
 
 def test_airflow_command_fails_clearly_when_nothing_was_ever_started(tmp_path: Path) -> None:
-    from wechat_datacube.localrun.commands import airflow_command
+    from wechat_datacube_dev.localrun.commands import airflow_command
 
     with pytest.raises(StateError, match="no local stack was ever started in .*make run"):
         airflow_command(StateDir(tmp_path / ".local"), ["dags", "list"])
@@ -202,7 +202,7 @@ def test_airflow_command_fails_clearly_when_nothing_was_ever_started(tmp_path: P
 
 def _fake_launcher() -> subprocess.Popen[bytes]:
     """A live process whose command line looks like the launcher's (how a launcher is recognised)."""
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "wechat_datacube.localrun"])
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "wechat_datacube_dev.localrun"])
 
 
 def _record_launcher(state: StateDir, launcher_pid: int, env_pid: int) -> None:
@@ -213,7 +213,7 @@ def _record_launcher(state: StateDir, launcher_pid: int, env_pid: int) -> None:
 
 
 def test_airflow_command_tells_a_stopped_stack_from_a_starting_one(tmp_path: Path) -> None:
-    from wechat_datacube.localrun.commands import airflow_command
+    from wechat_datacube_dev.localrun.commands import airflow_command
 
     state = StateDir(tmp_path / ".local")
     state.write_airflow_env(_stack_settings(state))  # an earlier run's settings; no launcher now
@@ -232,8 +232,8 @@ def test_airflow_command_tells_a_stopped_stack_from_a_starting_one(tmp_path: Pat
 
 
 def test_airflow_command_runs_the_cli_with_the_running_stacks_settings(tmp_path: Path) -> None:
-    from wechat_datacube.localrun.airflow_cluster import AIRFLOW_BIN
-    from wechat_datacube.localrun.commands import airflow_command
+    from wechat_datacube_dev.localrun.airflow_cluster import AIRFLOW_BIN
+    from wechat_datacube_dev.localrun.commands import airflow_command
 
     state = StateDir(tmp_path / ".local")
     launcher = _fake_launcher()
@@ -264,14 +264,14 @@ def test_airflow_command_runs_the_cli_with_the_running_stacks_settings(tmp_path:
 def test_everything_after_the_airflow_command_goes_to_the_cli(
     argv: list[str], launcher: list[str], cli: list[str] | None
 ) -> None:
-    from wechat_datacube.localrun.__main__ import split_airflow_args
+    from wechat_datacube_dev.localrun.__main__ import split_airflow_args
 
     assert split_airflow_args(argv) == (launcher, cli)
 
 
 def test_make_airflow_without_a_stack_exits_2_with_the_reason(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "wechat_datacube.localrun", "--state-dir", str(tmp_path / "never"), "airflow", "dags",
+        [sys.executable, "-m", "wechat_datacube_dev.localrun", "--state-dir", str(tmp_path / "never"), "airflow", "dags",
          "list"], capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2

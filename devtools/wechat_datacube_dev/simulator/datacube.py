@@ -11,12 +11,11 @@ import datetime as dt
 import re
 from typing import Any
 
-from wechat_datacube.dates import iter_days
-from wechat_datacube.errors import BEIJING
-from wechat_datacube.simulator.config import SimulatorConfig
-from wechat_datacube.simulator.facts import EndpointFacts
-from wechat_datacube.simulator.rows import rows_for_day
-from wechat_datacube.simulator.wire import ApiError
+from wechat_datacube_dev.simulator.clock import BEIJING
+from wechat_datacube_dev.simulator.config import SimulatorConfig
+from wechat_datacube_dev.simulator.facts import EndpointFacts
+from wechat_datacube_dev.simulator.rows import rows_for_day
+from wechat_datacube_dev.simulator.wire import ApiError
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -63,7 +62,7 @@ def answer(
     last_ready = last_ready_day(now, config.ready_hour)
     rows: list[dict[str, Any]] = []
     delayed = False
-    for day in iter_days(begin, end):
+    for day in (begin + dt.timedelta(days=n) for n in range((end - begin).days + 1)):
         if day < facts.first_date:
             continue
         if day > last_ready:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from wechat_datacube.simulator.facts import HISTORY_START, LEGACY_METRICS
+from wechat_datacube_dev.simulator.facts import HISTORY_START, LEGACY_METRICS
 
 #: From this date on getuserread / getuserreadhour rows are split by user_source.
 USER_SOURCE_SPLIT_START = dt.date(2020, 2, 28)

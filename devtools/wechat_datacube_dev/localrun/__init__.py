@@ -1,4 +1,4 @@
-"""Run the pipeline locally: ``make run`` / ``make demo`` (``python -m wechat_datacube.localrun``).
+"""Run the pipeline locally: ``make run`` / ``make demo`` (``python -m wechat_datacube_dev.localrun``).
 
 One command brings up everything a data engineer needs to see the pipeline work, with no
 WeChat credentials, no Docker and no PostgreSQL server: a PostgreSQL (the one named by

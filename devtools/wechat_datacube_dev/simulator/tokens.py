@@ -8,7 +8,7 @@
 * third party: component token from the verify ticket, then authorizer tokens from a
   refresh token that rotates (the old refresh token then answers 61023).
 
-Not thread-safe on its own: :class:`~wechat_datacube.simulator.state.SimulatorState`
+Not thread-safe on its own: :class:`~wechat_datacube_dev.simulator.state.SimulatorState`
 calls it under its lock.
 """
 
@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from wechat_datacube.errors import BEIJING
-from wechat_datacube.simulator.config import SimulatorConfig
-from wechat_datacube.simulator.wire import ApiError
+from wechat_datacube_dev.simulator.clock import BEIJING
+from wechat_datacube_dev.simulator.config import SimulatorConfig
+from wechat_datacube_dev.simulator.wire import ApiError
 
 #: Kinds of token values the simulator hands out.
 #: Kinds that open the datacube endpoints.

@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from wechat_datacube.simulator.api import Request
-from wechat_datacube.simulator.facts import UnknownEndpointError
-from wechat_datacube.simulator.state import SimulatorState
-from wechat_datacube.simulator.wire import ApiError
+from wechat_datacube_dev.simulator.api import Request
+from wechat_datacube_dev.simulator.facts import UnknownEndpointError
+from wechat_datacube_dev.simulator.state import SimulatorState
+from wechat_datacube_dev.simulator.wire import ApiError
 
 
 def _clock(state: SimulatorState) -> dict[str, Any]:

@@ -1,9 +1,9 @@
-"""``python -m wechat_datacube.localrun {run,demo,psql,airflow}`` — what ``make run``, ``make demo``,
+"""``python -m wechat_datacube_dev.localrun {run,demo,psql,airflow}`` — what ``make run``, ``make demo``,
 ``make psql`` and ``make airflow`` call.
 
 ``airflow <args>`` runs the ``airflow`` CLI against the running stack (everything after
 ``airflow`` goes to it unchanged, options included), e.g. ``python -m
-wechat_datacube.localrun airflow connections list``.
+wechat_datacube_dev.localrun airflow connections list``.
 
 Every option has an environment variable, so ``make`` targets take them too, e.g.
 ``WECHAT_DATACUBE_RUN_PORT=8081 make run``.
@@ -25,7 +25,7 @@ ENV_DB_PREFIX = "WECHAT_DATACUBE_LOCAL_DB"
 
 def build_parser() -> argparse.ArgumentParser:
     env = os.environ
-    parser = argparse.ArgumentParser(prog="python -m wechat_datacube.localrun", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m wechat_datacube_dev.localrun", description=__doc__)
     parser.add_argument(
         "--state-dir", type=Path, default=Path(env.get(ENV_STATE_DIR, ".local")),
         help=f"kept between runs: embedded PostgreSQL, AIRFLOW_HOME, accounts file (env {ENV_STATE_DIR}; .local)",
@@ -83,10 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["AIRFLOW_HOME"] = str(state_dir / "airflow")
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
 
-    from wechat_datacube.localrun import commands
-    from wechat_datacube.localrun.processes import PRIVATE_UMASK
-    from wechat_datacube.localrun.stack import StackConfig
-    from wechat_datacube.localrun.state import StateDir, StateError
+    from wechat_datacube_dev.localrun import commands
+    from wechat_datacube_dev.localrun.processes import PRIVATE_UMASK
+    from wechat_datacube_dev.localrun.stack import StackConfig
+    from wechat_datacube_dev.localrun.state import StateDir, StateError
 
     # Whatever this launcher and every program it runs (initdb, airflow db migrate, the
     # components) creates in the state directory is the user's alone: it holds the Fernet

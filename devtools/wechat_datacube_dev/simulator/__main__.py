@@ -1,4 +1,4 @@
-"""``python -m wechat_datacube.simulator``: run the simulated WeChat API until Ctrl-C/SIGTERM."""
+"""``python -m wechat_datacube_dev.simulator``: run the simulated WeChat API until Ctrl-C/SIGTERM."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import sys
 import threading
 from types import FrameType
 
-from wechat_datacube.simulator.config import DEMO_APPID, DEMO_SECRET, SimulatorConfig
-from wechat_datacube.simulator.faults import FaultRule
-from wechat_datacube.simulator.server import SimulatorServer
+from wechat_datacube_dev.simulator.config import DEMO_APPID, DEMO_SECRET, SimulatorConfig
+from wechat_datacube_dev.simulator.faults import FaultRule
+from wechat_datacube_dev.simulator.server import SimulatorServer
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m wechat_datacube.simulator", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m wechat_datacube_dev.simulator", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--appid", default=DEMO_APPID, help="account the token endpoints accept")

@@ -12,14 +12,15 @@ import threading
 from collections import defaultdict
 from typing import Any
 
-from wechat_datacube.dates import DateLike
-from wechat_datacube.simulator import datacube
-from wechat_datacube.simulator.clock import SimClock
-from wechat_datacube.simulator.config import SimulatorConfig
-from wechat_datacube.simulator.facts import EndpointFacts, endpoint_facts
-from wechat_datacube.simulator.faults import FaultBook
-from wechat_datacube.simulator.tokens import TokenStore
-from wechat_datacube.simulator.wire import ApiError
+from wechat_datacube_dev.simulator import datacube
+from wechat_datacube_dev.simulator.clock import SimClock
+from wechat_datacube_dev.simulator.config import SimulatorConfig
+from wechat_datacube_dev.simulator.facts import EndpointFacts, endpoint_facts
+from wechat_datacube_dev.simulator.faults import FaultBook
+from wechat_datacube_dev.simulator.tokens import TokenStore
+from wechat_datacube_dev.simulator.wire import ApiError
+
+DateLike = dt.date | str
 
 
 def _as_str(value: DateLike) -> str:
@@ -64,7 +65,7 @@ class SimulatorState:
     # --- faults -------------------------------------------------------------------
 
     def set_faults(self, rules: list[dict[str, Any]]) -> None:
-        """Replace the active fault rules (see :mod:`wechat_datacube.simulator.faults`)."""
+        """Replace the active fault rules (see :mod:`wechat_datacube_dev.simulator.faults`)."""
         self.fault_book.set(rules)
 
     def clear_faults(self) -> None:

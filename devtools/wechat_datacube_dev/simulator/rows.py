@@ -11,9 +11,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from wechat_datacube.simulator import legacy_rows, replacement_rows
-from wechat_datacube.simulator.data import DayQuery, is_quiet
-from wechat_datacube.simulator.facts import FACTS, endpoint_facts
+from wechat_datacube_dev.simulator import legacy_rows, replacement_rows
+from wechat_datacube_dev.simulator.data import DayQuery, is_quiet
+from wechat_datacube_dev.simulator.facts import FACTS, endpoint_facts
 
 Builder = Callable[[DayQuery], list[dict[str, Any]]]
 

@@ -22,9 +22,9 @@ from types import FrameType
 import psycopg
 
 from wechat_datacube.endpoints import ALL_SOURCES, LEGACY
-from wechat_datacube.localrun.airflow_cluster import AIRFLOW_BIN, ClusterError
-from wechat_datacube.localrun.postgres import shell_command
-from wechat_datacube.localrun.report import (
+from wechat_datacube_dev.localrun.airflow_cluster import AIRFLOW_BIN, ClusterError
+from wechat_datacube_dev.localrun.postgres import shell_command
+from wechat_datacube_dev.localrun.report import (
     CatchupStatus,
     TableCount,
     catchup_status,
@@ -32,7 +32,7 @@ from wechat_datacube.localrun.report import (
     last_scheduled_day,
     table_counts,
 )
-from wechat_datacube.localrun.stack import (
+from wechat_datacube_dev.localrun.stack import (
     DAG_ID,
     DATA_SCHEMA,
     DEMO_ACCOUNT,
@@ -41,7 +41,7 @@ from wechat_datacube.localrun.stack import (
     StackConfig,
     StackError,
 )
-from wechat_datacube.localrun.state import StateDir, StateError
+from wechat_datacube_dev.localrun.state import StateDir, StateError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXAMPLE_QUERY = (

@@ -34,8 +34,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from wechat_datacube.localrun.airflow_cluster import ALL_COMPONENTS, AirflowCluster, port_in_use
-from wechat_datacube.localrun.postgres import (
+from wechat_datacube_dev.localrun.airflow_cluster import ALL_COMPONENTS, AirflowCluster, port_in_use
+from wechat_datacube_dev.localrun.postgres import (
     PostgresServer,
     PostgresSetupError,
     airflow_connection,
@@ -43,9 +43,9 @@ from wechat_datacube.localrun.postgres import (
     server_from_env,
     sqlalchemy_url,
 )
-from wechat_datacube.localrun.report import catchup_window
-from wechat_datacube.localrun.state import StateDir
-from wechat_datacube.simulator import DEMO_APPID, DEMO_SECRET, SimulatorConfig, SimulatorServer
+from wechat_datacube_dev.localrun.report import catchup_window
+from wechat_datacube_dev.localrun.state import StateDir
+from wechat_datacube_dev.simulator import DEMO_APPID, DEMO_SECRET, SimulatorConfig, SimulatorServer
 
 DEMO_ACCOUNT = "demo"
 DAG_ID = f"wechat_datacube_daily__{DEMO_ACCOUNT}"

@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wechat_datacube.localrun.processes import PRIVATE_UMASK, group_alive
+from wechat_datacube_dev.localrun.processes import PRIVATE_UMASK, group_alive
 
-LAUNCHER_MODULE = "wechat_datacube.localrun"
+LAUNCHER_MODULE = "wechat_datacube_dev.localrun"
 
 
 class StateError(RuntimeError):

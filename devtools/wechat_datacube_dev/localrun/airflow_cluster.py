@@ -23,8 +23,8 @@ from typing import Any
 
 import requests
 
-from wechat_datacube.localrun import REPO_ROOT
-from wechat_datacube.localrun.processes import ManagedProcess, stop_processes
+from wechat_datacube_dev.localrun import REPO_ROOT
+from wechat_datacube_dev.localrun.processes import ManagedProcess, stop_processes
 
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
 DEFAULT_COMPONENTS: tuple[str, ...] = ("api-server", "scheduler", "dag-processor")

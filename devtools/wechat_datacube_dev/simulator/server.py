@@ -19,13 +19,13 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from wechat_datacube.simulator import api, control
-from wechat_datacube.simulator.config import SimulatorConfig
-from wechat_datacube.simulator.facts import EndpointFacts
-from wechat_datacube.simulator.faults import DATA_KINDS, TERMINAL_KINDS, FaultRule
-from wechat_datacube.simulator.rows import rows_for_day
-from wechat_datacube.simulator.state import SimulatorState
-from wechat_datacube.simulator.wire import errmsg_for
+from wechat_datacube_dev.simulator import api, control
+from wechat_datacube_dev.simulator.config import SimulatorConfig
+from wechat_datacube_dev.simulator.facts import EndpointFacts
+from wechat_datacube_dev.simulator.faults import DATA_KINDS, TERMINAL_KINDS, FaultRule
+from wechat_datacube_dev.simulator.rows import rows_for_day
+from wechat_datacube_dev.simulator.state import SimulatorState
+from wechat_datacube_dev.simulator.wire import errmsg_for
 
 _SLOW_KINDS = frozenset({"slow"})
 _PRE_KINDS = TERMINAL_KINDS | _SLOW_KINDS

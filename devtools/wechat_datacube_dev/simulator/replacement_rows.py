@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from wechat_datacube.simulator.data import (
+from wechat_datacube_dev.simulator.data import (
     Article,
     DayQuery,
     account_day,
@@ -20,7 +20,7 @@ from wechat_datacube.simulator.data import (
     is_quiet,
     num,
 )
-from wechat_datacube.simulator.facts import ALL_SCENE, UNDOCUMENTED_FIELD
+from wechat_datacube_dev.simulator.facts import ALL_SCENE, UNDOCUMENTED_FIELD
 
 Row = dict[str, Any]
 

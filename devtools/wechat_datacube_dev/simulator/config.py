@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from wechat_datacube.simulator.facts import FACTS
+from wechat_datacube_dev.simulator.facts import FACTS
 
-#: Credentials the demo server (``python -m wechat_datacube.simulator``) accepts by default.
+#: Credentials the demo server (``python -m wechat_datacube_dev.simulator``) accepts by default.
 DEMO_APPID = "wx_demo_account"
 DEMO_SECRET = "demo-app-secret-change-me"
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from wechat_datacube.simulator.facts import FACTS
-from wechat_datacube.simulator.state import SimulatorState
-from wechat_datacube.simulator.wire import ApiError
+from wechat_datacube_dev.simulator.facts import FACTS
+from wechat_datacube_dev.simulator.state import SimulatorState
+from wechat_datacube_dev.simulator.wire import ApiError
 
 DATACUBE_PREFIX = "/datacube/"
 TOKEN_PATH = "/cgi-bin/token"

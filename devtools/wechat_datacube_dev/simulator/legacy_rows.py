@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from wechat_datacube.simulator.data import (
+from wechat_datacube_dev.simulator.data import (
     ARTICLE_CHANNEL_SHARE,
     FEED_SHARE_SHARE,
     USER_SOURCE_SPLIT_START,
@@ -20,7 +20,7 @@ from wechat_datacube.simulator.data import (
     articles_sent,
     num,
 )
-from wechat_datacube.simulator.facts import ALL_USER_SOURCE, LEGACY_METRICS
+from wechat_datacube_dev.simulator.facts import ALL_USER_SOURCE, LEGACY_METRICS
 
 Row = dict[str, Any]
 
