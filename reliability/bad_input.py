@@ -24,8 +24,8 @@ from typing import Any
 import bench.harness as harness  # noqa: F401  (sets AIRFLOW_HOME before Airflow is imported)
 from bench.harness import Account, Lab, last_scheduled_day, secrets_for
 from tests.fixtures.truth import table_checksums
+from wechat_datacube.dates import BEIJING
 from wechat_datacube.endpoints import get_endpoint
-from wechat_datacube.errors import BEIJING
 
 ACCOUNT = "badinput"
 ENDPOINT = "getusershare"

@@ -23,8 +23,8 @@ from wechat_datacube.backfill_plan import (
     resolve_dates,
     resolve_endpoints,
 )
-from wechat_datacube.dates import beijing_yesterday, iter_days, parse_date
-from wechat_datacube.errors import BEIJING, ErrorClass, classify, describe_errcode
+from wechat_datacube.dates import BEIJING, beijing_yesterday, iter_days, parse_date
+from wechat_datacube.errors import ErrorClass, classify, describe_errcode
 
 # --- the report: what became of a run ---------------------------------------------------------
 #

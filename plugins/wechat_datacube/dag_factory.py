@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
+from wechat_datacube.dates import beijing_moment
 from wechat_datacube.endpoints import get_endpoint
 from wechat_datacube.operators import WeChatDatacubeToPostgresOperator
 from wechat_datacube.retry_policy import WeChatRetryPolicy
@@ -112,7 +113,7 @@ def _doc(account: AccountConfig) -> str:
 
 def build_daily_dag(account: AccountConfig, **overrides: Any) -> DAG:
     """The daily DAG ``wechat_datacube_daily__<name>`` for ``account``."""
-    start = dt.datetime.combine(account.start_date, dt.time(10), tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    start = beijing_moment(account.start_date, 10)
     # Task settings go to each operator directly rather than through DAG default_args,
     # which Airflow deep-copies into every task at every parse.
     task_args = {**DEFAULT_TASK_ARGS, "retry_policy": RETRY_POLICY, **overrides.pop("task_args", {})}

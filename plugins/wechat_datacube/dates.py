@@ -1,23 +1,47 @@
-"""Beijing calendar arithmetic, span chunking and the availability rules.
+"""Beijing time, the one date range, span windows and the availability rules.
 
 Every date the datacube API speaks is a calendar date in Asia/Shanghai; Airflow hands
-out UTC datetimes. Keeping the conversion here means no other module does date math.
+out UTC datetimes. Keeping the conversion here means no other module does date math:
+every Beijing-time helper lives here, and every range that enters the package (operator
+arguments, run conf, backfill params, the hook's public calls) becomes a :class:`DateRange`
+through :meth:`DateRange.parse`, the only place that checks begin <= end.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Union
 
 from wechat_datacube.endpoints import EndpointSpec
-from wechat_datacube.errors import BEIJING, DateRangeError
+from wechat_datacube.errors import DateRangeError
 
 DateLike = Union[dt.date, str]
+
+#: Beijing time (Asia/Shanghai). China has kept UTC+8 without daylight saving since 1991,
+#: so a fixed offset is exact for every date the datacube covers (2014 on) and, unlike
+#: ``zoneinfo``, costs nothing at DAG parse time.
+BEIJING = dt.timezone(dt.timedelta(hours=8), "CST")
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def beijing_moment(day: dt.date, hour: int = 0) -> dt.datetime:
+    """``hour``:00 on ``day`` in Beijing, as an aware datetime."""
+    return dt.datetime.combine(day, dt.time(hour), tzinfo=BEIJING)
+
+
+def next_beijing_midnight(now: dt.datetime | None = None) -> dt.datetime:
+    """When WeChat's daily quotas reset (00:00 Asia/Shanghai), as an aware datetime."""
+    return beijing_moment(beijing_today(now) + dt.timedelta(days=1))
+
+
+def readiness_deadline(ref_date: dt.date, deadline_hour: int) -> dt.datetime:
+    """Until this moment an empty answer for ``ref_date`` means "not published yet"."""
+    return beijing_moment(ref_date + dt.timedelta(days=1), deadline_hour)
 
 
 def parse_date(value: DateLike, *, what: str = "date") -> dt.date:
@@ -47,6 +71,61 @@ def to_beijing_date(moment: dt.datetime) -> dt.date:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(BEIJING).date()
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """An inclusive range of Beijing calendar dates, begin <= end by construction.
+
+    ``DateRange.parse`` is how dates enter the package; the context it is given (account,
+    endpoint) goes into the :class:`DateRangeError` a bad range raises, so the message
+    names what was being asked for.
+    """
+
+    begin: dt.date
+    end: dt.date
+
+    def __post_init__(self) -> None:
+        if self.begin > self.end:
+            raise DateRangeError("begin_date is after end_date", begin_date=self.begin, end_date=self.end)
+
+    @classmethod
+    def parse(
+        cls,
+        begin: DateLike,
+        end: DateLike | None = None,
+        *,
+        account: str | None = None,
+        endpoint: str | None = None,
+    ) -> DateRange:
+        """Parse ``begin``/``end`` (``date`` or ``YYYY-MM-DD``); ``end`` defaults to ``begin``."""
+        ctx = {"account": account, "endpoint": endpoint, "begin_date": begin, "end_date": end}
+        try:
+            b = parse_date(begin, what="begin_date")
+            e = b if end is None else parse_date(end, what="end_date")
+        except DateRangeError as exc:
+            raise DateRangeError(exc.message, **ctx) from None
+        if b > e:
+            raise DateRangeError("begin_date is after end_date", **ctx)
+        return cls(b, e)
+
+    @property
+    def days(self) -> int:
+        """Number of days in the range, both ends included."""
+        return (self.end - self.begin).days + 1
+
+    def __iter__(self) -> Iterator[dt.date]:
+        return iter_days(self.begin, self.end)
+
+    def __contains__(self, day: object) -> bool:
+        return isinstance(day, dt.date) and self.begin <= day <= self.end
+
+    def windows(self, span: int) -> list[DateRange]:
+        """Consecutive sub-ranges of at most ``span`` days: one API call each."""
+        return [DateRange(b, e) for b, e in chunk_range(self.begin, self.end, span)]
+
+    def __str__(self) -> str:
+        return f"{self.begin.isoformat()}..{self.end.isoformat()}"
 
 
 def days_between(begin: dt.date, end: dt.date) -> int:
@@ -88,10 +167,7 @@ def validate_range(
     or after today in Beijing (WeChat answers 61501 for that).
     """
     ctx = {"endpoint": spec.name, "begin_date": begin, "end_date": end, "account": account}
-    b = parse_date(begin, what="begin_date")
-    e = parse_date(end, what="end_date")
-    if b > e:
-        raise DateRangeError("begin_date is after end_date", **ctx)
+    b, e = (r := DateRange.parse(begin, end, account=account, endpoint=spec.name)).begin, r.end
     if b < spec.first_date:
         raise DateRangeError(f"{spec.name} has no data before {spec.first_date.isoformat()}", **ctx)
     yesterday = beijing_yesterday(now)

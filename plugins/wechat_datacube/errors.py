@@ -15,11 +15,6 @@ from enum import StrEnum
 from functools import cache
 from typing import Any
 
-#: Beijing time (Asia/Shanghai). China has kept UTC+8 without daylight saving since 1991,
-#: so a fixed offset is exact for every date WeChat serves (2014-12-01 on) and, unlike
-#: ``ZoneInfo``, costs no tz-database read in each DAG-parse process that imports this.
-BEIJING = dt.timezone(dt.timedelta(hours=8), "CST")
-
 
 class ErrorClass(StrEnum):
     TRANSIENT = "transient"
@@ -106,13 +101,6 @@ def redact_secrets(text: str) -> str:
     return _secret_pattern().sub(lambda m: f"{m.group(1) or m.group(2)}***", text)
 
 
-def next_beijing_midnight(now: dt.datetime | None = None) -> dt.datetime:
-    """When WeChat's daily quotas reset (00:00 Asia/Shanghai), as an aware datetime."""
-    now = (now or dt.datetime.now(dt.UTC)).astimezone(BEIJING)
-    tomorrow = now.date() + dt.timedelta(days=1)
-    return dt.datetime.combine(tomorrow, dt.time(0, 0), tzinfo=BEIJING)
-
-
 class WeChatDatacubeError(Exception):
     """Base class. Carries the context a person needs; never a token or secret."""
 
@@ -181,7 +169,11 @@ class QuotaExceededError(WeChatDatacubeError):
     error_class = ErrorClass.QUOTA
 
     def __init__(self, message: str, *, reset_at: dt.datetime | None = None, **kwargs: Any) -> None:
-        self.reset_at = reset_at or next_beijing_midnight()
+        if reset_at is None:
+            from wechat_datacube.dates import next_beijing_midnight  # dates imports this module
+
+            reset_at = next_beijing_midnight()
+        self.reset_at = reset_at
         super().__init__(message, **kwargs)
 
     def _render(self) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 
 import requests
 
+from wechat_datacube.dates import next_beijing_midnight
 from wechat_datacube.errors import (
     ErrorClass,
     HttpStatusError,
@@ -37,7 +38,6 @@ from wechat_datacube.errors import (
     WeChatDatacubeError,
     classify,
     error_for_errcode,
-    next_beijing_midnight,
     redact_secrets,
 )
 

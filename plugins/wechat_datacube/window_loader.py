@@ -16,10 +16,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from wechat_datacube import quota_guard, storage
-from wechat_datacube.dates import iter_days
+from wechat_datacube.dates import iter_days, readiness_deadline
 from wechat_datacube.endpoints import EndpointSpec
 from wechat_datacube.errors import (
-    BEIJING,
     BadPayloadError,
     ConfigError,
     DataNotReadyError,
@@ -36,11 +35,6 @@ if TYPE_CHECKING:
     import psycopg
 
     from wechat_datacube.hook import WeChatDatacubeHook
-
-
-def readiness_deadline(ref_date: dt.date, deadline_hour: int) -> dt.datetime:
-    """Until this moment an empty answer for ``ref_date`` means "not published yet"."""
-    return dt.datetime.combine(ref_date + dt.timedelta(days=1), dt.time(deadline_hour), tzinfo=BEIJING)
 
 
 #: The errcode WeChat gives for a window wider than the endpoint allows.

@@ -24,9 +24,8 @@ from tests.fixtures.accounts import use_legacy_account
 from tests.fixtures.simulator import TEST_APPID
 from tests.fixtures.truth import stored_rows, truth_rows
 from tests.fixtures.wechat_conn import register_wechat_conn
-from wechat_datacube.dates import beijing_today
+from wechat_datacube.dates import BEIJING, beijing_today, next_beijing_midnight
 from wechat_datacube.endpoints import LEGACY, get_endpoint
-from wechat_datacube.errors import BEIJING, next_beijing_midnight
 from wechat_datacube.tokens import clear_token_memo
 from wechat_datacube.windows import calls_needed
 

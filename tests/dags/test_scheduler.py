@@ -21,9 +21,8 @@ from tests.fixtures.postgres import _create_db, _drop_db
 from tests.fixtures.simulator import TEST_APPID, TEST_SECRET, make_simulator_config
 from tests.fixtures.truth import stored_rows, table_checksums, truth_rows
 from wechat_datacube.dag_factory import DAILY_DAG_PREFIX
-from wechat_datacube.dates import utcnow
+from wechat_datacube.dates import BEIJING, utcnow
 from wechat_datacube.endpoints import LEGACY
-from wechat_datacube.errors import BEIJING
 
 pytestmark = pytest.mark.scheduler
 

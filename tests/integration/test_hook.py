@@ -12,10 +12,9 @@ from wechat_datacube_dev.simulator import SimulatorServer
 
 from tests.fixtures.simulator import TEST_APPID, TEST_SECRET
 from tests.fixtures.wechat_conn import HOOK_CONN_ID, SIM_NOW, calls, sim_hook, use_hook_conn
-from wechat_datacube.dates import chunk_range
+from wechat_datacube.dates import BEIJING, chunk_range
 from wechat_datacube.endpoints import get_endpoint
 from wechat_datacube.errors import (
-    BEIJING,
     ERRCODES,
     ConfigError,
     DateRangeError,

@@ -19,10 +19,9 @@ from wechat_datacube_dev.simulator import SimulatorServer
 
 from tests.fixtures.simulator import TEST_APPID, TEST_SECRET
 from tests.fixtures.wechat_conn import register_wechat_conn
-from wechat_datacube.dates import chunk_range, iter_days
+from wechat_datacube.dates import BEIJING, chunk_range, iter_days
 from wechat_datacube.endpoints import ENDPOINTS, get_endpoint
 from wechat_datacube.errors import (
-    BEIJING,
     BadPayloadError,
     ConfigError,
     DataNotReadyError,

@@ -14,7 +14,7 @@ import requests
 from wechat_datacube_dev.simulator import SimulatorServer
 
 from tests.fixtures.simulator import TEST_APPID, TEST_SECRET
-from wechat_datacube.errors import BEIJING
+from wechat_datacube.dates import BEIJING
 
 DAY = dt.date(2026, 6, 12)  # three articles were sent that day
 

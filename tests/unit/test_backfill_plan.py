@@ -19,9 +19,9 @@ from wechat_datacube.backfill_plan import (
     tasks_needed,
 )
 from wechat_datacube.backfill_report import BackfillReport, FailureCause, RunFailure, build_report, resume_after
-from wechat_datacube.dates import iter_days
+from wechat_datacube.dates import BEIJING, iter_days
 from wechat_datacube.endpoints import LEGACY, REPLACEMENT, REPLACEMENT_START, get_endpoint
-from wechat_datacube.errors import BEIJING, ConfigError, describe_errcode
+from wechat_datacube.errors import ConfigError, describe_errcode
 from wechat_datacube.windows import Window, calls_needed
 
 BEGIN = dt.date(2025, 1, 1)

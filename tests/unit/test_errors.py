@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
+from wechat_datacube.dates import BEIJING, next_beijing_midnight
 from wechat_datacube.errors import (
-    BEIJING,
     ERRCODES,
     ErrorClass,
     PermanentError,
@@ -16,7 +16,6 @@ from wechat_datacube.errors import (
     TransientError,
     classify,
     error_for_errcode,
-    next_beijing_midnight,
     redact_secrets,
 )
 

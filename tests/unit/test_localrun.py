@@ -24,7 +24,7 @@ from wechat_datacube_dev.localrun.report import (
 )
 from wechat_datacube_dev.localrun.state import StateDir, StateError
 
-from wechat_datacube.errors import BEIJING
+from wechat_datacube.dates import BEIJING
 
 
 def _beijing(*args: int) -> dt.datetime:

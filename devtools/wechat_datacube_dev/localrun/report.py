@@ -16,8 +16,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from wechat_datacube.dates import BEIJING
 from wechat_datacube.endpoints import LEGACY, get_endpoint
-from wechat_datacube.errors import BEIJING
 from wechat_datacube.storage import DONE_STATUSES
 
 #: Beijing hour of the daily run (dag_factory.DAILY_CRON = "0 10 * * *"); not imported, as
