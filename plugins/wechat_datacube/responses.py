@@ -1,7 +1,9 @@
 """What a datacube response body means, decided in one place (pure functions).
 
 The hook reads every body through these rules, and storage applies the same ones to a
-body handed to it directly, so the two can never disagree:
+body handed to it directly, so the two can never disagree. This is the only place that
+judges stray rows: the hook applies :func:`in_window` to the rows it returns, the row
+normaliser (:mod:`wechat_datacube.storage.rows`) to the rows as they will be stored.
 
 * a body without a ``list`` array is *malformed* (:class:`MalformedResponseError`, retried,
   raw body kept): it cannot be told apart from "no data", so it must never be stored as an
@@ -35,10 +37,14 @@ def response_list(body: Any, **context: Any) -> list[Any]:
 
 
 def row_date(spec: EndpointSpec, row: Any) -> dt.date | None:
-    """The date that places a raw row in a window, or None when it has no parsable one."""
+    """The date that places a row in a window, or None when it has no parsable one.
+
+    Surrounding blanks are ignored, as the column typing ignores them: a row that storage
+    would type as a date outside the window is judged a stray here, never stored.
+    """
     value = row.get(spec.date_column) if isinstance(row, Mapping) else None
     try:
-        return dt.date.fromisoformat(str(value))
+        return dt.date.fromisoformat(str(value).strip())
     except ValueError:
         return None
 

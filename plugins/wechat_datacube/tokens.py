@@ -657,18 +657,15 @@ class PostgresTokenStore:
     classic tokens and rotated refresh tokens. Accounts whose data lives in different
     *databases* still have one cache each: point their ``postgres_conn_id`` at one database.
 
-    Tables are created here under an advisory lock (``CREATE ... IF NOT EXISTS`` races
-    otherwise), separate from the stats tables; new columns are added with ``ADD COLUMN IF
-    NOT EXISTS``. Refresh tokens of the tables' former places (``<data schema>``) are
-    carried over, newest first. Tokens are Fernet-encrypted when a key is configured.
+    The tables are a migration track of the storage package
+    (:mod:`wechat_datacube.storage.token_tables`: created, or upgraded from any earlier
+    release, under the migration lock; checked with one statement once per process).
+    Refresh tokens of the tables' former places (``<data schema>``) are carried over,
+    newest first. Tokens are Fernet-encrypted when a key is configured.
 
-    ``access_token_cache`` is keyed (appid, mode, credential). A table of an earlier
-    release, keyed (appid, mode), is upgraded in place under the same lock: the
-    ``credential`` column is added (default ``''``), its rows — obtained with a credential
-    nobody recorded, so no key can match them — are deleted, and the primary key is
-    widened; those tokens are simply fetched again. Workers still running the earlier
-    release cannot write to the upgraded table (their upsert names the old key): upgrade
-    them together. An AppID has one AppSecret at a time, so when a classic or stable
+    ``access_token_cache`` is keyed (appid, mode, credential); a table of an earlier
+    release, keyed (appid, mode), is re-keyed by that migration and its tokens are simply
+    fetched again. An AppID has one AppSecret at a time, so when a classic or stable
     token is stored, the rows other credentials hold for that AppID and mode (a reset
     AppSecret's) are deleted: the old secret then fails at once too. Authorizer rows are
     kept: one account may have authorised two third-party platforms.
@@ -682,7 +679,7 @@ class PostgresTokenStore:
     """
 
     def __init__(self, postgres_conn_id: str, *, schema: str = TOKEN_SCHEMA) -> None:
-        from wechat_datacube.storage_schema import validate_schema_name
+        from wechat_datacube.storage import validate_schema_name
 
         self.postgres_conn_id = postgres_conn_id
         self.schema = validate_schema_name(schema)
@@ -696,82 +693,19 @@ class PostgresTokenStore:
         return conn
 
     def _ensure(self, conn: Any) -> None:
+        """Once per process and database: the token tables exist (a storage migration); old refresh tokens follow."""
+        from wechat_datacube.storage import ensure_token_schema
+
         # Keyed by the database actually reached (a conn id can be re-pointed), not the id.
         marker = (f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}", self.schema)
         with _ENSURE_LOCK:
             if marker in _ENSURED:
                 return
+        ensure_token_schema(conn, self.schema)
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id(f"wechat_token_ddl:{self.schema}"),))
-            self._create_tables(conn)
             self._carry_over_refresh_tokens(conn)
         with _ENSURE_LOCK:
             _ENSURED.add(marker)
-
-    def _create_tables(self, conn: Any) -> None:
-        s = self.schema
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{s}"')
-        conn.execute(
-            f"""CREATE TABLE IF NOT EXISTS "{s}".access_token_cache (
-                appid text NOT NULL,
-                mode text NOT NULL,
-                credential text NOT NULL DEFAULT '',
-                token text,
-                encrypted boolean NOT NULL DEFAULT false,
-                expires_at timestamptz,
-                refresh_at timestamptz,
-                updated_at timestamptz NOT NULL DEFAULT now(),
-                PRIMARY KEY (appid, mode, credential)
-            )"""
-        )
-        self._key_by_credential(conn)
-        conn.execute(f"""COMMENT ON TABLE "{s}".access_token_cache IS
-            'Current WeChat access token per (appid, mode, credential fingerprint), shared by all '
-            'workers and accounts; token is Fernet-encrypted when encrypted is true. '
-            'Owned by wechat_datacube.tokens.'""")
-        conn.execute(f"""COMMENT ON COLUMN "{s}".access_token_cache.credential IS
-            'Fingerprint (truncated HMAC-SHA256) of the credential that obtained the token, '
-            'e.g. AppID + AppSecret: a token is only used with the credential that obtained it. '
-            'Never the secret itself.'""")
-        conn.execute(
-            f"""CREATE TABLE IF NOT EXISTS "{s}".authorizer_refresh_token (
-                authorizer_appid text PRIMARY KEY,
-                refresh_token text NOT NULL,
-                encrypted boolean NOT NULL DEFAULT false,
-                updated_at timestamptz NOT NULL DEFAULT now()
-            )"""
-        )
-        conn.execute(
-            f"""ALTER TABLE "{s}".authorizer_refresh_token
-                ADD COLUMN IF NOT EXISTS previous_refresh_token text,
-                ADD COLUMN IF NOT EXISTS previous_encrypted boolean NOT NULL DEFAULT false"""
-        )
-        conn.execute(f"""COMMENT ON TABLE "{s}".authorizer_refresh_token IS
-            'Latest authorizer refresh token per account and the one it replaced (a fallback), '
-            'committed as soon as WeChat rotates it; Fernet-encrypted when encrypted is true.'""")
-
-    def _key_by_credential(self, conn: Any) -> None:
-        """Upgrade an ``access_token_cache`` of an earlier release, keyed (appid, mode): see the class.
-
-        Idempotent: does nothing once the primary key holds ``credential``. Runs inside the
-        DDL transaction and lock of :meth:`_ensure`, so two upgrading workers cannot race.
-        """
-        s = self.schema
-        conn.execute(f"""ALTER TABLE "{s}".access_token_cache ADD COLUMN IF NOT EXISTS credential text NOT NULL DEFAULT ''""")
-        row = conn.execute(
-            """SELECT c.conname, array_agg(a.attname::text ORDER BY a.attname)
-                 FROM pg_constraint c
-                 JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
-                WHERE c.conrelid = %s::regclass AND c.contype = 'p'
-                GROUP BY c.conname""",
-            (f'"{s}".access_token_cache',),
-        ).fetchone()
-        if row is not None and "credential" in row[1]:
-            return
-        conn.execute(f"""DELETE FROM "{s}".access_token_cache WHERE credential = ''""")
-        drop = f'DROP CONSTRAINT "{row[0]}", ' if row is not None else ""
-        conn.execute(f'ALTER TABLE "{s}".access_token_cache {drop}ADD PRIMARY KEY (appid, mode, credential)')
-        log.info("upgraded %s.access_token_cache to one row per credential; cached tokens are fetched again", s)
 
     def _carry_over_refresh_tokens(self, conn: Any) -> None:
         """Merge every former ``<schema>.authorizer_refresh_token`` in: the newest row wins.
@@ -780,7 +714,8 @@ class PostgresTokenStore:
         schema. Losing a refresh token there means a person must re-authorise the account,
         so each is copied (as stored: still encrypted) unless the shared row is newer; a
         row it replaces becomes the fallback. Cheap and idempotent, so it runs whenever the
-        tables are ensured: rows written meanwhile by a not yet upgraded worker follow.
+        tables are ensured (once per process and database): rows written meanwhile by a not
+        yet upgraded worker follow.
         """
         import psycopg
         from psycopg import sql

@@ -17,8 +17,8 @@ from psycopg import sql
 
 from wechat_datacube.endpoints import EndpointSpec
 from wechat_datacube.errors import DataQualityError
-from wechat_datacube.storage_rows import ACCOUNT_COLUMN
-from wechat_datacube.storage_schema import primary_key, read_transaction, validate_schema_name
+from wechat_datacube.storage.columns import ACCOUNT_COLUMN, primary_key
+from wechat_datacube.storage.connection import read_transaction, validate_schema_name
 
 METRIC_TYPES = ("bigint", "float")
 

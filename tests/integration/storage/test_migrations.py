@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,13 +9,15 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from wechat_datacube import storage_schema
+from tests.fixtures.storage import at_once
 from wechat_datacube.endpoints import ENDPOINTS, Column, EndpointSpec
 from wechat_datacube.errors import ConfigError
-from wechat_datacube.storage import migrate
+from wechat_datacube.load_status import LoadStatus
+from wechat_datacube.storage.catalog import live_primary_key
+from wechat_datacube.storage.migrations import MIGRATIONS, migrate
 
 #: How each registry type must appear in PostgreSQL (format_type spelling). Written out on
-#: purpose rather than imported from storage_schema.SQL_TYPES: it is the independent oracle
+#: purpose rather than imported from storage.schema.SQL_TYPES: it is the independent oracle
 #: for that mapping, which the migrations themselves use.
 EXPECTED_TYPES = {
     "int": "integer",
@@ -27,7 +28,7 @@ EXPECTED_TYPES = {
     "jsonb": "jsonb",
     "bool": "boolean",
 }
-ALL_VERSIONS = [m.version for m in storage_schema.MIGRATIONS]
+ALL_VERSIONS = [m.version for m in MIGRATIONS]
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ def live_columns(conn: psycopg.Connection[Any], table: str) -> dict[str, tuple[s
 def change_registry(monkeypatch: pytest.MonkeyPatch, **changes: Any) -> EndpointSpec:
     """Put a variant of getusershare into the registry, as a newer release of the code would."""
     spec = ENDPOINTS["getusershare"]._replace(**changes)
-    monkeypatch.setitem(storage_schema.ENDPOINTS, spec.name, spec)
+    monkeypatch.setitem(ENDPOINTS, spec.name, spec)
     return spec
 
 
@@ -74,6 +75,24 @@ def test_migrate_creates_every_table_from_an_empty_database(conn: psycopg.Connec
     assert tables(conn) == expected
     scene_views = {v.view for s in ENDPOINTS.values() for v in s.scene_lists}
     assert tables(conn, kind="VIEW") == scene_views | {"daily_readers"}
+
+
+def test_the_status_columns_accept_every_load_state_and_nothing_else(conn: psycopg.Connection[Any]) -> None:
+    """The CHECK constraints are generated from LoadStatus: a new state needs no hand-written SQL list."""
+    migrate(conn)
+    for status in LoadStatus:
+        with conn.transaction():
+            conn.execute("INSERT INTO wechat.load_log (account, endpoint, ref_date, status) VALUES ('a', %s, '2025-11-03', %s)",
+                         (f"e_{status}", status))
+    with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+        conn.execute("INSERT INTO wechat.load_log (account, endpoint, ref_date, status) VALUES ('a', 'e', '2025-11-03', 'done')")
+    checks = conn.execute(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname IN ('api_response_status_check', 'load_log_status_check')"
+    ).fetchall()
+    conn.rollback()
+    assert len(checks) == 2
+    for (definition,) in checks:
+        assert all(f"'{s.value}'" in definition for s in LoadStatus), definition
 
 
 def test_migrate_again_is_a_no_op(conn: psycopg.Connection[Any]) -> None:
@@ -97,23 +116,8 @@ def test_migrate_rejects_a_bad_schema_name_before_touching_the_database(conn: ps
     assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'robert%'").fetchone() == (0,)
 
 
-def _migrate_in_process(dsn: str, barrier: Any, results: Any) -> None:
-    """Child process: connect, wait until all are ready, then migrate at the same moment."""
-    with psycopg.connect(dsn) as connection:
-        barrier.wait(timeout=30)
-        results.put(migrate(connection))
-
-
 def test_four_processes_migrating_at_once_all_succeed_with_one_set_of_tables(fresh_pg: tuple[str, str]) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    barrier, results = ctx.Barrier(4), ctx.Queue()
-    procs = [ctx.Process(target=_migrate_in_process, args=(fresh_pg[1], barrier, results)) for _ in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=60)
-    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
-    applied = sorted((results.get(timeout=5) for _ in procs), key=len)
+    applied = sorted(at_once(migrate, fresh_pg[1]), key=len)
     assert applied == [[], [], [], ALL_VERSIONS]
     with psycopg.connect(fresh_pg[1]) as check:
         versions = [r[0] for r in check.execute("SELECT version FROM wechat.schema_migrations ORDER BY 1")]
@@ -141,7 +145,7 @@ def test_every_registry_column_exists_with_its_type_nullability_and_comment(conn
 def test_every_typed_table_has_the_registry_key_comment_and_foreign_key(conn: psycopg.Connection[Any]) -> None:
     migrate(conn)
     for spec in ENDPOINTS.values():
-        pk = storage_schema._live_primary_key(conn.cursor(), "wechat", spec.table)
+        pk = live_primary_key(conn.cursor(), "wechat", spec.table)
         assert pk == ("account", *spec.key)
         comment = conn.execute("SELECT obj_description(%s::regclass, 'pg_class')", (f"wechat.{spec.table}",)).fetchone()
         assert comment is not None and spec.description in comment[0]

@@ -19,9 +19,9 @@ from typing import Any, NamedTuple
 import pytest
 
 from wechat_datacube.endpoints import ENDPOINTS, get_endpoint
-from wechat_datacube.storage_rows import normalize_rows, rows_from_body
+from wechat_datacube.storage.rows import normalize_rows, rows_from_body
 
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "wechat_samples"
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "wechat_samples"
 ACCOUNT = "acc"
 NEW_FIELD = "brand_new_metric"
 NEW_VALUE = 12345

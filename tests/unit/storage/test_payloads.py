@@ -8,7 +8,7 @@ import json
 import pytest
 
 from wechat_datacube.errors import BadPayloadError
-from wechat_datacube.storage import body_json, failure_payload
+from wechat_datacube.storage.payloads import body_json, failure_payload
 
 TOKEN = "SECRET_TOKEN_1234567890"
 

@@ -7,9 +7,8 @@ import datetime as dt
 import pytest
 
 from wechat_datacube.endpoints import ENDPOINTS, get_endpoint
-from wechat_datacube.errors import BadPayloadError, ConfigError, MalformedResponseError, SchemaDriftError
-from wechat_datacube.storage_rows import normalize_rows, rows_from_body
-from wechat_datacube.storage_schema import validate_schema_name
+from wechat_datacube.errors import BadPayloadError, DateRangeError, MalformedResponseError, SchemaDriftError
+from wechat_datacube.storage.rows import normalize_rows, rows_from_body
 
 D = dt.date(2025, 3, 10)
 CTX = {"account": "wx_acc", "begin_date": D, "end_date": D}
@@ -140,6 +139,25 @@ def test_rows_dated_outside_the_window_are_dropped() -> None:
     assert [r["ref_date"] for r in rows] == [D]
 
 
+def test_a_padded_date_outside_the_window_is_dropped_not_stored() -> None:
+    """The stray rule reads a date as the typing does: ' 2019-01-01 ' is typed 2019-01-01, so it is a stray."""
+    rows = normalize("getusershare", [share_row(), share_row(ref_date=" 2019-01-01 ")])
+    assert [r["ref_date"] for r in rows] == [D]
+
+
+def test_a_row_dated_only_by_its_nested_element_is_judged_by_that_date() -> None:
+    """Strays are judged on the rows as stored: a child that brings its own date outside the window is dropped."""
+    stray = {"msgid": "2_1", "title": "old", "details": [{"ref_date": "2019-01-01", "stat_date": "2019-01-01"}]}
+    rows = normalize("getarticletotal", [article_total_row([{"stat_date": "2025-03-10"}]), stray])
+    assert [(r["msgid"], r["ref_date"]) for r in rows] == [("1000_1", D)]
+
+
+def test_a_window_whose_begin_is_after_its_end_is_refused_by_date_range() -> None:
+    with pytest.raises(DateRangeError, match="is after end_date") as err:
+        normalize("getusershare", [share_row()], begin_date=D, end_date=D - dt.timedelta(days=1))
+    assert "account=wx_acc" in str(err.value) and "endpoint=getusershare" in str(err.value)
+
+
 def test_identical_duplicate_rows_are_collapsed() -> None:
     assert len(normalize("getusershare", [share_row(), share_row()])) == 1
 
@@ -247,20 +265,6 @@ def test_minimal_row_of_every_endpoint_normalises(name: str) -> None:
     [row] = normalize(name, raw)
     assert row["ref_date"] == D
     assert row["extra"] == {}
-
-
-# --- schema names ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", ["wechat", "wechat_2", "_staging"])
-def test_valid_schema_names_are_returned(name: str) -> None:
-    assert validate_schema_name(name) == name
-
-
-@pytest.mark.parametrize("name", ["", "WeChat", "1abc", "we-chat", 'x"; drop', "pg_catalog", "public", "a" * 64])
-def test_invalid_schema_names_raise_config_error(name: str) -> None:
-    with pytest.raises(ConfigError, match="invalid schema name"):
-        validate_schema_name(name)
 
 
 def test_unknown_field_with_nan_is_a_bad_payload() -> None:

@@ -1,6 +1,6 @@
 """The ``account`` column holds the account's *name* from the accounts file, and says so in its comment.
 
-Every typed table has it (storage_schema.FIXED_COLUMNS). The comment used to call it the
+Every typed table has it (storage.columns.FIXED_COLUMNS). The comment used to call it the
 AppID; tables created with that comment are corrected by the next migrate (reconcile
 compares every column comment with the registry's).
 """
@@ -11,15 +11,16 @@ from typing import Any
 
 import psycopg
 
-from wechat_datacube import storage_schema
 from wechat_datacube.endpoints import ENDPOINTS
-from wechat_datacube.storage import migrate
+from wechat_datacube.storage.columns import ACCOUNT_COLUMN, FIXED_COLUMNS
+from wechat_datacube.storage.migrations import migrate
+from wechat_datacube.storage.schema import column_comments
 
 OLD_COMMENT = "Account (AppID) the row belongs to."
 
 
 def account_comment() -> str:
-    (comment,) = [c for name, _, c in storage_schema.FIXED_COLUMNS if name == storage_schema.ACCOUNT_COLUMN]
+    (comment,) = [c for name, _, c in FIXED_COLUMNS if name == ACCOUNT_COLUMN]
     return comment
 
 
@@ -27,7 +28,7 @@ def test_the_comment_says_it_is_the_accounts_file_name_not_the_appid() -> None:
     comment = account_comment()
     assert "name in the accounts file" in comment and "(not the AppID)" in comment
     for spec in ENDPOINTS.values():
-        assert storage_schema.column_comments(spec)["account"] == comment
+        assert column_comments(spec)["account"] == comment
 
 
 def live_account_comments(conn: psycopg.Connection[Any]) -> dict[str, str | None]:

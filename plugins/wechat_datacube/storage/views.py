@@ -9,8 +9,8 @@
   with a column naming the endpoint each day came from.
 
 Views hold no data, so they are (re)created, never migrated: :func:`ensure_views` runs in
-the schema reconcile and replaces a view whose definition changed (a digest of its SQL is
-kept in the view's comment), and does nothing otherwise.
+the schema reconcile (:mod:`.reconcile`) and replaces a view whose definition changed (a
+digest of its SQL is kept in the view's comment), and does nothing otherwise.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import psycopg
 from psycopg import sql
 
 from wechat_datacube.endpoints import ALL_SOURCES, ENDPOINTS, ColumnType, get_endpoint
-from wechat_datacube.storage_rows import ACCOUNT_COLUMN
+from wechat_datacube.storage.catalog import relation_comment
+from wechat_datacube.storage.columns import ACCOUNT_COLUMN
 
 #: Registry type -> PostgreSQL cast of a text value.
 _CASTS: dict[ColumnType, str] = {
@@ -136,9 +137,7 @@ def ensure_views(cur: psycopg.Cursor[Any], schema: str) -> list[str]:
     changes = []
     for view in views(schema):
         comment = f"{view.comment} [definition {_digest(cur, view)}]"
-        cur.execute("SELECT obj_description(to_regclass(%s), 'pg_class')", (f'"{schema}"."{view.name}"',))
-        row = cur.fetchone()
-        if row is not None and row[0] == comment:
+        if relation_comment(cur, schema, view.name) == comment:
             continue
         name = sql.Identifier(schema, view.name)
         cur.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(name))

@@ -5,7 +5,7 @@ for many reasons (an endpoint retired or gone dark, a glitch, a day re-asked lon
 ``reprocess=all``), so "replace the window with whatever came back" would erase rows a user
 already has — and the daily maturing re-fetch of a send date 6 (or 29) days back would do
 it without anyone acting. This module decides, per day, whether the new answer is a
-shrink of what is stored (pure functions; storage reads the stored profile and acts):
+shrink of what is stored (pure functions; the writer reads the stored profile and acts):
 
 * fewer rows for the day than are stored (none at all included);
 * for an endpoint with a nested series (getarticletotal / getarticletotaldetail), an

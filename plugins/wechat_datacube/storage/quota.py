@@ -2,7 +2,8 @@
 
 Once one task learns that an endpoint's quota is spent for an account, every other task
 (parallel mapped backfill windows included) stops before calling — no request is wasted
-on a certain 45009 — until the quota resets at midnight Beijing time.
+on a certain 45009 — until the quota resets at midnight Beijing time. The table
+(``quota_block``) is created by migration 3 (:mod:`.migrations`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from wechat_datacube.storage_schema import own_transaction, read_transaction
+from wechat_datacube.storage.connection import own_transaction, read_transaction
 
 
 def record_block(

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from wechat_datacube.endpoints import ENDPOINTS, EndpointSpec
 from wechat_datacube.errors import WeChatDatacubeError
-from wechat_datacube.storage_rows import ACCOUNT_COLUMN, EXTRA_COLUMN, normalize_rows, rows_from_body
+from wechat_datacube.storage.columns import ACCOUNT_COLUMN, EXTRA_COLUMN
+from wechat_datacube.storage.rows import normalize_rows, rows_from_body
 
 DAY = dt.date(2025, 11, 3)
 INT_RANGES = {"int": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
@@ -39,7 +40,7 @@ json_values = st.recursive(
 )
 
 
-SAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "wechat_samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "wechat_samples"
 
 
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -1,108 +1,35 @@
-"""Transactional window writes, failures and checks on real PostgreSQL."""
+"""write_window and record_failure on real PostgreSQL: exact-window replacement, atomicity,
+bad payloads kept raw, failures that never downgrade a done date, batched inserts."""
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
-from wechat_datacube.endpoints import EndpointSpec, get_endpoint
-from wechat_datacube.errors import BadPayloadError, ConfigError, DataQualityError, MalformedResponseError
-from wechat_datacube.storage import (
-    WriteResult,
-    load_status,
-    loaded_dates,
-    migrate,
-    record_failure,
-    run_checks,
-    write_window,
+from tests.fixtures.storage import (
+    ACCOUNT,
+    D1,
+    SCHEMA,
+    SHARE,
+    checksum,
+    day,
+    fail_share,
+    query,
+    share_rows,
+    statements_sent,
+    statuses,
+    write_share,
 )
+from wechat_datacube.endpoints import get_endpoint
+from wechat_datacube.errors import BadPayloadError, ConfigError, MalformedResponseError
+from wechat_datacube.storage.migrations import migrate
+from wechat_datacube.storage.writer import write_window
 
-SCHEMA = "wechat"
-ACCOUNT = "wx_acc"
-D1 = dt.date(2025, 3, 10)
-SHARE = get_endpoint("getusershare")
-SHARE_HOUR = get_endpoint("getusersharehour")
 TOTAL = get_endpoint("getarticletotal")
-
-
-@pytest.fixture
-def db(fresh_pg: tuple[str, str]) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(fresh_pg[1]) as conn:
-        migrate(conn, SCHEMA)
-        yield conn
-
-
-def day(n: int) -> dt.date:
-    return D1 + dt.timedelta(days=n)
-
-
-def share_rows(days: range | list[int], scenes: tuple[int, ...] = (1, 2, 255), base: int = 0) -> list[dict[str, Any]]:
-    return [
-        {"ref_date": day(d).isoformat(), "share_scene": s, "share_user": base + s + d, "share_count": str(2 * s + d)}
-        for d in days
-        for s in scenes
-    ]
-
-
-def write_share(
-    conn: psycopg.Connection[Any], rows: list[Any], first: int = 0, last: int = 6, **kw: Any
-) -> WriteResult:
-    return write_window(
-        conn,
-        SCHEMA,
-        spec=SHARE,
-        account=kw.pop("account", ACCOUNT),
-        begin_date=day(first),
-        end_date=day(last),
-        body={"list": rows},
-        **kw,
-    )
-
-
-def fail_share(
-    conn: psycopg.Connection[Any], body_or_text: Any, status: str, message: str, first: int = 0, last: int = 0
-) -> int:
-    """record_failure for ACCOUNT's share window of days ``first``..``last``; returns the api_response id."""
-    return record_failure(
-        conn,
-        SCHEMA,
-        spec=SHARE,
-        account=ACCOUNT,
-        begin_date=day(first),
-        end_date=day(last),
-        body_or_text=body_or_text,
-        status=status,
-        message=message,
-    )
-
-
-def query(conn: psycopg.Connection[Any], text: str, params: Any = ()) -> list[tuple[Any, ...]]:
-    rows = conn.execute(text, params).fetchall()
-    conn.rollback()
-    return rows
-
-
-def checksum(conn: psycopg.Connection[Any], spec: EndpointSpec) -> tuple[int, str | None]:
-    """Row count and md5 of the ordered rows, without the columns that change on every write."""
-    order = ", ".join(("account", *spec.key))
-    [(n, md5)] = query(
-        conn,
-        f"SELECT count(*), md5(string_agg((to_jsonb(t) - 'loaded_at' - 'response_id')::text, '|' ORDER BY {order}))"
-        f" FROM {SCHEMA}.{spec.table} t",
-    )
-    return n, md5
-
-
-def statuses(conn: psycopg.Connection[Any], spec: EndpointSpec, first: int = 0, last: int = 6) -> dict[dt.date, str]:
-    return load_status(conn, SCHEMA, ACCOUNT, spec.name, day(first), day(last))
 
 
 # --- idempotent, exact-window replacement ----------------------------------------------
@@ -341,80 +268,7 @@ def test_record_failure_rejects_an_unknown_status(db: psycopg.Connection[Any]) -
         fail_share(db, "", "loaded", "")
 
 
-# --- loaded_dates -------------------------------------------------------------------------------
-
-
-def test_loaded_dates_lists_loaded_and_empty_dates_only(db: psycopg.Connection[Any]) -> None:
-    write_share(db, share_rows([0]), first=0, last=1)
-    fail_share(db, {"list": []}, "not_ready", "not yet", first=2, last=3)
-    assert loaded_dates(db, SCHEMA, ACCOUNT, "getusershare", day(0), day(5)) == {day(0), day(1)}
-    assert loaded_dates(db, SCHEMA, "someone_else", "getusershare", day(0), day(5)) == set()
-    assert loaded_dates(db, SCHEMA, ACCOUNT, "getuserread", day(0), day(5)) == set()
-
-
-# --- checks -----------------------------------------------------------------------------------------
-
-
-def test_a_negative_metric_fails_the_check_and_rolls_the_window_back(db: psycopg.Connection[Any]) -> None:
-    write_share(db, share_rows([0]), first=0, last=0)
-    before = checksum(db, SHARE)
-    bad = share_rows([0])
-    bad[1]["share_count"] = -4
-    with pytest.raises(DataQualityError, match=r"1 row\(s\) with negative share_count \(lowest -4\)") as err:
-        write_share(db, bad, first=0, last=0)
-    assert "account=wx_acc" in str(err.value) and "endpoint=getusershare" in str(err.value)
-    assert checksum(db, SHARE) == before
-
-
-def test_an_impossible_ref_hour_fails_the_check(db: psycopg.Connection[Any]) -> None:
-    rows = [{"ref_date": D1.isoformat(), "ref_hour": h, "share_scene": 1, "share_user": 1} for h in (0, 100, 150, 2400)]
-    with pytest.raises(
-        DataQualityError, match=r"2 row\(s\) with ref_hour outside 0, 100, ..., 2300 \(seen \[150, 2400\]\)"
-    ):
-        write_window(db, SCHEMA, spec=SHARE_HOUR, account=ACCOUNT, begin_date=D1, end_date=D1, body={"list": rows})
-    assert checksum(db, SHARE_HOUR)[0] == 0
-
-
-def test_run_checks_passes_on_a_clean_window(db: psycopg.Connection[Any]) -> None:
-    rows = [{"ref_date": D1.isoformat(), "ref_hour": h * 100, "share_scene": 1, "share_user": h} for h in range(24)]
-    write_window(db, SCHEMA, spec=SHARE_HOUR, account=ACCOUNT, begin_date=D1, end_date=D1, body={"list": rows})
-    run_checks(db, SCHEMA, SHARE_HOUR, ACCOUNT, D1, D1)  # raises on failure
-    assert db.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-
-
-def test_run_checks_finds_duplicate_keys_if_the_primary_key_was_lost(db: psycopg.Connection[Any]) -> None:
-    result = write_share(db, share_rows([0]), first=0, last=0)
-    db.execute(f"ALTER TABLE {SCHEMA}.user_share DROP CONSTRAINT user_share_pkey")
-    db.execute(
-        f"INSERT INTO {SCHEMA}.user_share (account, ref_date, share_scene, share_user, response_id)"
-        " VALUES (%s, %s, 1, 0, %s)",
-        (ACCOUNT, D1, result.response_id),
-    )
-    db.commit()
-    with pytest.raises(DataQualityError, match=r"1 key\(s\) \(account, ref_date, share_scene\) stored more than once"):
-        run_checks(db, SCHEMA, SHARE, ACCOUNT, D1, D1)
-
-
 # --- batched insert ------------------------------------------------------------------------------
-
-
-def statements_sent(conn: psycopg.Connection[Any], action: Any) -> int:
-    """Count the statements the client sends (libpq protocol trace: Query and Execute messages)."""
-    with tempfile.TemporaryFile() as trace:
-        conn.pgconn.trace(trace.fileno())
-        conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE)
-        try:
-            action()
-        finally:
-            conn.pgconn.untrace()
-        os.fsync(trace.fileno())
-        trace.seek(0)
-        lines = trace.read().decode(errors="replace").splitlines()
-    return sum(
-        1
-        for line in lines
-        if line.split("\t")[:1] == ["F"] and line.split("\t")[2].split(" ")[0] in ("Query", "Execute")
-    )
 
 
 def test_the_insert_is_batched_not_one_statement_per_row(db: psycopg.Connection[Any]) -> None:
@@ -495,98 +349,3 @@ def test_two_writers_of_one_window_never_leave_a_mix_of_both(db: psycopg.Connect
         f"SELECT row_count FROM {SCHEMA}.load_log WHERE account = %s AND endpoint = 'getusershare'", (ACCOUNT,)
     ).fetchone()
     assert logged == 1
-
-
-# --- history is never erased by a shrinking answer ------------------------------------------
-
-
-def total_body(stat_days: int, *, reads: int = 10, articles: tuple[str, ...] = ("1000_1",)) -> dict[str, Any]:
-    """getarticletotal for articles sent on day(0), with ``stat_days`` cumulative detail rows each."""
-    return {
-        "list": [
-            {
-                "ref_date": day(0).isoformat(),
-                "msgid": msgid,
-                "title": "t",
-                "details": [
-                    {"stat_date": day(k).isoformat(), "int_page_read_user": reads * (k + 1), "target_user": 100}
-                    for k in range(stat_days)
-                ],
-            }
-            for msgid in articles
-        ]
-    }
-
-
-def write_total(conn: psycopg.Connection[Any], body: dict[str, Any], **kw: Any) -> WriteResult:
-    return write_window(conn, SCHEMA, spec=TOTAL, account=ACCOUNT, begin_date=day(0), end_date=day(0), body=body, **kw)
-
-
-def test_an_empty_answer_for_a_loaded_day_keeps_its_rows_and_says_why(db: psycopg.Connection[Any]) -> None:
-    write_share(db, share_rows(range(7)))
-    before = checksum(db, SHARE)
-    result = write_share(db, share_rows([3]))  # the other six days answered empty
-    assert checksum(db, SHARE) == before
-    assert result.kept_dates == tuple(day(i) for i in range(7) if i != 3)
-    assert result.kept_reasons[0] == f"the answer has 0 row(s) for {day(0)} where 3 are stored"
-    assert statuses(db, SHARE) == {day(i): ("loaded" if i == 3 else "kept") for i in range(7)}
-    [(message, count)] = query(
-        db, f"SELECT message, row_count FROM {SCHEMA}.load_log WHERE ref_date = %s", (day(0),)
-    )
-    assert "where 3 are stored" in message and count == 3
-    [(status, error)] = query(db, f"SELECT status, error FROM {SCHEMA}.api_response WHERE id = %s", (result.response_id,))
-    assert status == "kept" and "replace_shrinking" in error
-
-
-def test_fewer_rows_for_a_loaded_day_keep_the_stored_ones(db: psycopg.Connection[Any]) -> None:
-    write_share(db, share_rows([0]), first=0, last=0)
-    result = write_share(db, share_rows([0], scenes=(1,)), first=0, last=0)
-    assert result.kept_dates == (day(0),)
-    assert query(db, f"SELECT count(*) FROM {SCHEMA}.user_share") == [(3,)]
-
-
-def test_an_answer_as_long_as_the_stored_one_replaces_it(db: psycopg.Connection[Any]) -> None:
-    write_share(db, share_rows([0]), first=0, last=0)
-    result = write_share(db, share_rows([0], base=40), first=0, last=0)
-    assert (result.kept_dates, result.loaded_dates) == ((), (day(0),))
-    assert query(db, f"SELECT min(share_user) FROM {SCHEMA}.user_share") == [(41,)]
-
-
-def test_replace_shrinking_empties_a_day_on_request(db: psycopg.Connection[Any]) -> None:
-    write_share(db, share_rows([0]), first=0, last=0)
-    result = write_share(db, [], first=0, last=0, replace_shrinking=True)
-    assert (result.kept_dates, result.empty_dates) == ((), (day(0),))
-    assert checksum(db, SHARE)[0] == 0
-    assert statuses(db, SHARE, 0, 0) == {day(0): "empty"}
-
-
-def test_a_kept_day_counts_as_done_for_the_backfill_planner(db: psycopg.Connection[Any]) -> None:
-    write_share(db, share_rows([0]), first=0, last=0)
-    write_share(db, [], first=0, last=0)
-    assert loaded_dates(db, SCHEMA, ACCOUNT, SHARE.name, day(0), day(0)) == {day(0)}
-
-
-def test_a_maturing_series_is_upserted_by_stat_date(db: psycopg.Connection[Any]) -> None:
-    write_total(db, total_body(3))
-    write_total(db, total_body(3, reads=20))
-    assert query(db, f"SELECT stat_date, int_page_read_user FROM {SCHEMA}.article_total ORDER BY 1") == [
-        (day(0), 20), (day(1), 40), (day(2), 60)
-    ]
-
-
-def test_a_shorter_cumulative_series_keeps_the_stored_stat_dates(db: psycopg.Connection[Any]) -> None:
-    write_total(db, total_body(7))
-    result = write_total(db, total_body(1, reads=99))
-    assert result.kept_dates == (day(0),)
-    assert result.kept_reasons == (f"the answer has 1 row(s) for {day(0)} where 7 are stored",)
-    assert query(db, f"SELECT count(*), min(int_page_read_user) FROM {SCHEMA}.article_total") == [(7, 10)]
-
-
-def test_an_article_missing_from_the_answer_is_a_shrink_even_when_another_appears(db: psycopg.Connection[Any]) -> None:
-    write_total(db, total_body(2, articles=("1000_1", "1000_2")))
-    result = write_total(db, total_body(2, articles=("1000_1", "1000_3")))
-    assert result.kept_dates == (day(0),)
-    assert "1 article(s) of 2025-03-10 would lose stat dates (e.g. 1000_2: 0 in the answer, 2 stored)" in (
-        result.kept_reasons[0]
-    )
-    assert sorted(r[0] for r in query(db, f"SELECT DISTINCT msgid FROM {SCHEMA}.article_total")) == ["1000_1", "1000_2"]
