@@ -35,10 +35,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-# Not used here by name: listed so that the DAG processor imports it once, in its
-# long-lived manager process, before it forks the process that parses this file
-# (``[dag_processor] parsing_pre_import_modules``), rather than at every parse. The
-# tasks' retry policy subclasses it (wechat_datacube.retry_policy).
+# Pre-imported by the DAG processor for the tasks' retry policy: docs/benchmarks.md#b3-parse-time
 import airflow.sdk.definitions.retry_policy  # noqa: F401
 from airflow.sdk import DAG, Param
 
@@ -54,6 +51,33 @@ _ENDPOINT_NAMES = [*FAMILIES, *ENDPOINTS]
 MAP_INDEX_TEMPLATE = "{{ task.account }} {{ task.endpoint }} {{ task.date_from }}..{{ task.date_to }}"
 
 
+def _params() -> dict[str, Param]:
+    """The trigger form's params (see the module docstring)."""
+    return {
+        # Free text, not a pick list (docs/benchmarks.md#b3-parse-time); the plan task checks the names.
+        # "null" in each optional param's type: Airflow's trigger form marks a param
+        # required unless its type allows null (and refuses to submit it empty).
+        "accounts": Param([], type=["null", "array"], items={"type": "string"},
+                          description="Account names from the accounts file; empty = all of them."),
+        "begin_date": Param(None, type=["null", "string"], format="date", description="First Beijing date."),
+        "end_date": Param(None, type=["null", "string"], format="date",
+                          description="Last Beijing date; empty or later = yesterday in Beijing."),
+        # A list, or one name as a string (a string is a name, never its letters); the
+        # plan task refuses unknown names in either. ``examples`` makes the form a pick list.
+        "endpoints": Param([], type=["null", "array", "string"], items={"type": "string", "enum": _ENDPOINT_NAMES},
+                           examples=_ENDPOINT_NAMES,
+                           description="Endpoints or families (a list, or one name); empty = each account's "
+                           "configured endpoints."),
+        "reprocess": Param("missing", type="string", enum=list(REPROCESS_MODES),
+                           description="missing: skip windows already loaded; all: fetch everything again."),
+        "replace_shrinking": Param(False, type="boolean",
+                                   description="Replace stored days even when the new answer has fewer rows "
+                                   "(default: keep them and mark the day 'kept'). Use with reprocess=all."),
+        "windows_per_task": Param(DEFAULT_WINDOWS_PER_TASK, type="integer", minimum=1,
+                                  description="API calls (windows) per mapped task; widened to fit max_map_length."),
+    }
+
+
 def build_backfill_dag(**overrides: Any) -> DAG:
     """The backfill DAG; ``default_args`` in ``overrides`` are merged over the project's defaults."""
     task_args = {**DEFAULT_TASK_ARGS, **overrides.pop("default_args", {})}
@@ -66,31 +90,7 @@ def build_backfill_dag(**overrides: Any) -> DAG:
         default_args=task_args,
         tags=["wechat", "datacube", "backfill"],
         doc_md=__doc__,
-        params={
-            # Free text, not a pick list: listing the names would mean reading and validating
-            # the accounts file at every parse of this file; the plan task checks the names
-            # and fails naming the accounts the file has.
-            # "null" in each optional param's type: Airflow's trigger form marks a param
-            # required unless its type allows null (and refuses to submit it empty).
-            "accounts": Param([], type=["null", "array"], items={"type": "string"},
-                              description="Account names from the accounts file; empty = all of them."),
-            "begin_date": Param(None, type=["null", "string"], format="date", description="First Beijing date."),
-            "end_date": Param(None, type=["null", "string"], format="date",
-                              description="Last Beijing date; empty or later = yesterday in Beijing."),
-            # A list, or one name as a string (a string is a name, never its letters); the
-            # plan task refuses unknown names in either. ``examples`` makes the form a pick list.
-            "endpoints": Param([], type=["null", "array", "string"], items={"type": "string", "enum": _ENDPOINT_NAMES},
-                               examples=_ENDPOINT_NAMES,
-                               description="Endpoints or families (a list, or one name); empty = each account's "
-                               "configured endpoints."),
-            "reprocess": Param("missing", type="string", enum=list(REPROCESS_MODES),
-                               description="missing: skip windows already loaded; all: fetch everything again."),
-            "replace_shrinking": Param(False, type="boolean",
-                                       description="Replace stored days even when the new answer has fewer rows "
-                                       "(default: keep them and mark the day 'kept'). Use with reprocess=all."),
-            "windows_per_task": Param(DEFAULT_WINDOWS_PER_TASK, type="integer", minimum=1,
-                                      description="API calls (windows) per mapped task; widened to fit max_map_length."),
-        },
+        params=_params(),
         **overrides,
     )
     with dag:

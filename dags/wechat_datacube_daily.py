@@ -23,10 +23,7 @@ Why not an import error or a warning (Airflow 3.3, airflow/dag_processing/):
 
 from __future__ import annotations
 
-# Not used here by name: listed so that the DAG processor imports it once, in its
-# long-lived manager process, before it forks the process that parses this file
-# (``[dag_processor] parsing_pre_import_modules``), rather than at every parse. The
-# tasks' retry policy subclasses it (wechat_datacube.retry_policy).
+# Pre-imported by the DAG processor for the tasks' retry policy: docs/benchmarks.md#b3-parse-time
 import airflow.sdk.definitions.retry_policy  # noqa: F401
 from airflow.sdk import DAG, BaseOperator
 

@@ -11,8 +11,9 @@ How a range becomes mapped tasks:
    by :func:`wechat_datacube.windows.plan_windows` — clipped to the endpoint's first date
    and the account's active range (cutover between legacy and replacement endpoints).
    Windows are aligned at the first servable date, so one window is one API call.
-2. With ``reprocess="missing"`` a window whose dates are all ``loaded``/``empty`` in
-   ``load_log`` is dropped; with ``"all"`` every window is fetched again.
+2. With ``reprocess="missing"`` a window whose dates are all done in ``load_log``
+   (:data:`wechat_datacube.load_status.DONE`: loaded, empty or kept) is dropped; with
+   ``"all"`` every window is fetched again.
 3. Consecutive remaining windows form runs; each run is cut into batches of at most
    ``windows_per_task`` windows. One batch = one mapped task = one contiguous
    ``begin_date..end_date`` handed to the ordinary operator, which re-plans exactly the
@@ -37,16 +38,16 @@ from typing import Any
 
 from wechat_datacube.accounts import AccountConfig
 from wechat_datacube.backfill_params import DEFAULT_WINDOWS_PER_TASK, REPROCESS_MODES
-from wechat_datacube.dates import beijing_yesterday, iter_days, parse_date
+from wechat_datacube.dates import DateRange, beijing_yesterday
 from wechat_datacube.endpoints import get_endpoint
-from wechat_datacube.errors import ConfigError
+from wechat_datacube.errors import ConfigError, DateRangeError
 from wechat_datacube.run_conf import endpoint_names, expand_names
 from wechat_datacube.windows import Window, plan_windows
 
 #: Airflow's default ``[core] max_map_length``.
 DEFAULT_MAX_TASKS = 1024
 
-#: (account, endpoint) -> dates already loaded/empty.
+#: (account, endpoint) -> dates already done (loaded, empty or kept).
 DoneDates = Mapping[tuple[str, str], set[dt.date]]
 
 
@@ -56,14 +57,13 @@ class BackfillTask:
 
     account: AccountConfig
     endpoint: str
-    begin: dt.date
-    end: dt.date
+    dates: DateRange
     #: API calls it makes (one per window).
     windows: int
 
     @property
     def label(self) -> str:
-        return f"{self.account.name} {self.endpoint} {self.begin.isoformat()}..{self.end.isoformat()}"
+        return f"{self.account.name} {self.endpoint} {self.dates}"
 
     def operator_kwargs(self, *, skip_loaded: bool, replace_shrinking: bool = False) -> dict[str, Any]:
         """Keyword arguments for ``WeChatDatacubeToPostgresOperator`` (JSON-safe: they travel via XCom)."""
@@ -73,8 +73,8 @@ class BackfillTask:
             "wechat_conn_id": self.account.wechat_conn_id,
             "postgres_conn_id": self.account.postgres_conn_id,
             "schema": self.account.schema,
-            "begin_date": self.begin.isoformat(),
-            "end_date": self.end.isoformat(),
+            "begin_date": self.dates.begin.isoformat(),
+            "end_date": self.dates.end.isoformat(),
             "ready_deadline_hour": self.account.ready_deadline_hour,
             "skip_loaded": skip_loaded,
             "replace_shrinking": replace_shrinking,
@@ -85,8 +85,7 @@ class BackfillTask:
 class BackfillPlan:
     """The tasks to run plus the bookkeeping the run log reports."""
 
-    begin: dt.date
-    end: dt.date
+    dates: DateRange
     reprocess: str
     tasks: list[BackfillTask] = field(default_factory=list)
     #: (account, endpoint) -> windows in range / windows skipped because already done.
@@ -105,7 +104,7 @@ class BackfillPlan:
 
     def summary(self) -> str:
         lines = [
-            f"backfill {self.begin}..{self.end} reprocess={self.reprocess}: {self.calls} API call(s) in "
+            f"backfill {self.dates} reprocess={self.reprocess}: {self.calls} API call(s) in "
             f"{len(self.tasks)} task(s) of <= {self.windows_per_task} window(s); {self.skipped} window(s) already done"
         ]
         for (account, endpoint), total in self.windows_total.items():
@@ -118,8 +117,17 @@ class BackfillPlan:
 
 
 def window_done(window: Window, done: set[dt.date]) -> bool:
-    """A window is finished when every one of its dates is loaded or empty."""
-    return all(day in done for day in iter_days(window.begin, window.end))
+    """A window is finished when every one of its dates is done (loaded, empty or kept)."""
+    return all(day in done for day in window)
+
+
+def account_endpoints(
+    accounts: Iterable[AccountConfig], endpoints: Mapping[str, Sequence[str]]
+) -> Iterator[tuple[AccountConfig, str]]:
+    """(account, endpoint) for every endpoint ``endpoints`` names for each account, in order."""
+    for account in accounts:
+        for name in endpoints.get(account.name, ()):
+            yield account, name
 
 
 def contiguous_runs(windows: Sequence[Window]) -> list[list[Window]]:
@@ -196,55 +204,67 @@ def resolve_endpoints(
     return chosen
 
 
-def resolve_dates(begin: Any, end: Any, *, yesterday: dt.date) -> tuple[dt.date, dt.date]:
-    """Parse the run's dates; an empty end means yesterday, a later one is capped at yesterday
-    (Beijing), because WeChat refuses today and the future (61501)."""
+def resolve_dates(begin: Any, end: Any, *, yesterday: dt.date, **context: Any) -> DateRange:
+    """The run's dates; an empty end means yesterday, a later one is capped at yesterday
+    (Beijing), because WeChat refuses today and the future (61501). ``context`` (accounts,
+    endpoints) goes into the messages."""
     if not begin:
-        raise ConfigError("begin_date (YYYY-MM-DD, a Beijing date) is required")
-    b = parse_date(begin, what="begin_date")
-    e = parse_date(end, what="end_date") if end else yesterday
-    e = min(e, yesterday)
-    if b > e:
-        raise ConfigError(f"begin_date {b} is after end_date {e} (end_date is capped at yesterday in Beijing)")
-    return b, e
+        raise ConfigError("begin_date (YYYY-MM-DD, a Beijing date) is required", **context)
+    asked = DateRange.parse(begin, end or yesterday, **context)
+    try:
+        return DateRange.parse(asked.begin, min(asked.end, yesterday), **context)
+    except DateRangeError as exc:
+        exc.reword(f"{exc.message} (end_date is capped at yesterday in Beijing)")
+        raise
 
 
-def endpoint_windows(account: AccountConfig, endpoint: str, begin: dt.date, end: dt.date) -> list[Window]:
-    """The windows (one API call each) of ``endpoint`` for ``account`` in [begin, end], within its active range."""
+def resolve_params(
+    params: Mapping[str, Any], all_accounts: Sequence[AccountConfig], *, now: dt.datetime | None = None
+) -> tuple[list[AccountConfig], DateRange, dict[str, tuple[str, ...]]]:
+    """(accounts, dates, account name -> endpoints) a backfill run's params ask for, each checked."""
+    accounts = resolve_accounts(all_accounts, params.get("accounts"))
+    names = ", ".join(a.name for a in accounts)
+    asked = ", ".join(endpoint_names(params.get("endpoints"), account=names)) or "all configured"
+    yesterday = beijing_yesterday(now)
+    dates = resolve_dates(params.get("begin_date"), params.get("end_date"), yesterday=yesterday, account=names, endpoint=asked)
+    endpoints = resolve_endpoints(accounts, params.get("endpoints"), begin_date=dates.begin, end_date=dates.end)
+    return accounts, dates, endpoints
+
+
+def endpoint_windows(account: AccountConfig, endpoint: str, dates: DateRange) -> list[Window]:
+    """The windows (one API call each) of ``endpoint`` for ``account`` in ``dates``, within its active range."""
     active_from, active_until = account.active_range(endpoint)
-    return plan_windows(get_endpoint(endpoint), begin, end, active_from=active_from, active_until=active_until)
+    return plan_windows(get_endpoint(endpoint), dates, active_from=active_from, active_until=active_until)
 
 
 def plan_backfill(
     accounts: Sequence[AccountConfig],
     endpoints: Mapping[str, Sequence[str]],
-    begin: dt.date,
-    end: dt.date,
+    dates: DateRange,
     *,
     done: DoneDates,
     reprocess: str = "missing",
     windows_per_task: int = DEFAULT_WINDOWS_PER_TASK,
     max_tasks: int = DEFAULT_MAX_TASKS,
 ) -> BackfillPlan:
-    """The mapped tasks for [begin, end] (see the module docstring for the rules)."""
+    """The mapped tasks for ``dates`` (see the module docstring for the rules)."""
     if reprocess not in REPROCESS_MODES:
         raise ConfigError(f"reprocess must be one of {REPROCESS_MODES}, not {reprocess!r}")
-    plan = BackfillPlan(begin=begin, end=end, reprocess=reprocess)
+    plan = BackfillPlan(dates=dates, reprocess=reprocess)
     pending: list[tuple[AccountConfig, str, list[Window]]] = []
-    for account in accounts:
-        for name in endpoints.get(account.name, ()):
-            windows = endpoint_windows(account, name, begin, end)
-            finished = done.get((account.name, name), set()) if reprocess == "missing" else set()
-            todo = [w for w in windows if not window_done(w, finished)]
-            plan.windows_total[(account.name, name)] = len(windows)
-            plan.windows_skipped[(account.name, name)] = len(windows) - len(todo)
-            pending.extend((account, name, run) for run in contiguous_runs(todo))
+    for account, name in account_endpoints(accounts, endpoints):
+        windows = endpoint_windows(account, name, dates)
+        finished = done.get((account.name, name), set()) if reprocess == "missing" else set()
+        todo = [w for w in windows if not window_done(w, finished)]
+        plan.windows_total[(account.name, name)] = len(windows)
+        plan.windows_skipped[(account.name, name)] = len(windows) - len(todo)
+        pending.extend((account, name, run) for run in contiguous_runs(todo))
     batch = choose_batch_size([len(run) for _, _, run in pending], windows_per_task, max_tasks)
     plan.windows_per_task = batch
     for account, name, run in pending:
         for i in range(0, len(run), batch):
             part = run[i : i + batch]
-            plan.tasks.append(BackfillTask(account, name, part[0].begin, part[-1].end, len(part)))
+            plan.tasks.append(BackfillTask(account, name, DateRange(part[0].begin, part[-1].end), len(part)))
     return plan
 
 
@@ -254,24 +274,23 @@ def plan_backfill(
 def read_done_dates(
     accounts: Sequence[AccountConfig],
     endpoints: Mapping[str, Sequence[str]],
-    begin: dt.date,
-    end: dt.date,
+    dates: DateRange,
     *,
     connect: Callable[[str], Any] | None = None,
 ) -> dict[tuple[str, str], set[dt.date]]:
-    """Dates already ``loaded``/``empty`` per (account, endpoint), read from each account's load_log.
+    """Dates already done (loaded, empty or kept) per (account, endpoint), read from each account's load_log.
 
-    Migrates the schema first (idempotent, the operator does the same), so a first
-    backfill into an empty database plans everything instead of failing.
+    Brings each schema up to date first (as the window loader does), so a first backfill
+    into an empty database plans everything instead of failing.
     ``connect(postgres_conn_id)`` returns a psycopg connection (default: PostgresHook).
     """
     from wechat_datacube import storage
 
+    begin, end = dates.begin, dates.end
     done: dict[tuple[str, str], set[dt.date]] = {}
     for conn, group in connections_by_database(accounts, connect):
-        for account in group:
-            for name in endpoints.get(account.name, ()):
-                done[(account.name, name)] = storage.loaded_dates(conn, account.schema, account.name, name, begin, end)
+        for account, name in account_endpoints(group, endpoints):
+            done[(account.name, name)] = storage.loaded_dates(conn, account.schema, account.name, name, begin, end)
     return done
 
 
@@ -297,7 +316,7 @@ def connections_by_database(
         conn = connect(conn_id)
         try:
             for schema in sorted({a.schema for a in group}):
-                storage.migrate(conn, schema)
+                storage.ensure_schema(conn, schema)
             yield conn, group
         finally:
             conn.close()
@@ -316,17 +335,14 @@ def plan_from_params(
 
     ``reprocess`` overrides the param (the final report always asks what is still missing).
     """
-    accounts = resolve_accounts(all_accounts, params.get("accounts"))
-    begin, end = resolve_dates(params.get("begin_date"), params.get("end_date"), yesterday=beijing_yesterday(now))
-    endpoints = resolve_endpoints(accounts, params.get("endpoints"), begin_date=begin, end_date=end)
+    accounts, dates, endpoints = resolve_params(params, all_accounts, now=now)
     mode = reprocess or params.get("reprocess") or "missing"
     windows_per_task = int(params.get("windows_per_task") or DEFAULT_WINDOWS_PER_TASK)
-    done = read_done_dates(accounts, endpoints, begin, end, connect=connect) if mode == "missing" else {}
+    done = read_done_dates(accounts, endpoints, dates, connect=connect) if mode == "missing" else {}
     return plan_backfill(
         accounts,
         endpoints,
-        begin,
-        end,
+        dates,
         done=done,
         reprocess=mode,
         windows_per_task=windows_per_task,

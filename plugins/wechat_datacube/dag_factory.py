@@ -10,9 +10,9 @@ import datetime as dt
 import os
 from typing import TYPE_CHECKING, Any
 
+import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
-from wechat_datacube.dates import beijing_moment
 from wechat_datacube.endpoints import get_endpoint
 from wechat_datacube.operators import WeChatDatacubeToPostgresOperator
 from wechat_datacube.retry_policy import WeChatRetryPolicy
@@ -22,16 +22,18 @@ if TYPE_CHECKING:  # the backfill DAG file imports this module without needing t
 
 #: Pool every API task runs in; created by setup (`airflow pools set wechat_api 4 ...`).
 API_POOL = "wechat_api"
+#: The daily DAGs' time zone, by name for Airflow's timetable: Beijing time, the zone that
+#: ``wechat_datacube.dates`` does every run-time date computation in. That module is not
+#: imported here: it is run-time only, and the DAG files must stay cheap to parse.
 TIMEZONE = "Asia/Shanghai"
 #: 10:00 Beijing: two hours after WeChat publishes the previous day (08:00).
-DAILY_CRON = "0 10 * * *"
+DAILY_HOUR = 10
+DAILY_CRON = f"0 {DAILY_HOUR} * * *"
 DAILY_DAG_PREFIX = "wechat_datacube_daily__"
 #: The bulk backfill DAG (dags/wechat_datacube_backfill.py); messages send long ranges there.
 BACKFILL_DAG_ID = "wechat_datacube_backfill"
 
-# Manual runs pass their window through the run's conf, not DAG params: declared params
-# are validated with jsonschema and deep-copied into every task at each parse, which
-# cost more than the rest of the DAG put together (bench/parse_time.py).
+# Manual runs pass their window through the run's conf, not DAG params: docs/benchmarks.md#b3-parse-time
 CONF_BEGIN = "{{ (dag_run.conf or {}).get('begin_date') or '' }}"
 CONF_END = "{{ (dag_run.conf or {}).get('end_date') or '' }}"
 # JSON, so the operator sees what the conf held: a list, or one name as a string (``join``
@@ -113,9 +115,9 @@ def _doc(account: AccountConfig) -> str:
 
 def build_daily_dag(account: AccountConfig, **overrides: Any) -> DAG:
     """The daily DAG ``wechat_datacube_daily__<name>`` for ``account``."""
-    start = beijing_moment(account.start_date, 10)
-    # Task settings go to each operator directly rather than through DAG default_args,
-    # which Airflow deep-copies into every task at every parse.
+    day = account.start_date
+    start = pendulum.datetime(day.year, day.month, day.day, DAILY_HOUR, tz=TIMEZONE)  # the first run's interval start
+    # Task settings go to each operator, not DAG default_args: docs/benchmarks.md#b3-parse-time
     task_args = {**DEFAULT_TASK_ARGS, "retry_policy": RETRY_POLICY, **overrides.pop("task_args", {})}
     dag = DAG(
         dag_id=f"{DAILY_DAG_PREFIX}{account.name}",

@@ -79,7 +79,8 @@ class DateRange:
 
     ``DateRange.parse`` is how dates enter the package; the context it is given (account,
     endpoint) goes into the :class:`DateRangeError` a bad range raises, so the message
-    names what was being asked for.
+    names what was being asked for. The constructor is where begin <= end is checked,
+    for parsed ranges and for the ranges derived from them alike.
     """
 
     begin: dt.date
@@ -87,7 +88,9 @@ class DateRange:
 
     def __post_init__(self) -> None:
         if self.begin > self.end:
-            raise DateRangeError("begin_date is after end_date", begin_date=self.begin, end_date=self.end)
+            raise DateRangeError(
+                f"begin_date {self.begin} is after end_date {self.end}", begin_date=self.begin, end_date=self.end
+            )
 
     @classmethod
     def parse(
@@ -99,20 +102,17 @@ class DateRange:
         endpoint: str | None = None,
     ) -> DateRange:
         """Parse ``begin``/``end`` (``date`` or ``YYYY-MM-DD``); ``end`` defaults to ``begin``."""
-        ctx = {"account": account, "endpoint": endpoint, "begin_date": begin, "end_date": end}
         try:
-            b = parse_date(begin, what="begin_date")
-            e = b if end is None else parse_date(end, what="end_date")
+            first = parse_date(begin, what="begin_date")
+            return cls(first, first if end is None else parse_date(end, what="end_date"))
         except DateRangeError as exc:
-            raise DateRangeError(exc.message, **ctx) from None
-        if b > e:
-            raise DateRangeError("begin_date is after end_date", **ctx)
-        return cls(b, e)
+            last = begin if end is None else end
+            raise DateRangeError(exc.message, account=account, endpoint=endpoint, begin_date=begin, end_date=last) from None
 
     @property
     def days(self) -> int:
         """Number of days in the range, both ends included."""
-        return (self.end - self.begin).days + 1
+        return days_between(self.begin, self.end)
 
     def __iter__(self) -> Iterator[dt.date]:
         return iter_days(self.begin, self.end)
@@ -121,8 +121,22 @@ class DateRange:
         return isinstance(day, dt.date) and self.begin <= day <= self.end
 
     def windows(self, span: int) -> list[DateRange]:
-        """Consecutive sub-ranges of at most ``span`` days: one API call each."""
-        return [DateRange(b, e) for b, e in chunk_range(self.begin, self.end, span)]
+        """Consecutive windows of at most ``span`` days covering the range: one API call each."""
+        if span < 1:
+            raise ValueError("span must be >= 1")
+        windows = []
+        start = self.begin
+        while start <= self.end:
+            stop = min(self.end, start + dt.timedelta(days=span - 1))
+            windows.append(DateRange(start, stop))
+            start = stop + dt.timedelta(days=1)
+        return windows
+
+    def clipped(self, lower: dt.date | None = None, upper: dt.date | None = None) -> DateRange | None:
+        """The part of the range within [lower, upper] (a missing bound does not clip); None when nothing is left."""
+        begin = max(self.begin, lower) if lower else self.begin
+        end = min(self.end, upper) if upper else self.end
+        return DateRange(begin, end) if begin <= end else None
 
     def __str__(self) -> str:
         return f"{self.begin.isoformat()}..{self.end.isoformat()}"
@@ -140,40 +154,20 @@ def iter_days(begin: dt.date, end: dt.date) -> Iterator[dt.date]:
         day += dt.timedelta(days=1)
 
 
-def chunk_range(begin: dt.date, end: dt.date, span: int) -> list[tuple[dt.date, dt.date]]:
-    """Split [begin, end] into consecutive inclusive windows of at most ``span`` days."""
-    if span < 1:
-        raise ValueError("span must be >= 1")
-    chunks = []
-    start = begin
-    while start <= end:
-        stop = min(end, start + dt.timedelta(days=span - 1))
-        chunks.append((start, stop))
-        start = stop + dt.timedelta(days=1)
-    return chunks
+def check_servable(
+    spec: EndpointSpec, dates: DateRange, *, now: dt.datetime | None = None, account: str | None = None
+) -> None:
+    """Refuse, before any call, a range the endpoint cannot serve.
 
-
-def validate_range(
-    spec: EndpointSpec,
-    begin: DateLike,
-    end: DateLike,
-    *,
-    now: dt.datetime | None = None,
-    account: str | None = None,
-) -> tuple[dt.date, dt.date]:
-    """Check a requested range against the endpoint's availability; return it as dates.
-
-    Refused before any call: begin > end, begin before the endpoint's first date, end on
-    or after today in Beijing (WeChat answers 61501 for that).
+    That is: dates before the endpoint's first date, or an end on or after today in Beijing
+    (WeChat answers 61501 for that; at ``now``, default the real clock).
     """
-    ctx = {"endpoint": spec.name, "begin_date": begin, "end_date": end, "account": account}
-    b, e = (r := DateRange.parse(begin, end, account=account, endpoint=spec.name)).begin, r.end
-    if b < spec.first_date:
+    ctx = {"endpoint": spec.name, "begin_date": dates.begin, "end_date": dates.end, "account": account}
+    if dates.begin < spec.first_date:
         raise DateRangeError(f"{spec.name} has no data before {spec.first_date.isoformat()}", **ctx)
     yesterday = beijing_yesterday(now)
-    if e > yesterday:
+    if dates.end > yesterday:
         raise DateRangeError(
             f"end_date must be <= yesterday in Beijing ({yesterday.isoformat()}); today's data is not published",
             **ctx,
         )
-    return b, e

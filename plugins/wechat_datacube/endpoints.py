@@ -7,10 +7,17 @@ numbers live* (flat, in a ``detail`` object, or in a nested list such as getarti
 ``details``), and how long values keep maturing. The simulator is the one exception on
 purpose: it keeps its own facts, so that it can disagree with this file.
 
-Facts come from ``shared/reference/wechat-datacube-api.md`` (the official pages, quoted
-there). Items the reference marks as uncertain (getbizsummary's span) are plain values
-here, so a wrong guess is a one-line change, not a rewrite — and the window loader falls
-back to one-day calls if WeChat refuses a wider getbizsummary window (61501).
+Facts come from WeChat's official pages under https://developers.weixin.qq.com/doc/service
+(mirrored under ``/doc/subscription``), ``api/wedata/news/api_<name>.html``: 图文分析数据接口
+(Graphic Analysis Data Interface) for the legacy six — 获取图文群发每日数据 (getarticlesummary),
+获取图文群发总数据 (getarticletotal), 获取图文阅读概况数据 / 分时数据 (getuserread /
+getuserreadhour), 获取图文转发概况数据 / 分时数据 (getusershare / getusersharehour) — and for
+the replacement four 获取发表内容每日阅读数据 (getarticleread), 获取发表内容每日分享数据
+(getarticleshare), 获取发表内容概况总数据 (getbizsummary) and 获取发表内容发表详细数据
+(getarticletotaldetail). tests/fixtures/wechat_samples/README.md says what each sample took
+from which page. What the pages leave uncertain (getbizsummary's span, quoted by SDKs) is a
+plain value here, so a wrong guess is a one-line change, not a rewrite — and the window
+loader falls back to one-day calls if WeChat refuses a wider getbizsummary window (61501).
 """
 
 

@@ -140,6 +140,12 @@ class WeChatDatacubeError(Exception):
             where.append(f"errmsg={self.errmsg!r}")
         return f"{self.message} [{', '.join(where)}]" if where else self.message
 
+    def reword(self, message: str) -> None:
+        """Replace the message, keeping the context: for a caller that knows more about what went wrong
+        (the retries given up, the run conf the dates came from) than the code that raised."""
+        self.message = message
+        self.args = (self._render(),)
+
     def context(self) -> dict[str, Any]:
         return {
             "errcode": self.errcode,
@@ -190,8 +196,15 @@ class ConfigError(PermanentError):
     """The connection, the accounts file or a parameter is wrong."""
 
 
-class DateRangeError(PermanentError):
-    """Requested dates are outside what the endpoint can serve (refused before any call)."""
+class DateRangeError(ConfigError):
+    """A date range that cannot be asked for: not dates, begin after end, wider than one call
+    allows, or outside what the endpoint serves. Refused before any call.
+
+    The one error for a bad range, wherever the dates entered (operator arguments, a run's
+    conf, backfill params, the hook): :meth:`wechat_datacube.dates.DateRange.parse` raises it
+    naming the account, endpoint and dates. A :class:`ConfigError`, because the dates come
+    from whoever configured or triggered the run, not from WeChat.
+    """
 
 
 class MalformedResponseError(TransientError):

@@ -28,7 +28,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from wechat_datacube.dates import DateLike, chunk_range, days_between, parse_date, utcnow, validate_range
+from wechat_datacube.dates import DateLike, DateRange, check_servable, utcnow
 from wechat_datacube.endpoints import EndpointSpec, get_endpoint
 from wechat_datacube.errors import (
     ConfigError,
@@ -55,18 +55,17 @@ from wechat_datacube.tokens import (
     mask_value,
     read_variable,
 )
-from wechat_datacube.transport import CallContext, RetryPolicy, Transport
+from wechat_datacube.transport import CallContext, HttpBackoff, Transport
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
-class ChunkResult:
-    """One API call's outcome: the window asked for, the body as received, the kept rows."""
+class FetchedWindow:
+    """One API call's outcome: the window asked for, the body as received, the rows dated inside it."""
 
-    begin: dt.date
-    end: dt.date
+    window: DateRange
     body: dict[str, Any]
     rows: list[dict[str, Any]]
     dropped: int
@@ -110,8 +109,12 @@ class WeChatDatacubeHook(BaseHook):
     :param clock: aware-UTC "now"; drives date validation and token expiry bookkeeping.
     :param max_attempts: requests per call before a transient error is given up.
     :param max_retry_seconds: total waiting between those attempts.
-    :param backoff_base: first backoff delay (doubling, with jitter).
+    :param backoff_base: first backoff delay (doubling, with jitter, up to ``backoff_max``).
     :param rate_limit_wait_max: cap of the wait after 45011 (next minute by default).
+
+    These four make the hook's :class:`~wechat_datacube.transport.HttpBackoff` (retries of
+    one HTTP call within a task try), not the Airflow retry policy between task tries
+    (:mod:`wechat_datacube.retry_policy`).
     :param sleep: how to wait (injectable so tests can advance a simulated clock).
     :param refresh_margin: refresh tokens this many seconds before they expire.
     """
@@ -145,7 +148,7 @@ class WeChatDatacubeHook(BaseHook):
         self.schema = schema
         self._account = account
         self.clock: Callable[[], dt.datetime] = clock or utcnow
-        self.policy = RetryPolicy(
+        self.backoff = HttpBackoff(
             max_attempts=max_attempts,
             max_retry_seconds=max_retry_seconds,
             backoff_base=backoff_base,
@@ -210,7 +213,7 @@ class WeChatDatacubeHook(BaseHook):
             base_url,
             timeout=timeout,
             verify=_as_bool(extras.get("verify"), True),
-            policy=self.policy,
+            backoff=self.backoff,
             clock=self.clock,
             sleep=self._sleep,
         )
@@ -275,19 +278,19 @@ class WeChatDatacubeHook(BaseHook):
     def call(self, endpoint: str, begin_date: DateLike, end_date: DateLike) -> dict[str, Any]:
         """One POST for [begin_date, end_date]; the parsed body, or a typed error.
 
-        The span is checked against the registry before calling. A token error refreshes
-        the token (unless the cache already holds a newer one) and retries once; a second
-        token error raises.
+        The range is parsed (:meth:`DateRange.parse`) and its span checked against the
+        registry before calling. A token error refreshes the token (unless the cache
+        already holds a newer one) and retries once; a second token error raises.
         """
         spec = get_endpoint(endpoint)
-        ctx = CallContext(self.account, spec.name, begin_date, end_date)
-        begin = parse_date(begin_date, what="begin_date")
-        end = parse_date(end_date, what="end_date")
-        if begin > end:
-            raise DateRangeError("begin_date is after end_date", **ctx.kwargs())
-        if days_between(begin, end) > spec.max_span:
+        window = DateRange.parse(begin_date, end_date, account=self.account, endpoint=spec.name)
+        return self._call(spec, window)
+
+    def _call(self, spec: EndpointSpec, window: DateRange) -> dict[str, Any]:
+        ctx = CallContext(self.account, spec.name, window.begin, window.end)
+        if window.days > spec.max_span:
             raise DateRangeError(f"{spec.name} allows at most {spec.max_span} day(s) per call", **ctx.kwargs())
-        body_json = {"begin_date": begin.isoformat(), "end_date": end.isoformat()}
+        body_json = {"begin_date": window.begin.isoformat(), "end_date": window.end.isoformat()}
         started = time.monotonic()
         token = self.get_access_token()
         try:
@@ -298,18 +301,12 @@ class WeChatDatacubeHook(BaseHook):
             try:
                 body = self._post(spec, token, body_json, ctx)
             except TokenError as second:
-                second.message = f"token rejected again after one refresh: {second.message}"
-                second.args = (second._render(),)
+                second.reword(f"token rejected again after one refresh: {second.message}")
                 raise
         rows = response_list(body, **ctx.kwargs())
         self.log.info(
-            "wechat %s %s..%s account=%s: %d row(s) in %.2f s",
-            spec.name,
-            begin.isoformat(),
-            end.isoformat(),
-            self.account,
-            len(rows),
-            time.monotonic() - started,
+            "wechat %s %s account=%s: %d row(s) in %.2f s",
+            spec.name, window, self.account, len(rows), time.monotonic() - started,
         )
         return body
 
@@ -321,40 +318,37 @@ class WeChatDatacubeHook(BaseHook):
             "POST", spec.path, params={"access_token": token}, json_body=body, context=ctx, on_attempt=count
         )
 
-    def fetch_chunks(self, endpoint: str, begin_date: DateLike, end_date: DateLike) -> list[ChunkResult]:
-        """Validate the range, call once per max-span chunk, keep only in-range rows.
+    def fetch_windows(self, endpoint: str, begin_date: DateLike, end_date: DateLike) -> list[FetchedWindow]:
+        """Check the range, call once per window of the endpoint's max span, keep only in-window rows.
 
-        Stray rows are dropped by the one rule in :mod:`wechat_datacube.responses`; an
-        answer whose rows all lie outside the chunk is a MalformedResponseError.
+        Refused before any call: a bad range, dates before the endpoint's first date, an end
+        on or after today in Beijing. Stray rows are dropped by the one rule in
+        :mod:`wechat_datacube.responses`; an answer whose rows all lie outside the window is a
+        MalformedResponseError.
         """
         spec = get_endpoint(endpoint)
-        begin, end = validate_range(spec, begin_date, end_date, now=self.clock(), account=self.account)
-        results = []
-        for chunk_begin, chunk_end in chunk_range(begin, end, spec.max_span):
-            body = self.call(spec.name, chunk_begin, chunk_end)
-            ctx = CallContext(self.account, spec.name, chunk_begin, chunk_end).kwargs()
-            try:
-                rows, stray = in_window(spec, body["list"], chunk_begin, chunk_end, **ctx)
-            except MalformedResponseError as exc:
-                exc.raw = body
-                raise
-            if stray:
-                self.log.warning(
-                    "wechat %s %s..%s: dropped %d row(s) dated outside the requested range (e.g. %s)",
-                    spec.name,
-                    chunk_begin.isoformat(),
-                    chunk_end.isoformat(),
-                    len(stray),
-                    min(stray),
-                )
-            results.append(
-                ChunkResult(chunk_begin, chunk_end, body, rows, len(stray), bool(body.get("is_delay", False)))
+        dates = DateRange.parse(begin_date, end_date, account=self.account, endpoint=spec.name)
+        check_servable(spec, dates, now=self.clock(), account=self.account)
+        return [self._fetch_window(spec, window) for window in dates.windows(spec.max_span)]
+
+    def _fetch_window(self, spec: EndpointSpec, window: DateRange) -> FetchedWindow:
+        body = self._call(spec, window)
+        ctx = CallContext(self.account, spec.name, window.begin, window.end).kwargs()
+        try:
+            rows, stray = in_window(spec, body["list"], window.begin, window.end, **ctx)
+        except MalformedResponseError as exc:
+            exc.raw = body
+            raise
+        if stray:
+            self.log.warning(
+                "wechat %s %s: dropped %d row(s) dated outside the requested range (e.g. %s)",
+                spec.name, window, len(stray), min(stray),
             )
-        return results
+        return FetchedWindow(window, body, rows, len(stray), bool(body.get("is_delay", False)))
 
     def fetch(self, endpoint: str, begin_date: DateLike, end_date: DateLike) -> list[dict[str, Any]]:
-        """All in-range rows of [begin_date, end_date] (validated, chunked by max span)."""
-        return [row for chunk in self.fetch_chunks(endpoint, begin_date, end_date) for row in chunk.rows]
+        """All in-window rows of [begin_date, end_date] (checked, one call per window of the max span)."""
+        return [row for fetched in self.fetch_windows(endpoint, begin_date, end_date) for row in fetched.rows]
 
     # --- Airflow niceties -----------------------------------------------------------------
 

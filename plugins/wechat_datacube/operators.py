@@ -1,8 +1,9 @@
 """WeChatDatacubeToPostgresOperator: fetch one endpoint's windows and store them.
 
-Thin, like Airflow's transfer operators: the hook talks to WeChat, the storage module
-talks to Postgres, this class decides *which dates* a run covers and in which order things
-happen. Heavy modules (requests, psycopg, the Postgres provider) are imported inside
+Thin, like Airflow's transfer operators: the hook talks to WeChat, the window loader
+(:mod:`wechat_datacube.window_loader`) stores each window in Postgres, this class decides
+*which dates* a run covers and in which order the windows are loaded. Heavy modules
+(requests, psycopg, the Postgres provider, the dates module) are imported inside
 ``execute`` so that DAG files stay fast to parse.
 """
 
@@ -18,19 +19,18 @@ from airflow.sdk import Asset, BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
 from wechat_datacube.endpoints import get_endpoint
-from wechat_datacube.errors import (
-    BadPayloadError,
-    ConfigError,
-    DateRangeError,
-    MalformedResponseError,
-    QuotaExceededError,
-)
+from wechat_datacube.errors import BadPayloadError, ConfigError, MalformedResponseError, QuotaExceededError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from wechat_datacube.dates import DateRange
     from wechat_datacube.hook import WeChatDatacubeHook
+    from wechat_datacube.window_loader import LoadResult, WindowLoader
     from wechat_datacube.windows import Window
+
+#: What a task returns (its XCom): counts and one line per window, never a payload.
+Summary = dict[str, Any]
 
 
 @cache
@@ -86,6 +86,10 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
     # when it differs. Every attribute assigned to an operator goes through
     # BaseOperator.__setattr__ (~1 µs), and the DAG files build every task again at each
     # parse: the daily tasks leave all of these at their defaults (bench/parse_time.py).
+    wechat_conn_id: str = "wechat_default"
+    postgres_conn_id: str = "postgres_default"
+    schema: str = "wechat"
+    ready_deadline_hour: int = 12
     refetch_matured: bool = True
     active_from: dt.date | None = None
     active_until: dt.date | None = None
@@ -123,30 +127,33 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
     ) -> None:
         if on_quota not in ("fail", "skip"):
             raise ConfigError(f"on_quota must be 'fail' or 'skip', not {on_quota!r}")
-        spec = get_endpoint(endpoint)
-        kwargs.setdefault("outlets", [table_asset(schema, spec.table)])
+        kwargs.setdefault("outlets", [table_asset(schema, get_endpoint(endpoint).table)])
         super().__init__(**kwargs)
         self.endpoint = endpoint
         self.account = account
-        self.wechat_conn_id = wechat_conn_id
-        self.postgres_conn_id = postgres_conn_id
-        self.schema = schema
+        # The templated fields: set on every task, whatever their value.
         self.date_from = begin_date
         self.date_to = end_date
-        self.ready_deadline_hour = ready_deadline_hour
         self.selected_endpoints = selected_endpoints
-        knobs = {
-            "refetch_matured": refetch_matured,
-            "active_from": active_from,
-            "active_until": active_until,
-            "clock": clock,
-            "hook_kwargs": hook_kwargs or self.hook_kwargs,
-            "on_quota": on_quota,
-            "skip_loaded": skip_loaded,
-            "replace_shrinking": replace_shrinking,
-            "max_manual_days": max_manual_days,
-        }
-        for name, value in knobs.items():
+        self._set_unless_default(
+            wechat_conn_id=wechat_conn_id,
+            postgres_conn_id=postgres_conn_id,
+            schema=schema,
+            ready_deadline_hour=ready_deadline_hour,
+            refetch_matured=refetch_matured,
+            active_from=active_from,
+            active_until=active_until,
+            clock=clock,
+            hook_kwargs=hook_kwargs or self.hook_kwargs,
+            on_quota=on_quota,
+            skip_loaded=skip_loaded,
+            replace_shrinking=replace_shrinking,
+            max_manual_days=max_manual_days,
+        )
+
+    def _set_unless_default(self, **values: Any) -> None:
+        """Store each value on the task only when it differs from the class default (see above)."""
+        for name, value in values.items():
             if value != getattr(type(self), name):
                 setattr(self, name, value)
 
@@ -167,34 +174,24 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
 
     # -- dates --------------------------------------------------------------------
 
-    def _ctx(self, begin: Any = None, end: Any = None) -> dict[str, Any]:
-        return {"account": self.account, "endpoint": self.endpoint, "begin_date": begin, "end_date": end}
+    def _ctx(self, dates: DateRange | None = None) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "endpoint": self.endpoint,
+            "begin_date": None if dates is None else dates.begin,
+            "end_date": None if dates is None else dates.end,
+        }
 
-    def resolve_dates(self, context: Context) -> tuple[dt.date, dt.date, bool]:
-        """(begin, end, is_daily): explicit dates win, else the data interval's Beijing date."""
-        from wechat_datacube.dates import parse_date, to_beijing_date
-        from wechat_datacube.run_conf import check_manual_window
+    def resolve_dates(self, context: Context) -> tuple[DateRange, bool]:
+        """(dates, is_daily): explicit dates win, else the data interval's Beijing date."""
+        from wechat_datacube.dates import DateRange, to_beijing_date
+        from wechat_datacube.run_conf import requested_dates
 
-        begin_raw = self.date_from or None
-        end_raw = self.date_to or None
-        if begin_raw or end_raw:
-            try:
-                begin = parse_date(begin_raw or end_raw, what="begin_date")
-                end = parse_date(end_raw or begin_raw, what="end_date")
-            except DateRangeError as exc:  # the run's own dates, not WeChat's: a configuration error
-                raise ConfigError(
-                    f"{exc.message}: give begin_date and end_date as YYYY-MM-DD Beijing dates in the run's conf",
-                    **self._ctx(begin_raw, end_raw),
-                ) from None
-            if begin > end:
-                raise ConfigError(
-                    f"begin_date {begin} is after end_date {end}: give the dates in order "
-                    "(the daily DAG takes them from the run's conf)",
-                    **self._ctx(begin, end),
-                )
-            if self.max_manual_days is not None:
-                check_manual_window(begin, end, self.max_manual_days, **self._ctx(begin, end))
-            return begin, end, False
+        asked = requested_dates(
+            self.date_from, self.date_to, max_days=self.max_manual_days, account=self.account, endpoint=self.endpoint
+        )
+        if asked is not None:
+            return asked, False
         start = context.get("data_interval_start") or context.get("logical_date")
         if start is None:
             raise ConfigError(
@@ -203,7 +200,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
                 **self._ctx(),
             )
         day = to_beijing_date(start)
-        return day, day, True
+        return DateRange(day, day), True
 
     def _replace_shrinking(self) -> bool:
         """The flag as a bool; text that is not clearly one is refused rather than guessed."""
@@ -217,11 +214,11 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
             return True
         raise ConfigError(f"replace_shrinking must be true or false, not {value!r}", **self._ctx())
 
-    def _selected(self, begin: dt.date, end: dt.date) -> tuple[str, ...]:
+    def _selected(self, dates: DateRange) -> tuple[str, ...]:
         """The endpoints the run asked for (empty: all), checked against the registry and this DAG."""
         from wechat_datacube.run_conf import selected_endpoints
 
-        return selected_endpoints(self.selected_endpoints, self._dag_endpoints(), **self._ctx(begin, end))
+        return selected_endpoints(self.selected_endpoints, self._dag_endpoints(), **self._ctx(dates))
 
     def _dag_endpoints(self) -> list[str] | None:
         """The endpoints this task's DAG loads (None outside a DAG): what a run's selection must hit."""
@@ -231,91 +228,24 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
 
     # -- execution ----------------------------------------------------------------
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from wechat_datacube.dates import utcnow  # this and the rest: not needed at parse time
-        from wechat_datacube.windows import plan_windows
-
+    def execute(self, context: Context) -> Summary:
         # Every task checks the whole ask before it may skip: a wrong one fails the run.
-        begin, end, daily = self.resolve_dates(context)
-        selected = self._selected(begin, end)
+        dates, daily = self.resolve_dates(context)
+        selected = self._selected(dates)
         replace_shrinking = self._replace_shrinking()
         if selected and self.endpoint not in selected:
             raise AirflowSkipException(f"{self.endpoint} not among the endpoints this run asked for: {list(selected)}")
-        spec = get_endpoint(self.endpoint)
-        windows = plan_windows(
-            spec,
-            begin,
-            end,
-            refetch_matured=daily and self.refetch_matured,
-            active_from=self.active_from,
-            active_until=self.active_until,
-        )
-        if not windows:
-            raise AirflowSkipException(
-                f"{self.endpoint} serves no dates in {begin}..{end} for account {self.account} "
-                f"(first date {spec.first_date}, active {self.active_from}..{self.active_until})"
-            )
-        ti = context.get("ti")
-        meta = {
-            "dag_id": getattr(ti, "dag_id", None),
-            "run_id": getattr(ti, "run_id", None),
-            "try_number": getattr(ti, "try_number", None),
-        }
-        summary: dict[str, Any] = {
-            "account": self.account,
-            "endpoint": self.endpoint,
-            "windows": [],
-            "rows": 0,
-            "calls": 0,
-        }
-        from wechat_datacube.window_loader import WindowLoader
-
-        loader = WindowLoader(
-            hook=self.hook,
-            postgres_conn_id=self.postgres_conn_id,
-            schema=self.schema,
-            spec=spec,
-            account=self.account,
-            ready_deadline_hour=self.ready_deadline_hour,
-            clock=self.clock or utcnow,
-            meta=meta,
-            log=self.log,
-        )
+        windows = self._plan(dates, daily)
+        loader = self._loader(context)
+        summary: Summary = {"account": self.account, "endpoint": self.endpoint, "windows": [], "rows": 0, "calls": 0}
         try:
             if self.skip_loaded:
                 windows = self._unfinished(loader, windows)
-
-            def load(window: Window) -> None:
-                result = loader.load(window, replace_shrinking=replace_shrinking)
-                summary["windows"].append(
-                    {"begin": window.begin.isoformat(), "end": window.end.isoformat(), "status": result.status,
-                     "rows": result.rows, "reason": window.reason}
-                )
-                summary["rows"] += result.rows
-
-            # The requested dates go first: while the day is not published (every retry until
-            # the deadline) only that one call is spent; the matured re-fetch comes with the try
-            # that finds the day ready. A broken payload for the day must not cost the matured
-            # send date its only full re-fetch, so that one still runs before the error is raised.
-            matured = [w for w in windows if w.reason == "matured"]
-            try:
-                for window in windows:
-                    if window.reason != "matured":
-                        load(window)
-            except (BadPayloadError, MalformedResponseError):
-                for window in matured:
-                    load(window)
-                raise
-            for window in matured:
-                load(window)
+            self._load_in_order(windows, lambda w: loader.load(w, replace_shrinking=replace_shrinking), summary)
         except QuotaExceededError as exc:
-            if self.on_quota != "skip":
-                raise
-            raise AirflowSkipException(
-                f"WeChat daily quota (45009) spent for {self.account} {self.endpoint} until "
-                f"{exc.reset_at.isoformat()}: stored {len(summary['windows'])} of {len(windows)} window(s), "
-                "the rest were not called; run the backfill again after the reset to resume"
-            ) from exc
+            if self.on_quota == "skip":
+                raise self._quota_skip(exc, summary, windows) from exc
+            raise
         finally:
             summary["calls"] = self.hook.data_calls
             loader.close()
@@ -326,8 +256,81 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         )
         return summary
 
-    def _unfinished(self, loader: Any, windows: list[Any]) -> list[Any]:
-        """Drop windows whose dates are all loaded/empty already (one load_log read)."""
+    def _plan(self, dates: DateRange, daily: bool) -> list[Window]:
+        """The windows of ``dates`` this endpoint serves for the account (skips the task when none)."""
+        from wechat_datacube.windows import plan_windows
+
+        spec = get_endpoint(self.endpoint)
+        windows = plan_windows(
+            spec,
+            dates,
+            refetch_matured=daily and self.refetch_matured,
+            active_from=self.active_from,
+            active_until=self.active_until,
+        )
+        if not windows:
+            raise AirflowSkipException(
+                f"{self.endpoint} serves no dates in {dates} for account {self.account} "
+                f"(first date {spec.first_date}, active {self.active_from}..{self.active_until})"
+            )
+        return windows
+
+    def _loader(self, context: Context) -> WindowLoader:
+        """The window loader of this task, labelling what it stores with the task instance."""
+        from wechat_datacube.dates import utcnow  # this and the rest: not needed at parse time
+        from wechat_datacube.window_loader import WindowLoader
+
+        ti = context.get("ti")
+        return WindowLoader(
+            hook=self.hook,
+            postgres_conn_id=self.postgres_conn_id,
+            schema=self.schema,
+            spec=get_endpoint(self.endpoint),
+            account=self.account,
+            ready_deadline_hour=self.ready_deadline_hour,
+            clock=self.clock or utcnow,
+            meta={name: getattr(ti, name, None) for name in ("dag_id", "run_id", "try_number")},
+            log=self.log,
+        )
+
+    def _load_in_order(self, windows: list[Window], load: Callable[[Window], LoadResult], summary: Summary) -> None:
+        """Load the requested windows, then the matured re-fetch.
+
+        The requested dates go first: while the day is not published (every retry until the
+        deadline) only that one call is spent; the matured re-fetch comes with the try that
+        finds the day ready. A broken payload for the day must not cost the matured send
+        date its only full re-fetch, so that one still runs before the error is raised.
+        """
+        from wechat_datacube.windows import MATURED
+
+        matured = [w for w in windows if w.reason == MATURED]
+        try:
+            self._load_each([w for w in windows if w.reason != MATURED], load, summary)
+        except (BadPayloadError, MalformedResponseError):
+            self._load_each(matured, load, summary)
+            raise
+        self._load_each(matured, load, summary)
+
+    @staticmethod
+    def _load_each(windows: list[Window], load: Callable[[Window], LoadResult], summary: Summary) -> None:
+        for window in windows:
+            result = load(window)
+            summary["windows"].append(
+                {"begin": window.begin.isoformat(), "end": window.end.isoformat(), "status": result.status.value,
+                 "rows": result.rows, "reason": window.reason}
+            )
+            summary["rows"] += result.rows
+
+    def _quota_skip(self, exc: QuotaExceededError, summary: Summary, windows: list[Window]) -> AirflowSkipException:
+        """``on_quota="skip"``: end the task as skipped, saying what was stored and when to resume."""
+        return AirflowSkipException(
+            f"WeChat daily quota (45009) spent for {self.account} {self.endpoint} until "
+            f"{exc.reset_at.isoformat()}: stored {len(summary['windows'])} of {len(windows)} window(s), "
+            "the rest were not called; run the backfill again after the reset to resume"
+        )
+
+    def _unfinished(self, loader: WindowLoader, windows: list[Window]) -> list[Window]:
+        """Drop windows whose dates are all done already (one load_log read)."""
         from wechat_datacube import storage
         from wechat_datacube.backfill_plan import window_done
 

@@ -5,6 +5,9 @@ Permanent problems fail at once (no retry burns quota on a wrong AppSecret), a 4
 waits until the daily quota has reset in Beijing, data that is not published yet is
 retried shortly before/after its readiness deadline, and everything else falls back to
 the task's exponential backoff within ``retries``.
+
+Between task tries only: the retries of one HTTP call inside a try are the hook's
+(:class:`wechat_datacube.transport.HttpBackoff`).
 """
 
 from __future__ import annotations

@@ -11,14 +11,17 @@ import this module, so it costs their parse nothing.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Sequence
 from typing import Any
 
 from wechat_datacube.dag_factory import BACKFILL_DAG_ID
+from wechat_datacube.dates import DateRange
 from wechat_datacube.endpoints import ENDPOINTS, FAMILIES, expand_endpoints
-from wechat_datacube.errors import ConfigError
+from wechat_datacube.errors import ConfigError, DateRangeError
+
+#: Added to a bad range's message: where a daily DAG's manual dates come from.
+CONF_DATES_HINT = "give begin_date and end_date, in order, as YYYY-MM-DD Beijing dates in the run's conf"
 
 
 def _decoded(text: str) -> Any:
@@ -87,17 +90,38 @@ def selected_endpoints(value: Any, configured: Sequence[str] | None = None, **co
     return wanted
 
 
-def check_manual_window(begin: dt.date, end: dt.date, max_days: int, **context: Any) -> None:
-    """Refuse a manual window longer than ``max_days``: the daily DAG is no bulk loader.
+def requested_dates(
+    begin: Any, end: Any, *, max_days: int | None, account: str, endpoint: str
+) -> DateRange | None:
+    """The dates a run asked for (the operator's templated ``begin_date``/``end_date``), or None.
+
+    None when neither is given: the run covers its data interval. One given alone is a
+    one-day range. A bad range is a :class:`DateRangeError` naming the account, endpoint
+    and dates, and saying where the dates come from; a range longer than ``max_days``
+    (None: no limit) is refused by :func:`check_manual_window`.
+    """
+    if not (begin or end):
+        return None
+    try:
+        dates = DateRange.parse(begin or end, end or begin, account=account, endpoint=endpoint)
+    except DateRangeError as exc:  # the run's own dates, not WeChat's: a configuration error
+        exc.reword(f"{exc.message}: {CONF_DATES_HINT}")
+        raise
+    if max_days is not None:
+        check_manual_window(dates, max_days, account=account, endpoint=endpoint)
+    return dates
+
+
+def check_manual_window(dates: DateRange, max_days: int, **context: Any) -> None:
+    """Refuse a manual range longer than ``max_days``: the daily DAG is no bulk loader.
 
     One task would fetch every window of the range in a row, with no resume after the
     daily quota and no progress to see; the backfill DAG batches, skips what is loaded and
     resumes.
     """
-    days = (end - begin).days + 1
-    if days > max_days:
+    if dates.days > max_days:
         raise ConfigError(
-            f"a manual run of a daily DAG covers at most {max_days} days, and {begin}..{end} is {days}: "
+            f"a manual run of a daily DAG covers at most {max_days} days, and {dates} is {dates.days}: "
             f"trigger the backfill DAG {BACKFILL_DAG_ID} for longer ranges",
-            **context,
+            **{"begin_date": dates.begin, "end_date": dates.end, **context},
         )

@@ -69,12 +69,14 @@ for _name in ("urllib3.connectionpool", "urllib3", "requests"):
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try before giving up on a transient failure.
+class HttpBackoff:
+    """How hard one HTTP call is tried, within one task try, before a transient failure is given up.
 
     ``max_attempts`` bounds the number of requests; ``max_retry_seconds`` bounds the total
     time spent waiting between them (the waits are what we control; each request is
-    itself bounded by the timeouts). Backoff is exponential with full jitter.
+    itself bounded by the timeouts). Backoff is exponential with jitter. Not to be confused
+    with the Airflow retry policy (:mod:`wechat_datacube.retry_policy`), which decides
+    whether and when a failed task is tried again.
     """
 
     max_attempts: int = 4
@@ -84,7 +86,7 @@ class RetryPolicy:
     #: Cap of the wait after 45011 (WeChat's limit is per minute: the next minute suffices).
     rate_limit_wait_max: float = 61.0
 
-    def backoff(self, attempt: int, rng: random.Random) -> float:
+    def delay(self, attempt: int, rng: random.Random) -> float:
         """Delay before attempt ``attempt + 1`` (attempt counts from 1)."""
         ceiling = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
@@ -117,7 +119,7 @@ def _text(response: requests.Response) -> str:
 
 
 class Transport:
-    """Sends one logical request, retrying transient failures within the policy."""
+    """Sends one logical request, retrying transient failures within its :class:`HttpBackoff`."""
 
     def __init__(
         self,
@@ -125,14 +127,14 @@ class Transport:
         *,
         timeout: tuple[float, float],
         verify: bool,
-        policy: RetryPolicy,
+        backoff: HttpBackoff,
         clock: Callable[[], dt.datetime],
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.verify = verify
-        self.policy = policy
+        self.backoff = backoff
         self.clock = clock
         self.sleep = sleep
         self.session = requests.Session()
@@ -154,7 +156,7 @@ class Transport:
         """Return the parsed JSON body of a successful call, or raise a typed error.
 
         Transient failures (-1, 45011, HTTP 5xx/429, timeouts, dropped connections,
-        malformed bodies) are retried up to the policy; everything else raises at once.
+        malformed bodies) are retried within the backoff's limits; everything else raises at once.
         """
         waited = 0.0
         attempt = 0
@@ -166,15 +168,14 @@ class Transport:
                 return self._once(method, path, params=params, json_body=json_body, context=context)
             except TransientError as exc:
                 delay = self._delay_after(exc, attempt)
-                if attempt >= self.policy.max_attempts or waited + delay > self.policy.max_retry_seconds:
-                    exc.message = f"{exc.message} (gave up after {attempt} attempt(s))"
-                    exc.args = (exc._render(),)
+                if attempt >= self.backoff.max_attempts or waited + delay > self.backoff.max_retry_seconds:
+                    exc.reword(f"{exc.message} (gave up after {attempt} attempt(s))")
                     raise
                 log.warning(
                     "transient WeChat error on %s (attempt %d/%d), retrying in %.1f s: %s",
                     path,
                     attempt,
-                    self.policy.max_attempts,
+                    self.backoff.max_attempts,
                     delay,
                     exc,
                 )
@@ -185,8 +186,8 @@ class Transport:
         if exc.errcode == FREQUENCY_LIMIT_ERRCODE:
             now = self.clock()
             to_next_minute = 60.0 - (now.second + now.microsecond / 1e6) + self._rng.uniform(0.1, 1.0)
-            return min(self.policy.rate_limit_wait_max, to_next_minute)
-        return self.policy.backoff(attempt, self._rng)
+            return min(self.backoff.rate_limit_wait_max, to_next_minute)
+        return self.backoff.delay(attempt, self._rng)
 
     def _once(
         self,

@@ -15,36 +15,40 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from wechat_datacube import quota_guard, storage
-from wechat_datacube.dates import iter_days, readiness_deadline
+from wechat_datacube import storage
+from wechat_datacube.dates import readiness_deadline
 from wechat_datacube.endpoints import EndpointSpec
 from wechat_datacube.errors import (
     BadPayloadError,
     ConfigError,
     DataNotReadyError,
-    DateRangeError,
     HttpStatusError,
     MalformedResponseError,
     PermanentError,
     QuotaExceededError,
     WeChatDatacubeError,
 )
+from wechat_datacube.load_status import LoadStatus
 from wechat_datacube.windows import Window
 
 if TYPE_CHECKING:
     import psycopg
 
-    from wechat_datacube.hook import WeChatDatacubeHook
+    from wechat_datacube.hook import FetchedWindow, WeChatDatacubeHook
 
 
 #: The errcode WeChat gives for a window wider than the endpoint allows.
 SPAN_ERRCODE = 61501
 
 
+#: The status of a window loaded one day at a time: the first of these any day has.
+_MERGED_ORDER = (LoadStatus.KEPT, LoadStatus.LOADED, LoadStatus.EMPTY)
+
+
 @dataclass(frozen=True)
 class LoadResult:
-    #: "loaded", "empty", or "kept" (some day kept its stored rows against a shrinking answer).
-    status: str
+    #: LOADED, EMPTY, or KEPT (some day kept its stored rows against a shrinking answer).
+    status: LoadStatus
     rows: int
     response_id: int
 
@@ -80,7 +84,7 @@ class WindowLoader:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
         conn = PostgresHook(postgres_conn_id=self.postgres_conn_id).get_conn()
-        storage.migrate(conn, self.schema)
+        storage.ensure_schema(conn, self.schema)
         return conn
 
     def close(self) -> None:
@@ -91,7 +95,7 @@ class WindowLoader:
         """The storage arguments that name this loader's window."""
         return {"spec": self.spec, "account": self.account, "begin_date": window.begin, "end_date": window.end}
 
-    def _keep_failure(self, window: Window, raw: Any, status: str, error: Exception) -> None:
+    def _keep_failure(self, window: Window, raw: Any, status: LoadStatus, error: Exception) -> None:
         storage.record_failure(
             self.conn,
             self.schema,
@@ -114,7 +118,7 @@ class WindowLoader:
                 body, account=self.account, endpoint=self.spec.name, begin_date=window.begin, end_date=window.end
             )
         except BadPayloadError as exc:
-            self._keep_failure(window, body, "failed", exc)
+            self._keep_failure(window, body, LoadStatus.FAILED, exc)
             raise
 
     def _days_without_rows(self, window: Window, rows: list[Any], now: dt.datetime) -> list[dt.date]:
@@ -127,7 +131,7 @@ class WindowLoader:
         with_rows = {str(row.get(self.spec.date_column)) for row in rows if isinstance(row, Mapping)}
         return [
             day
-            for day in iter_days(window.begin, window.end)
+            for day in window
             if day.isoformat() not in with_rows and now < readiness_deadline(day, self.ready_deadline_hour)
         ]
 
@@ -147,71 +151,92 @@ class WindowLoader:
                 "%s account=%s %s..%s: WeChat refused a %d-day window (61501); fetching it one day at a time",
                 self.spec.name, self.account, window.begin, window.end, window.days,
             )
-        results = [
-            self._load(Window(day, day, window.reason), replace_shrinking) for day in iter_days(window.begin, window.end)
-        ]
+        results = [self._load(Window(day, day, window.reason), replace_shrinking) for day in window]
         statuses = {r.status for r in results}
-        status = next(s for s in ("kept", "loaded", "empty") if s in statuses)
+        status = next(s for s in _MERGED_ORDER if s in statuses)
         return LoadResult(status, sum(r.rows for r in results), results[-1].response_id)
 
     def _load(self, window: Window, replace_shrinking: bool) -> LoadResult:
-        ctx = {"account": self.account, "endpoint": self.spec.name, "begin_date": window.begin, "end_date": window.end}
-        until = quota_guard.blocked_until(
+        """One call for ``window``: refused while a quota block holds, kept raw when unusable."""
+        self._check_quota(window)
+        fetched = self._fetch(window)
+        self._check_ready(window, fetched)
+        return self._store(window, fetched, replace_shrinking)
+
+    def _ctx(self, window: Window) -> dict[str, Any]:
+        return {"account": self.account, "endpoint": self.spec.name, "begin_date": window.begin, "end_date": window.end}
+
+    def _check_quota(self, window: Window) -> None:
+        """Refuse to call while a 45009 seen earlier (by any task) still holds for this endpoint."""
+        until = storage.blocked_until(
             self.conn, self.schema, account=self.account, endpoint=self.spec.name, now=self.clock()
         )
         if until is not None:
-            raise QuotaExceededError("daily quota already spent (45009 seen earlier); not calling", reset_at=until, **ctx)
+            raise QuotaExceededError(
+                "daily quota already spent (45009 seen earlier); not calling", reset_at=until, **self._ctx(window)
+            )
+
+    def _fetch(self, window: Window) -> FetchedWindow:
+        """The hook's answer for ``window``; a failed call is kept raw (and a 45009 remembered) before it raises."""
         try:
-            (chunk,) = self.hook.fetch_chunks(self.spec.name, window.begin, window.end)
+            (fetched,) = self.hook.fetch_windows(self.spec.name, window.begin, window.end)
+            return fetched
         except QuotaExceededError as exc:
-            quota_guard.record_block(
+            storage.record_block(
                 self.conn, self.schema, account=self.account, endpoint=self.spec.name, until=exc.reset_at, message=str(exc)
             )
-            self._keep_failure(window, exc.context(), "failed", exc)
+            self._keep_failure(window, exc.context(), LoadStatus.FAILED, exc)
             raise
         except (MalformedResponseError, HttpStatusError) as exc:
-            self._keep_failure(window, exc.raw, "failed", exc)
+            self._keep_failure(window, exc.raw, LoadStatus.FAILED, exc)
             raise
-        except (DateRangeError, ConfigError):
-            raise  # nothing was fetched: nothing to keep
+        except ConfigError:
+            raise  # a bad range or connection: nothing was fetched, nothing to keep
         except WeChatDatacubeError as exc:
-            self._keep_failure(window, exc.context(), "failed", exc)
+            self._keep_failure(window, exc.context(), LoadStatus.FAILED, exc)
             raise
 
+    def _check_ready(self, window: Window, fetched: FetchedWindow) -> None:
+        """Raise DataNotReadyError (kept as not_ready) while some day of the window is not published."""
         deadline = readiness_deadline(window.end, self.ready_deadline_hour)
         now = self.clock()
-        waiting = self._days_without_rows(window, chunk.rows, now)
-        if now < deadline and (chunk.is_delay or waiting):
-            self._refuse_unstorable(window, chunk.body)
-            why = "is_delay is true" if chunk.is_delay else (
-                "the list is empty" if not chunk.rows else f"no rows yet for {', '.join(map(str, waiting))}"
+        waiting = self._days_without_rows(window, fetched.rows, now)
+        if now < deadline and (fetched.is_delay or waiting):
+            self._refuse_unstorable(window, fetched.body)
+            why = "is_delay is true" if fetched.is_delay else (
+                "the list is empty" if not fetched.rows else f"no rows yet for {', '.join(map(str, waiting))}"
             )
             error = DataNotReadyError(
-                f"data not published yet ({why}); retrying until {deadline.isoformat()}", deadline=deadline, **ctx
+                f"data not published yet ({why}); retrying until {deadline.isoformat()}",
+                deadline=deadline,
+                **self._ctx(window),
             )
-            self._keep_failure(window, chunk.body, "not_ready", error)
+            self._keep_failure(window, fetched.body, LoadStatus.NOT_READY, error)
             raise error
-        if chunk.is_delay:
-            self.log.warning("%s %s..%s still flagged is_delay after the deadline; storing it",
-                             self.spec.name, window.begin, window.end)
+        if fetched.is_delay:
+            self.log.warning("%s %s still flagged is_delay after the deadline; storing it", self.spec.name, window)
 
+    def _store(self, window: Window, fetched: FetchedWindow, replace_shrinking: bool) -> LoadResult:
+        """Write the window in one transaction; a payload storage refuses is kept raw instead."""
         try:
             result = storage.write_window(
                 self.conn,
                 self.schema,
                 **self._where(window),
-                body=chunk.body,
-                rows=chunk.rows,
+                body=fetched.body,
+                rows=fetched.rows,
                 meta=self.meta,
                 replace_shrinking=replace_shrinking,
             )
         except (BadPayloadError, MalformedResponseError) as exc:
-            self._keep_failure(window, chunk.body, "failed", exc)
+            self._keep_failure(window, fetched.body, LoadStatus.FAILED, exc)
             raise
         for day, reason in zip(result.kept_dates, result.kept_reasons, strict=True):
             self.log.warning(
-                "%s account=%s %s..%s: kept the stored rows of %s: %s (set replace_shrinking to replace them)",
-                self.spec.name, self.account, window.begin, window.end, day, reason,
+                "%s account=%s %s: kept the stored rows of %s: %s (set replace_shrinking to replace them)",
+                self.spec.name, self.account, window, day, reason,
             )
-        status = "kept" if result.kept_dates else ("loaded" if result.row_count else "empty")
+        if result.kept_dates:
+            return LoadResult(LoadStatus.KEPT, result.row_count, result.response_id)
+        status = LoadStatus.LOADED if result.row_count else LoadStatus.EMPTY
         return LoadResult(status, result.row_count, result.response_id)

@@ -12,54 +12,48 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from wechat_datacube.dates import chunk_range
+from wechat_datacube.dates import DateRange
 from wechat_datacube.endpoints import EndpointSpec
+
+#: Why a window is fetched: the dates the run asked for, or the trailing re-fetch of a
+#: send date whose values have matured.
+REQUESTED = "requested"
+MATURED = "matured"
 
 
 @dataclass(frozen=True)
-class Window:
-    """An inclusive range of ref_dates fetched with one call and written in one transaction."""
+class Window(DateRange):
+    """A date range fetched with one call and written in one transaction, and why it is fetched.
 
-    begin: dt.date
-    end: dt.date
-    #: Why it is fetched: "requested" or "matured" (the trailing re-fetch).
-    reason: str = "requested"
+    A :class:`DateRange` (days, iteration, begin <= end) that also says whether it is
+    ``requested`` or the ``matured`` re-fetch.
+    """
 
-    @property
-    def days(self) -> int:
-        return (self.end - self.begin).days + 1
+    reason: str = REQUESTED
 
-
-def clip(
-    begin: dt.date, end: dt.date, *, lower: dt.date | None, upper: dt.date | None
-) -> tuple[dt.date, dt.date] | None:
-    """Intersect [begin, end] with [lower, upper]; None when nothing is left."""
-    b = max(begin, lower) if lower else begin
-    e = min(end, upper) if upper else end
-    return (b, e) if b <= e else None
+    @classmethod
+    def of(cls, dates: DateRange, reason: str = REQUESTED) -> Window:
+        return cls(dates.begin, dates.end, reason)
 
 
 def plan_windows(
     spec: EndpointSpec,
-    begin: dt.date,
-    end: dt.date,
+    dates: DateRange,
     *,
     refetch_matured: bool = False,
     active_from: dt.date | None = None,
     active_until: dt.date | None = None,
 ) -> list[Window]:
-    """Windows for [begin, end], never before the endpoint's first date nor outside the
+    """Windows for ``dates``, never before the endpoint's first date nor outside the
     account's active range for it; plus the matured re-fetch when asked for."""
     lower = max(spec.first_date, active_from) if active_from else spec.first_date
-    windows: list[Window] = []
-    clipped = clip(begin, end, lower=lower, upper=active_until)
-    if clipped:
-        windows.extend(Window(b, e) for b, e in chunk_range(*clipped, spec.max_span))
+    servable = dates.clipped(lower, active_until)
+    windows = [Window.of(w) for w in servable.windows(spec.max_span)] if servable else []
     if refetch_matured and spec.maturity_days > 1:
-        matured = end - dt.timedelta(days=spec.maturity_days - 1)
-        covered = any(w.begin <= matured <= w.end for w in windows)
-        if not covered and clip(matured, matured, lower=lower, upper=active_until):
-            windows.insert(0, Window(matured, matured, reason="matured"))
+        matured = dates.end - dt.timedelta(days=spec.maturity_days - 1)
+        covered = any(matured in w for w in windows)
+        if not covered and DateRange(matured, matured).clipped(lower, active_until):
+            windows.insert(0, Window(matured, matured, MATURED))
     return windows
 
 

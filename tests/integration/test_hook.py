@@ -1,18 +1,18 @@
-"""WeChatDatacubeHook against the simulator over real HTTP: calls, chunks, errors, secrets."""
+"""WeChatDatacubeHook against the simulator over real HTTP: calls, windows, errors, secrets."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from typing import Any
 
 import pytest
+from wechat_datacube_dev.connections import wechat_connection, wechat_connection_env
 from wechat_datacube_dev.simulator import SimulatorServer
 
 from tests.fixtures.simulator import TEST_APPID, TEST_SECRET
 from tests.fixtures.wechat_conn import HOOK_CONN_ID, SIM_NOW, calls, sim_hook, use_hook_conn
-from wechat_datacube.dates import BEIJING, chunk_range
+from wechat_datacube.dates import BEIJING, DateRange
 from wechat_datacube.endpoints import get_endpoint
 from wechat_datacube.errors import (
     ERRCODES,
@@ -25,7 +25,7 @@ from wechat_datacube.errors import (
     TokenError,
     TransientError,
 )
-from wechat_datacube.hook import ChunkResult, WeChatDatacubeHook
+from wechat_datacube.hook import FetchedWindow, WeChatDatacubeHook
 
 DATA = "/datacube/getusershare"
 
@@ -48,12 +48,12 @@ def fault(sim: Any, **rule: Any) -> None:
 
 
 def truth(sim: Any, endpoint: str, begin: str, end: str) -> list[dict[str, Any]]:
-    """What WeChat holds for the range, asked chunk by chunk (the simulator enforces spans too)."""
+    """What WeChat holds for the range, asked window by window (the simulator enforces spans too)."""
     span = get_endpoint(endpoint).max_span
     return [
         row
-        for b, e in chunk_range(dt.date.fromisoformat(begin), dt.date.fromisoformat(end), span)
-        for row in sim.state.truth(TEST_APPID, endpoint, b.isoformat(), e.isoformat())
+        for w in DateRange.parse(begin, end).windows(span)
+        for row in sim.state.truth(TEST_APPID, endpoint, w.begin.isoformat(), w.end.isoformat())
     ]
 
 
@@ -178,7 +178,7 @@ def test_dropped_connection_is_retried(sim: Any) -> None:
     assert hook.data_calls == 2
 
 
-# --- ranges and chunks ------------------------------------------------------------
+# --- ranges and windows -----------------------------------------------------------
 
 
 def test_thirty_days_of_getusershare_take_five_calls(sim: Any) -> None:
@@ -195,16 +195,16 @@ def test_thirty_days_of_getuserread_take_ten_calls(sim: Any) -> None:
     assert calls(sim, "/datacube/getuserread") == 10
 
 
-def test_stray_rows_outside_the_chunk_are_dropped(sim: Any) -> None:
+def test_stray_rows_outside_the_window_are_dropped(sim: Any) -> None:
     fault(sim, kind="stray_rows", rate=1.0)
-    chunks = make_hook(sim).fetch_chunks("getusershare", "2024-05-01", "2024-05-14")
-    assert [(c.begin, c.end) for c in chunks] == [
-        (dt.date(2024, 5, 1), dt.date(2024, 5, 7)),
-        (dt.date(2024, 5, 8), dt.date(2024, 5, 14)),
+    fetched = make_hook(sim).fetch_windows("getusershare", "2024-05-01", "2024-05-14")
+    assert [f.window for f in fetched] == [
+        DateRange(dt.date(2024, 5, 1), dt.date(2024, 5, 7)),
+        DateRange(dt.date(2024, 5, 8), dt.date(2024, 5, 14)),
     ]
-    assert all(isinstance(c, ChunkResult) and c.dropped > 0 for c in chunks)
-    assert all(len(c.body["list"]) == len(c.rows) + c.dropped for c in chunks)
-    kept = [r for c in chunks for r in c.rows]
+    assert all(isinstance(f, FetchedWindow) and f.dropped > 0 for f in fetched)
+    assert all(len(f.body["list"]) == len(f.rows) + f.dropped for f in fetched)
+    kept = [r for f in fetched for r in f.rows]
     assert kept == truth(sim, "getusershare", "2024-05-01", "2024-05-14")
 
 
@@ -228,21 +228,29 @@ def test_call_refuses_a_span_wider_than_the_endpoint_allows(sim: Any) -> None:
     assert sim.state.counters()["paths"] == {}
 
 
+@pytest.mark.parametrize("method", ["call", "fetch", "fetch_windows"])
+@pytest.mark.parametrize(("begin", "end"), [("2024-06-07", "2024-06-01"), ("2024-06-01", "2024-06-31")])
+def test_a_bad_range_is_refused_before_any_call_naming_account_endpoint_and_dates(
+    sim: Any, method: str, begin: str, end: str
+) -> None:
+    with pytest.raises(DateRangeError) as info:
+        getattr(make_hook(sim, account="shop"), method)("getusershare", begin, end)
+    assert f"account=shop, endpoint=getusershare, dates={begin}..{end}" in str(info.value)
+    assert sim.state.counters()["paths"] == {}
+
+
 def test_replacement_endpoint_reports_is_delay(sim: Any) -> None:
     sim.state.clock.set(dt.datetime(2026, 1, 10, 2, 0, tzinfo=dt.UTC))
     fault(sim, path="/datacube/getarticleread", kind="empty", rate=1.0)
-    (chunk,) = make_hook(sim).fetch_chunks("getarticleread", "2026-01-09", "2026-01-09")
-    assert chunk.is_delay is True and chunk.rows == []
+    (fetched,) = make_hook(sim).fetch_windows("getarticleread", "2026-01-09", "2026-01-09")
+    assert fetched.is_delay is True and fetched.rows == []
 
 
 # --- configuration ----------------------------------------------------------------
 
 
 def test_missing_credentials_are_listed_in_one_error(sim: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(
-        f"AIRFLOW_CONN_{HOOK_CONN_ID.upper()}",
-        json.dumps({"conn_type": "wechat", "host": sim.base_url, "extra": {"token_mode": "authorizer"}}),
-    )
+    monkeypatch.setenv(*wechat_connection_env(HOOK_CONN_ID, sim.base_url, token_mode="authorizer"))
     with pytest.raises(ConfigError) as info:
         make_hook(sim).get_access_token()
     for name in ("component_appid", "authorizer_refresh_token", "component_token_variable"):
@@ -345,8 +353,8 @@ def test_test_button_through_airflow_names_the_errcode(sim: Any, monkeypatch: py
     from airflow.models.connection import Connection
 
     def button(password: str) -> tuple[bool, str]:
-        conn = Connection(conn_id="wechat_ui_test", conn_type="wechat", host=sim.base_url, login=TEST_APPID,
-                          password=password, extra=json.dumps({"token_mode": "stable"}))  # fmt: skip
+        fields = wechat_connection(sim.base_url, TEST_APPID, password, token_mode="stable")
+        conn = Connection(conn_id="wechat_ui_test", **fields)
         monkeypatch.setenv("AIRFLOW_CONN_WECHAT_UI_TEST", conn.get_uri())
         return conn.test_connection()
 

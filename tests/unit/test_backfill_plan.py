@@ -11,17 +11,17 @@ from wechat_datacube.backfill_plan import (
     BackfillTask,
     choose_batch_size,
     contiguous_runs,
-    endpoint_windows,
     plan_backfill,
     resolve_accounts,
     resolve_dates,
     resolve_endpoints,
+    resolve_params,
     tasks_needed,
+    window_done,
 )
-from wechat_datacube.backfill_report import BackfillReport, FailureCause, RunFailure, build_report, resume_after
-from wechat_datacube.dates import BEIJING, iter_days
+from wechat_datacube.dates import BEIJING, DateRange
 from wechat_datacube.endpoints import LEGACY, REPLACEMENT, REPLACEMENT_START, get_endpoint
-from wechat_datacube.errors import ConfigError, describe_errcode
+from wechat_datacube.errors import ConfigError, DateRangeError
 from wechat_datacube.windows import Window, calls_needed
 
 BEGIN = dt.date(2025, 1, 1)
@@ -40,16 +40,16 @@ def account(name: str = "acme", endpoints: tuple[str, ...] = LEGACY, **kwargs: o
 
 
 def days(begin: dt.date, end: dt.date) -> set[dt.date]:
-    return set(iter_days(begin, end))
+    return set(DateRange(begin, end))
 
 
 def plan(accounts: list[AccountConfig], begin: dt.date = BEGIN, end: dt.date = END, **kwargs: object):  # noqa: ANN201
     kwargs.setdefault("done", {})
-    return plan_backfill(accounts, {a.name: a.endpoints for a in accounts}, begin, end, **kwargs)  # type: ignore[arg-type]
+    return plan_backfill(accounts, {a.name: a.endpoints for a in accounts}, DateRange(begin, end), **kwargs)  # type: ignore[arg-type]
 
 
 def covered(tasks: list[BackfillTask], endpoint: str) -> set[dt.date]:
-    return {d for t in tasks if t.endpoint == endpoint for d in iter_days(t.begin, t.end)}
+    return {d for t in tasks if t.endpoint == endpoint for d in t.dates}
 
 
 # --- counts -----------------------------------------------------------------------------
@@ -65,7 +65,7 @@ def test_every_date_of_the_range_is_covered_once_per_endpoint() -> None:
     result = plan([account()])
     for endpoint in LEGACY:
         tasks = [t for t in result.tasks if t.endpoint == endpoint]
-        assert sum((t.end - t.begin).days + 1 for t in tasks) == 90
+        assert sum(t.dates.days for t in tasks) == 90
         assert covered(tasks, endpoint) == days(BEGIN, END)
 
 
@@ -79,7 +79,7 @@ def test_each_task_holds_at_most_windows_per_task_windows() -> None:
 def test_batches_keep_the_endpoints_window_alignment() -> None:
     """A task's range re-chunked by the operator gives the planner's windows (full spans, short last)."""
     result = plan([account(endpoints=("getusershare",))], windows_per_task=4)
-    assert [(t.begin, t.end, t.windows) for t in result.tasks] == [
+    assert [(t.dates.begin, t.dates.end, t.windows) for t in result.tasks] == [
         (dt.date(2025, 1, 1), dt.date(2025, 1, 28), 4),
         (dt.date(2025, 1, 29), dt.date(2025, 2, 25), 4),
         (dt.date(2025, 2, 26), dt.date(2025, 3, 25), 4),
@@ -107,13 +107,13 @@ def test_second_run_after_a_complete_one_plans_nothing() -> None:
 def test_a_window_with_one_missing_date_is_fetched_whole() -> None:
     done = {("acme", "getusershare"): days(BEGIN, END) - {dt.date(2025, 1, 10)}}
     result = plan([account(endpoints=("getusershare",))], done=done)
-    assert [(t.begin, t.end) for t in result.tasks] == [(dt.date(2025, 1, 8), dt.date(2025, 1, 14))]
+    assert [t.dates for t in result.tasks] == [DateRange(dt.date(2025, 1, 8), dt.date(2025, 1, 14))]
 
 
 def test_holes_split_into_separate_contiguous_tasks() -> None:
     done = {("acme", "getuserreadhour"): days(BEGIN, END) - {dt.date(2025, 1, 5), dt.date(2025, 1, 6), dt.date(2025, 3, 1)}}
     result = plan([account(endpoints=("getuserreadhour",))], done=done)
-    assert [(t.begin, t.end, t.windows) for t in result.tasks] == [
+    assert [(t.dates.begin, t.dates.end, t.windows) for t in result.tasks] == [
         (dt.date(2025, 1, 5), dt.date(2025, 1, 6), 2),
         (dt.date(2025, 3, 1), dt.date(2025, 3, 1), 1),
     ]
@@ -150,7 +150,7 @@ def test_cutover_account_uses_legacy_before_and_replacement_from_the_cutover() -
 
 def test_replacement_endpoints_are_not_asked_before_their_first_date() -> None:
     result = plan([account(endpoints=REPLACEMENT)], dt.date(2025, 10, 1), dt.date(2025, 11, 5))
-    assert all(t.begin >= REPLACEMENT_START for t in result.tasks)
+    assert all(t.dates.begin >= REPLACEMENT_START for t in result.tasks)
     assert result.calls == 3 * 5 + 1  # getbizsummary: the five days in one 30-day window
 
 
@@ -191,6 +191,12 @@ def test_more_separate_runs_than_the_cap_is_a_clear_error() -> None:
 def test_contiguous_runs_break_at_gaps() -> None:
     w = [Window(dt.date(2025, 1, d), dt.date(2025, 1, d)) for d in (1, 2, 4, 5, 6, 9)]
     assert [len(r) for r in contiguous_runs(w)] == [2, 3, 1]
+
+
+def test_a_window_is_done_when_every_day_is() -> None:
+    window = Window(dt.date(2025, 1, 1), dt.date(2025, 1, 3))
+    assert window_done(window, days(dt.date(2024, 12, 31), dt.date(2025, 1, 3)))
+    assert not window_done(window, days(dt.date(2025, 1, 1), dt.date(2025, 1, 2)))
 
 
 # --- params -------------------------------------------------------------------------------
@@ -243,243 +249,42 @@ def test_unknown_endpoint_lists_the_known_names_and_the_accounts(requested: obje
 
 def test_end_date_defaults_to_and_is_capped_at_yesterday() -> None:
     yesterday = dt.date(2026, 5, 9)
-    assert resolve_dates("2026-05-01", None, yesterday=yesterday) == (dt.date(2026, 5, 1), yesterday)
-    assert resolve_dates("2026-05-01", "2026-06-30", yesterday=yesterday) == (dt.date(2026, 5, 1), yesterday)
+    assert resolve_dates("2026-05-01", None, yesterday=yesterday) == DateRange(dt.date(2026, 5, 1), yesterday)
+    assert resolve_dates("2026-05-01", "2026-06-30", yesterday=yesterday) == DateRange(dt.date(2026, 5, 1), yesterday)
 
 
 def test_begin_date_is_required_and_not_after_end() -> None:
     with pytest.raises(ConfigError, match="begin_date"):
         resolve_dates(None, "2026-05-01", yesterday=dt.date(2026, 5, 9))
-    with pytest.raises(ConfigError, match="after end_date"):
+    with pytest.raises(DateRangeError, match="after end_date"):
         resolve_dates("2026-05-10", None, yesterday=dt.date(2026, 5, 9))
+    with pytest.raises(DateRangeError, match="after end_date 2026-05-09 .end_date is capped at yesterday"):
+        resolve_dates("2026-05-10", "2026-06-30", yesterday=dt.date(2026, 5, 9))
+
+
+@pytest.mark.parametrize(("begin", "end"), [("2026-05-03", "2026-05-01"), ("2026-05-32", None)])
+def test_bad_backfill_params_name_the_accounts_endpoints_and_dates(begin: str, end: str | None) -> None:
+    params = {"accounts": ["acme"], "begin_date": begin, "end_date": end, "endpoints": ["getusershare"]}
+    now = dt.datetime(2026, 5, 10, 12, tzinfo=BEIJING)
+    with pytest.raises(DateRangeError) as err:
+        resolve_params(params, [account(), account("beta")], now=now)
+    message = str(err.value)
+    assert f"account=acme, endpoint=getusershare, dates={begin}.." in message
+
+
+def test_params_resolve_to_the_accounts_dates_and_endpoints() -> None:
+    params = {"begin_date": "2026-05-01", "end_date": None, "endpoints": "getusershare"}
+    now = dt.datetime(2026, 5, 10, 12, tzinfo=BEIJING)
+    accounts, dates, endpoints = resolve_params(params, [account()], now=now)
+    assert (accounts, dates, endpoints) == (
+        [account()], DateRange(dt.date(2026, 5, 1), dt.date(2026, 5, 9)), {"acme": ("getusershare",)}
+    )
 
 
 def test_operator_kwargs_are_json_safe_and_name_the_range() -> None:
     task = plan([account(endpoints=("getusershare",))]).tasks[0]
     kwargs = task.operator_kwargs(skip_loaded=True)
-    assert kwargs["begin_date"] == "2025-01-01" and kwargs["end_date"] == task.end.isoformat()
+    assert kwargs["begin_date"] == "2025-01-01" and kwargs["end_date"] == task.dates.end.isoformat()
     assert kwargs["account"] == "acme" and kwargs["endpoint"] == "getusershare" and kwargs["skip_loaded"] is True
     assert all(isinstance(v, (str, int, bool)) for v in kwargs.values())
-    assert task.label == f"acme getusershare 2025-01-01..{task.end.isoformat()}"
-
-
-# --- the report: what became of a run -----------------------------------------------------
-
-NOON = dt.datetime(2025, 4, 1, 12, 0, tzinfo=BEIJING)
-RESET = dt.datetime(2025, 4, 2, 0, 0, tzinfo=BEIJING)
-FIX = "fix the configuration, then trigger again"
-RESUME_AFTER = "resume after 2025-04-02 00:00 Beijing: trigger again then"
-
-
-def share_run(windows_per_task: int = 5) -> tuple[AccountConfig, list[dict[str, object]]]:
-    """acme getusershare over BEGIN..END: 13 windows of 7 days in tasks of ``windows_per_task``."""
-    acme = account(endpoints=("getusershare",))
-    tasks = [t.operator_kwargs(skip_loaded=True) for t in plan([acme], windows_per_task=windows_per_task).tasks]
-    return acme, tasks
-
-
-def windows_of(tasks: list[dict[str, object]], index: int) -> list[Window]:
-    task = tasks[index]
-    return endpoint_windows(
-        account(), "getusershare", dt.date.fromisoformat(str(task["begin_date"])), dt.date.fromisoformat(str(task["end_date"]))
-    )
-
-
-def statuses(windows: list[Window], status: str) -> dict[dt.date, str]:
-    return {d: status for w in windows for d in iter_days(w.begin, w.end)}
-
-
-def report(acme: AccountConfig, tasks: list[dict[str, object]], **kwargs: object) -> BackfillReport:
-    kwargs.setdefault("load_status", {})
-    return build_report([acme], {acme.name: acme.endpoints}, BEGIN, END, tasks=tasks, **kwargs)  # type: ignore[arg-type]
-
-
-def failure(window: Window, error: str, status: str = "failed") -> RunFailure:
-    return RunFailure(window.begin, window.end, status, error)
-
-
-KEY = ("acme", "getusershare")
-BAD_SECRET = (
-    "WeChat API error: invalid AppSecret: check the connection's password "
-    "[account=acme, errcode=40125, errmsg='invalid appsecret rid: 1']"
-)
-
-
-def test_describe_errcode_renders_the_tables_meaning_and_class() -> None:
-    assert describe_errcode(40125) == "errcode 40125 (permanent): invalid AppSecret: check the connection's password"
-    assert describe_errcode(-1) == "errcode -1 (transient): WeChat system busy; retried with backoff"
-    assert describe_errcode(12345) == "errcode 12345 (permanent): unknown errcode, treated as permanent"
-
-
-def test_every_window_loaded_or_kept_is_complete() -> None:
-    acme, tasks = share_run()
-    loaded = statuses(windows_of(tasks, 0) + windows_of(tasks, 1), "loaded")
-    kept = statuses(windows_of(tasks, 2), "kept") | {BEGIN + dt.timedelta(days=70): "empty"}
-
-    result = report(acme, tasks, task_states=dict.fromkeys(range(3), "success"), load_status={KEY: loaded | kept})
-
-    assert result.state == "complete" and result.next_steps() == []
-    (outcome,) = result.outcomes
-    assert (outcome.windows, outcome.loaded, outcome.kept, outcome.failed, outcome.skipped) == (13, 10, 3, 0, 0)
-    assert result.headline() == f"complete: every window of {BEGIN}..{END} is loaded"
-    assert result.as_dict()["state"] == "complete"
-
-
-def test_a_permanent_errcode_fails_the_report_and_says_fix_the_configuration_not_resume() -> None:
-    acme, tasks = share_run()
-    first = windows_of(tasks, 0)
-
-    result = report(
-        acme,
-        tasks,
-        task_states={0: "failed", 1: "failed", 2: "failed"},
-        failures={KEY: [failure(first[0], BAD_SECRET)]},
-    )
-
-    assert result.state == "failed" and result.failed_tasks == 3 and result.missing_windows == 13
-    assert result.next_steps() == [FIX, "read the load task's log and fix the cause, then trigger again"]
-    # Tasks 1 and 2 kept no failed response (say they crashed): said so, with the generic step.
-    assert result.text() == (
-        f"FAILED: 3 load task(s) failed; 13 window(s) of {BEGIN}..{END} still missing: {FIX}; "
-        "read the load task's log and fix the cause, then trigger again\n"
-        "  acme getusershare: 13 window(s): 0 loaded, 0 kept, 13 failed, 0 skipped; "
-        "1 load task(s) failed, leaving 5 window(s): errcode 40125 (permanent): invalid AppSecret: check the "
-        f"connection's password -> {FIX}; 2 load task(s) failed, leaving 8 window(s): no failed response was kept: "
-        "the task failed before calling WeChat or did not finish -> read the load task's log and fix the cause, "
-        "then trigger again"
-    )
-    assert "resume" not in result.text()
-
-
-def test_a_transient_errcode_says_trigger_again_to_resume() -> None:
-    acme, tasks = share_run(windows_per_task=15)
-    (window, *_) = windows_of(tasks, 0)
-    busy = "WeChat API error: WeChat system busy; retried with backoff [account=acme, endpoint=getusershare, errcode=-1]"
-
-    result = report(acme, tasks, task_states={0: "failed"}, failures={KEY: [failure(window, busy)]})
-
-    assert result.state == "failed"
-    assert result.next_steps() == ["trigger again to resume"]
-    (outcome,) = result.outcomes
-    assert outcome.as_dict()["failures"] == [
-        {
-            "errcode": -1,
-            "error_class": "transient",
-            "meaning": "errcode -1 (transient): WeChat system busy; retried with backoff",
-            "next_step": "trigger again to resume",
-            "tasks": 1,
-            "windows": 13,
-        }
-    ]
-
-
-def test_the_last_failed_response_of_a_task_is_its_reason() -> None:
-    """An earlier try failed on a busy system; the last one on the secret: fix the secret."""
-    acme, tasks = share_run(windows_per_task=15)
-    (window, *_) = windows_of(tasks, 0)
-    busy = failure(window, "WeChat API error: WeChat system busy [account=acme, errcode=-1]")
-
-    result = report(acme, tasks, task_states={0: "failed"}, failures={KEY: [busy, failure(window, BAD_SECRET)]})
-
-    assert result.next_steps() == [FIX]
-
-
-def test_windows_a_failed_task_loaded_before_failing_count_as_loaded() -> None:
-    acme, tasks = share_run()
-    first = windows_of(tasks, 0)
-
-    result = report(
-        acme,
-        tasks,
-        task_states={0: "failed", 1: "success", 2: "success"},
-        load_status={KEY: statuses(first[:2] + windows_of(tasks, 1) + windows_of(tasks, 2), "loaded")},
-        failures={KEY: [failure(first[2], BAD_SECRET)]},
-    )
-
-    (outcome,) = result.outcomes
-    assert (outcome.loaded, outcome.failed, outcome.failed_tasks) == (10, 3, 1)
-    assert outcome.causes == {FailureCause(40125, "", "failed"): [1, 3]}
-
-
-def test_failures_without_an_errcode_keep_their_text_without_the_context() -> None:
-    acme, tasks = share_run()
-    first, second = windows_of(tasks, 0)[0], windows_of(tasks, 1)[0]
-    http = failure(first, "HTTP 502 from WeChat [account=acme, endpoint=getusershare, dates=2025-01-01..2025-01-07]")
-    waiting = failure(second, "data not published yet (the list is empty); retrying until X [account=acme]", "not_ready")
-
-    result = report(
-        acme, tasks, task_states={0: "failed", 1: "failed", 2: "success"}, failures={KEY: [http, waiting]}
-    )
-
-    (outcome,) = result.outcomes
-    assert [(c.meaning(), c.next_step(None)) for c in outcome.causes] == [
-        ("no errcode: HTTP 502 from WeChat", "read the load task's log and fix the cause, then trigger again"),
-        (
-            "no errcode: data not published yet (the list is empty); retrying until X",
-            "WeChat has not published these dates yet: trigger again to resume later",
-        ),
-    ]
-    assert outcome.missing == 3  # task 2 succeeded yet its windows are not in load_log
-
-
-def test_an_unknown_errcode_is_treated_as_permanent() -> None:
-    acme, tasks = share_run(windows_per_task=15)
-    (window, *_) = windows_of(tasks, 0)
-
-    result = report(
-        acme, tasks, task_states={0: "failed"}, failures={KEY: [failure(window, "WeChat API error [errcode=99999]")]}
-    )
-
-    assert result.next_steps() == [FIX]
-    assert "errcode 99999 (permanent): unknown errcode, treated as permanent -> " + FIX in result.text()
-
-
-def test_windows_skipped_by_the_daily_quota_do_not_fail_the_report_but_say_when_to_resume() -> None:
-    acme, tasks = share_run()
-    quota = "WeChat API error: daily quota reached [account=acme, endpoint=getusershare, errcode=45009]"
-
-    result = report(
-        acme,
-        tasks,
-        task_states={0: "success", 1: "skipped", 2: "skipped"},
-        load_status={KEY: statuses(windows_of(tasks, 0), "loaded")},
-        failures={KEY: [failure(windows_of(tasks, 1)[0], quota)]},
-        blocked_until={KEY: RESET},
-    )
-
-    assert result.state == "incomplete" and result.failed_tasks == 0 and result.missing_windows == 8
-    assert result.next_steps() == [RESUME_AFTER]
-    assert result.text() == (
-        f"INCOMPLETE: 8 window(s) still missing of {BEGIN}..{END}: {RESUME_AFTER}\n"
-        "  acme getusershare: 13 window(s): 5 loaded, 0 kept, 0 failed, 8 skipped; "
-        f"8 window(s) skipped, daily quota (45009) spent -> {RESUME_AFTER}"
-    )
-
-
-def test_the_resume_time_is_shown_in_beijing_time() -> None:
-    assert resume_after(dt.datetime(2025, 4, 1, 16, 0, tzinfo=dt.UTC)) == RESUME_AFTER
-
-
-def test_skipped_windows_whose_quota_block_expired_say_trigger_again() -> None:
-    acme, tasks = share_run(windows_per_task=15)
-
-    result = report(acme, tasks, task_states={0: "skipped"})
-
-    assert result.state == "incomplete" and result.next_steps() == ["trigger again to resume"]
-
-
-def test_a_failure_and_a_quota_skip_list_the_fix_first_then_when_to_resume() -> None:
-    acme = account(endpoints=("getuserread", "getusershare"))
-    tasks = [t.operator_kwargs(skip_loaded=True) for t in plan([acme], windows_per_task=15).tasks]
-    index = {(t["endpoint"], t["begin_date"]): i for i, t in enumerate(tasks)}
-    states = {i: "skipped" if t["endpoint"] == "getuserread" else "failed" for i, t in enumerate(tasks)}
-    share = windows_of(tasks, index[("getusershare", BEGIN.isoformat())])
-
-    result = build_report(
-        [acme], {"acme": acme.endpoints}, BEGIN, END, tasks=tasks, task_states=states, load_status={},
-        failures={KEY: [failure(share[0], BAD_SECRET)]}, blocked_until={("acme", "getuserread"): RESET},
-    )
-
-    assert result.state == "failed"
-    assert result.next_steps() == [FIX, RESUME_AFTER]
-    assert [(o.endpoint, o.failed, o.skipped) for o in result.outcomes] == [("getuserread", 0, 30), ("getusershare", 13, 0)]
+    assert task.label == f"acme getusershare 2025-01-01..{task.dates.end.isoformat()}"

@@ -9,6 +9,8 @@ import pytest
 from wechat_datacube.dates import BEIJING, next_beijing_midnight
 from wechat_datacube.errors import (
     ERRCODES,
+    ConfigError,
+    DateRangeError,
     ErrorClass,
     PermanentError,
     QuotaExceededError,
@@ -60,6 +62,18 @@ def test_error_text_carries_context() -> None:
     for part in ("61501", "getusershare", "2024-01-01..2024-01-07", "wx_acct", "invalid range"):
         assert part in text
     assert err.context()["errcode"] == 61501
+
+
+def test_a_reworded_error_keeps_its_context_and_class() -> None:
+    err = error_for_errcode(-1, "system busy", endpoint="getusershare", account="wx_acct")
+    err.reword(f"{err.message} (gave up after 4 attempt(s))")
+    assert isinstance(err, TransientError) and err.errcode == -1
+    assert str(err).startswith("WeChat API error: WeChat system busy; retried with backoff (gave up after 4 attempt(s)) [")
+    assert "account=wx_acct, endpoint=getusershare" in str(err) and err.args == (str(err),)
+
+
+def test_a_bad_range_is_a_configuration_error() -> None:
+    assert issubclass(DateRangeError, ConfigError) and issubclass(DateRangeError, PermanentError)
 
 
 def test_quota_error_resets_at_next_beijing_midnight() -> None:

@@ -10,9 +10,10 @@ import pytest
 
 from wechat_datacube.accounts import parse_account
 from wechat_datacube.dag_factory import BACKFILL_DAG_ID, CONF_ENDPOINTS, MAX_MANUAL_DAYS, build_daily_dag
+from wechat_datacube.dates import DateRange
 from wechat_datacube.endpoints import LEGACY, REPLACEMENT
-from wechat_datacube.errors import ConfigError
-from wechat_datacube.run_conf import check_manual_window, endpoint_names, selected_endpoints
+from wechat_datacube.errors import ConfigError, DateRangeError
+from wechat_datacube.run_conf import check_manual_window, endpoint_names, requested_dates, selected_endpoints
 
 BEGIN = dt.date(2026, 1, 1)
 CTX = {"account": "acme", "endpoint": "getusershare", "begin_date": BEGIN, "end_date": BEGIN}
@@ -65,11 +66,29 @@ def test_a_name_that_selects_nothing_this_dag_loads_fails(value: Any) -> None:
 
 
 def test_a_manual_window_longer_than_the_limit_points_to_the_backfill_dag() -> None:
-    check_manual_window(BEGIN, BEGIN + dt.timedelta(days=MAX_MANUAL_DAYS - 1), MAX_MANUAL_DAYS, **CTX)
+    check_manual_window(DateRange(BEGIN, BEGIN + dt.timedelta(days=MAX_MANUAL_DAYS - 1)), MAX_MANUAL_DAYS, **CTX)
     end = BEGIN + dt.timedelta(days=MAX_MANUAL_DAYS)
     with pytest.raises(ConfigError, match=f"at most 31 days.*{BACKFILL_DAG_ID}") as err:
-        check_manual_window(BEGIN, end, MAX_MANUAL_DAYS, **{**CTX, "end_date": end})
+        check_manual_window(DateRange(BEGIN, end), MAX_MANUAL_DAYS, **{**CTX, "end_date": end})
     assert "is 32" in str(err.value) and "account=acme" in str(err.value)
+
+
+# --- the dates a run asks for ----------------------------------------------------------------
+
+
+def test_no_dates_mean_the_runs_data_interval_and_one_date_is_one_day() -> None:
+    assert requested_dates("", None, max_days=31, account="acme", endpoint="getusershare") is None
+    one_day = DateRange(dt.date(2026, 1, 5), dt.date(2026, 1, 5))
+    assert requested_dates("2026-01-05", "", max_days=31, account="acme", endpoint="getusershare") == one_day
+    assert requested_dates(None, "2026-01-05", max_days=None, account="acme", endpoint="getusershare") == one_day
+
+
+def test_a_bad_conf_range_is_a_date_range_error_naming_account_endpoint_dates_and_the_conf() -> None:
+    with pytest.raises(DateRangeError) as err:
+        requested_dates("2026-01-05", "2026-01-01", max_days=31, account="acme", endpoint="getusershare")
+    message = str(err.value)
+    assert message.startswith("begin_date 2026-01-05 is after end_date 2026-01-01: ") and "run's conf" in message
+    assert "account=acme, endpoint=getusershare, dates=2026-01-05..2026-01-01" in message
 
 
 # --- through the daily DAG's tasks ----------------------------------------------------------

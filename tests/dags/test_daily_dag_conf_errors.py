@@ -16,7 +16,7 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import RetryAction
 
 from wechat_datacube.dag_factory import DAILY_DAG_PREFIX
-from wechat_datacube.errors import ConfigError, error_for_errcode
+from wechat_datacube.errors import ConfigError, DateRangeError, error_for_errcode
 from wechat_datacube.operators import WeChatDatacubeToPostgresOperator
 from wechat_datacube.retry_policy import WeChatRetryPolicy
 
@@ -31,7 +31,7 @@ def operator(**kwargs: object) -> WeChatDatacubeToPostgresOperator:
 
 
 def test_begin_after_end_is_a_configuration_error_naming_account_endpoint_and_dates() -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(DateRangeError) as caught:
         operator(begin_date="2026-02-10", end_date="2026-02-01").resolve_dates({})
     message = str(caught.value)
     assert "begin_date 2026-02-10 is after end_date 2026-02-01" in message and "conf" in message
@@ -88,7 +88,7 @@ def test_a_daily_run_with_begin_after_end_fails_as_a_configuration_error(
 
 @pytest.mark.parametrize("bad", ["2026-02-30", "next week", "2026/02/01"])
 def test_a_conf_date_that_is_not_a_date_is_a_configuration_error(bad: str) -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(DateRangeError) as caught:
         operator(begin_date=bad, end_date="2026-03-01").resolve_dates({})
     message = str(caught.value)
     assert "YYYY-MM-DD Beijing dates in the run's conf" in message

@@ -1,4 +1,8 @@
-"""WECHAT_DATACUBE_RETRY_DELAY_SECONDS: the test suites' short retry delay, validated."""
+"""The DAG factory's task defaults: the first retry delay, which the test suites shorten.
+
+WECHAT_DATACUBE_RETRY_DELAY_SECONDS is read when the factory is imported, and validated.
+(The DAGs the factory builds are tested in tests/dags/test_dag_integrity.py.)
+"""
 
 from __future__ import annotations
 
