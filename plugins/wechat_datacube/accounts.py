@@ -12,11 +12,16 @@ whole file with a traceback naming no account. The file is therefore only *compo
 into YAML nodes (syntax) in one go; each account's fields are then built one by one, and
 a value that cannot be built is that account's error. Only a file that is not YAML, or
 not a mapping with an ``accounts`` list, is one error for the whole file.
+
+An entry's fields are checked by a table (:data:`_FIELDS`: each field's rule, one small
+function per kind of value) that :func:`parse_account` applies in one loop; which fields are
+required and what the others default to is :class:`AccountConfig`'s own declaration.
 """
 
 import datetime as dt
 import os
 import string
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,8 +38,10 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _NULL_TAG = "tag:yaml.org,2002:null"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+#: Names the accounts file; when unset, :func:`default_accounts_file` is used.
 ACCOUNTS_ENV = "WECHAT_DATACUBE_ACCOUNTS"
-DEFAULT_ACCOUNTS_FILE = Path(__file__).parents[2] / "include" / "accounts.yaml"
+#: What a field's rule gets for a field the entry leaves out, when the rule judges that itself.
+_UNWRITTEN = object()
 
 # Names are checked with character sets rather than regular expressions: compiling the
 # three patterns took ~0.2 ms of every DAG-file parse (bench/parse_time.py).
@@ -49,20 +56,6 @@ def _is_identifier(value: object, first: frozenset[str] = _LOWER, max_len: int =
     return (
         isinstance(value, str) and 0 < len(value) <= max_len and value[0] in first and _IDENT_CHARS.issuperset(value)
     )
-
-
-_KNOWN_KEYS = {
-    "name",
-    "wechat_conn_id",
-    "postgres_conn_id",
-    "start_date",
-    "endpoints",
-    "cutover_date",
-    "schema",
-    "max_active_runs",
-    "ready_deadline_hour",
-    "description",
-}
 
 
 class AccountConfigError(ConfigError):
@@ -119,7 +112,11 @@ def _err(account: str, field_name: str, message: str, entry: int | None = None) 
     )
 
 
-def _as_date(account: str, field_name: str, value: Any) -> dt.date:
+class _Invalid(Exception):
+    """A field's value breaks its rule; the message is the problem (the loop adds account and field)."""
+
+
+def _as_date(value: Any) -> dt.date:
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
@@ -130,83 +127,141 @@ def _as_date(account: str, field_name: str, value: Any) -> dt.date:
         except ValueError as exc:
             reason = str(exc)
             if not reason.startswith("Invalid isoformat string"):  # e.g. "day is out of range for month"
-                raise _err(account, field_name, f"{value!r} is not a valid date ({reason})") from None
-    raise _err(account, field_name, f"expected a YYYY-MM-DD date, got {value!r}")
+                raise _Invalid(f"{value!r} is not a valid date ({reason})") from None
+    raise _Invalid(f"expected a YYYY-MM-DD date, got {value!r}")
 
 
-def _as_conn_id(account: str, field_name: str, value: Any) -> str:
+# --- the rules, one per kind of field: (value as written, fields read before it) -> value ---
+
+
+def _conn_id(value: Any, _read: Mapping[str, Any]) -> str:
     if not isinstance(value, str) or not 0 < len(value) <= 200 or not _CONN_ID_CHARS.issuperset(value):
-        raise _err(account, field_name, f"expected a connection id, got {value!r}")
+        raise _Invalid(f"expected a connection id, got {value!r}")
     return value
 
 
-def parse_account(raw: Any, index: int = 0) -> AccountConfig:
-    """Validate one entry of the ``accounts`` list."""
+def _start_date(value: Any, _read: Mapping[str, Any]) -> dt.date:
+    start = _as_date(value)
+    if start < HISTORY_START:
+        raise _Invalid(f"WeChat keeps no data before {HISTORY_START.isoformat()}")
+    return start
+
+
+def _endpoints(value: Any, _read: Mapping[str, Any]) -> tuple[str, ...]:
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names or not all(isinstance(e, str) for e in names):
+        raise _Invalid("expected a non-empty list of endpoint names or 'legacy' / 'replacement'")
+    try:
+        return expand_endpoints(names)
+    except UnknownEndpointError as exc:
+        raise _Invalid(str(exc.args[0])) from None
+
+
+def _cutover_date(value: Any, read: Mapping[str, Any]) -> dt.date | None:
+    """Required exactly when both families are configured (legacy before it, replacement from it)."""
+    both = {f for f, names in FAMILIES.items() if set(names) & set(read["endpoints"])} == {"legacy", "replacement"}
+    if value is _UNWRITTEN:
+        if both:
+            raise _Invalid("is required when both legacy and replacement endpoints are configured")
+        return None
+    cutover = _as_date(value)
+    if not both:
+        raise _Invalid("only makes sense with both legacy and replacement endpoints")
+    if cutover < REPLACEMENT_START:
+        raise _Invalid(f"replacement endpoints have no data before {REPLACEMENT_START}")
+    return cutover
+
+
+def _schema(value: Any, _read: Mapping[str, Any]) -> str:
+    if not _is_identifier(value, first=_SQL_IDENT_FIRST):
+        raise _Invalid(f"must be a lower-case SQL identifier, got {value!r}")
+    return value
+
+
+def _int_between(low: int, high: int, what: str) -> Callable[[Any, Mapping[str, Any]], int]:
+    """A rule for a whole number in ``low..high`` (a YAML ``true`` is no number)."""
+
+    def rule(value: Any, _read: Mapping[str, Any]) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise _Invalid(f"must be {what} {low}..{high}, got {value!r}")
+        return value
+
+    return rule
+
+
+def _text(value: Any, _read: Mapping[str, Any]) -> str:
+    if not isinstance(value, str):
+        raise _Invalid("must be text")
+    return value
+
+
+class _Field(NamedTuple):
+    """One row of the table: a field and the rule its value must pass."""
+
+    name: str
+    #: (value as written, the fields read before it) -> the AccountConfig value; raises _Invalid.
+    rule: Callable[[Any, Mapping[str, Any]], Any]
+    #: Whether the rule also judges the field's absence (it gets _UNWRITTEN) rather than
+    #: checking AccountConfig's default in its place.
+    judges_absence: bool = False
+
+
+#: AccountConfig is the other half of the table: a field it gives no default must be written
+#: (a missing one is reported, in its order, before any value is read); the others default to its
+#: defaults, which their rules check like written values.
+_DEFAULTS: dict[str, Any] = AccountConfig._field_defaults
+_REQUIRED_FIELDS = tuple(name for name in AccountConfig._fields if name != "name" and name not in _DEFAULTS)
+#: Every field but ``name`` (which labels the errors), in the order they are checked: the first
+#: broken one is the entry's error (connection ids last, as before there was a table).
+_FIELDS = (
+    _Field("start_date", _start_date),
+    _Field("endpoints", _endpoints),
+    _Field("cutover_date", _cutover_date, judges_absence=True),  # after endpoints: its rule reads them
+    _Field("schema", _schema),
+    _Field("max_active_runs", _int_between(1, 32, "an integer")),
+    _Field("ready_deadline_hour", _int_between(0, 23, "an hour")),
+    _Field("description", _text),
+    _Field("wechat_conn_id", _conn_id),
+    _Field("postgres_conn_id", _conn_id),
+)
+_KNOWN_KEYS = frozenset({"name", *(f.name for f in _FIELDS)})
+
+
+def _entry_name(raw: Any, index: int) -> str:
+    """The entry's name, after checking that the entry is a mapping and the name a usable one."""
     if not isinstance(raw, dict):
         raise AccountConfigError(
             f"accounts file: entry #{index + 1} must be a mapping, got {type(raw).__name__}", entry=index + 1
         )
     name = raw.get("name")
-    label = name if isinstance(name, str) else f"#{index + 1}"
     if not _is_identifier(name):
+        label = name if isinstance(name, str) else f"#{index + 1}"
         raise _err(label, "name", "must match [a-z][a-z0-9_]* (it becomes part of the DAG id)")
+    return name
+
+
+def _check_keys(raw: Mapping[str, Any], name: str) -> None:
+    """No field the table does not know; every required one written (before any value is read)."""
     unknown = sorted(set(raw) - _KNOWN_KEYS)
     if unknown:
         raise _err(name, unknown[0], f"unknown field; known fields: {', '.join(sorted(_KNOWN_KEYS))}")
-    for required in ("wechat_conn_id", "postgres_conn_id", "start_date", "endpoints"):
-        if required not in raw:
-            raise _err(name, required, "is required")
+    for field in _REQUIRED_FIELDS:
+        if field not in raw:
+            raise _err(name, field, "is required")
 
-    start_date = _as_date(name, "start_date", raw["start_date"])
-    if start_date < HISTORY_START:
-        raise _err(name, "start_date", f"WeChat keeps no data before {HISTORY_START.isoformat()}")
 
-    endpoints_raw = raw["endpoints"]
-    if isinstance(endpoints_raw, str):
-        endpoints_raw = [endpoints_raw]
-    if not isinstance(endpoints_raw, list) or not endpoints_raw or not all(isinstance(e, str) for e in endpoints_raw):
-        raise _err(name, "endpoints", "expected a non-empty list of endpoint names or 'legacy' / 'replacement'")
-    try:
-        endpoints = expand_endpoints(endpoints_raw)
-    except UnknownEndpointError as exc:
-        raise _err(name, "endpoints", str(exc.args[0])) from None
-
-    cutover = None
-    families = {f for f, names in FAMILIES.items() if set(names) & set(endpoints)}
-    if "cutover_date" in raw:
-        cutover = _as_date(name, "cutover_date", raw["cutover_date"])
-        if families != {"legacy", "replacement"}:
-            raise _err(name, "cutover_date", "only makes sense with both legacy and replacement endpoints")
-        if cutover < REPLACEMENT_START:
-            raise _err(name, "cutover_date", f"replacement endpoints have no data before {REPLACEMENT_START}")
-    elif families == {"legacy", "replacement"}:
-        raise _err(name, "cutover_date", "is required when both legacy and replacement endpoints are configured")
-
-    schema = raw.get("schema", "wechat")
-    if not _is_identifier(schema, first=_SQL_IDENT_FIRST):
-        raise _err(name, "schema", f"must be a lower-case SQL identifier, got {schema!r}")
-    max_active_runs = raw.get("max_active_runs", 3)
-    if not isinstance(max_active_runs, int) or isinstance(max_active_runs, bool) or not 1 <= max_active_runs <= 32:
-        raise _err(name, "max_active_runs", f"must be an integer 1..32, got {max_active_runs!r}")
-    deadline = raw.get("ready_deadline_hour", 12)
-    if not isinstance(deadline, int) or isinstance(deadline, bool) or not 0 <= deadline <= 23:
-        raise _err(name, "ready_deadline_hour", f"must be an hour 0..23, got {deadline!r}")
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        raise _err(name, "description", "must be text")
-
-    return AccountConfig(
-        name=name,
-        wechat_conn_id=_as_conn_id(name, "wechat_conn_id", raw["wechat_conn_id"]),
-        postgres_conn_id=_as_conn_id(name, "postgres_conn_id", raw["postgres_conn_id"]),
-        start_date=start_date,
-        endpoints=endpoints,
-        cutover_date=cutover,
-        schema=schema,
-        max_active_runs=max_active_runs,
-        ready_deadline_hour=deadline,
-        description=description,
-    )
+def parse_account(raw: Any, index: int = 0) -> AccountConfig:
+    """Validate one entry of the ``accounts`` list: the table's rules, field by field."""
+    name = _entry_name(raw, index)
+    _check_keys(raw, name)
+    read: dict[str, Any] = {"name": name}
+    for field in _FIELDS:
+        try:
+            unwritten = _UNWRITTEN if field.judges_absence else _DEFAULTS.get(field.name)
+            read[field.name] = field.rule(raw.get(field.name, unwritten), read)
+        except _Invalid as exc:
+            raise _err(name, field.name, str(exc)) from None
+    return AccountConfig(**read)
 
 
 class AccountsFile(NamedTuple):
@@ -217,8 +272,28 @@ class AccountsFile(NamedTuple):
     errors: list[AccountConfigError]
 
 
+def default_accounts_file() -> Path:
+    """``include/accounts.yaml`` beside Airflow's DAGs folder (``[core] dags_folder``/../include).
+
+    The layout of an Airflow project (``dags/`` and ``include/`` side by side), found through
+    Airflow's configuration so that it works for an installed wheel as for this repository
+    (whose tests and launcher set ``dags_folder`` to ``dags/``). Airflow's configuration is
+    imported here rather than at module level: every process that reads the file under
+    Airflow (DAG processor, api-server, task) has imported it already, so a DAG-file parse
+    pays nothing, and this module stays importable without Airflow, where the file is
+    ``$AIRFLOW_HOME/include/accounts.yaml`` (Airflow's default home: ``~/airflow``).
+    """
+    try:
+        from airflow.configuration import conf
+    except ImportError:
+        home = os.environ.get("AIRFLOW_HOME") or "~/airflow"
+        return Path(home).expanduser() / "include" / "accounts.yaml"
+    return Path(conf.get("core", "dags_folder")).expanduser().parent / "include" / "accounts.yaml"
+
+
 def accounts_path() -> Path:
-    return Path(os.environ.get(ACCOUNTS_ENV) or DEFAULT_ACCOUNTS_FILE)
+    """The accounts file in use: ``$WECHAT_DATACUBE_ACCOUNTS``, else :func:`default_accounts_file`."""
+    return Path(os.environ.get(ACCOUNTS_ENV) or default_accounts_file())
 
 
 # --- reading the YAML: the file composed at once, each value built on its own -----------

@@ -2,8 +2,9 @@
 
 The same split as the planner's (:mod:`wechat_datacube.backfill_plan`): :func:`build_report`
 is pure (windows loaded / kept / failed / skipped per account and endpoint, each failure's
-errcode with its meaning and what to do), :func:`read_run_outcome` reads Postgres and
-:func:`report_from_params` is the entry point the DAG's ``report`` task calls.
+errcode with its meaning and what to do; :class:`RunFacts` holds what the run left and
+counts one endpoint's windows, then its failed tasks), :func:`read_run_outcome` reads
+Postgres and :func:`report_from_params` is the entry point the DAG's ``report`` task calls.
 """
 
 from __future__ import annotations
@@ -11,20 +12,15 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from wechat_datacube.accounts import AccountConfig
-from wechat_datacube.backfill_plan import (
-    connections_by_database,
-    endpoint_windows,
-    resolve_accounts,
-    resolve_dates,
-    resolve_endpoints,
-)
-from wechat_datacube.dates import BEIJING, beijing_yesterday, iter_days, parse_date
+from wechat_datacube.backfill_plan import account_endpoints, connections_by_database, endpoint_windows, resolve_params
+from wechat_datacube.dates import BEIJING, DateRange
 from wechat_datacube.errors import ErrorClass, classify, describe_errcode
+from wechat_datacube.load_status import DONE, LoadStatus
 
 # --- the report: what became of a run ---------------------------------------------------------
 #
@@ -37,6 +33,8 @@ from wechat_datacube.errors import ErrorClass, classify, describe_errcode
 #: Airflow states of a load task that ended without loading its windows because of an error.
 FAILED_TASK_STATES = frozenset({"failed", "upstream_failed"})
 SKIPPED_TASK_STATE = "skipped"
+#: The ``api_response`` states of a response that was not loaded.
+NOT_LOADED_RESPONSES = (LoadStatus.FAILED, LoadStatus.NOT_READY)
 RESUME = "trigger again to resume"
 #: What to do after a load failed, by the class of its errcode.
 NEXT_STEPS: dict[ErrorClass | None, str] = {
@@ -57,11 +55,11 @@ def resume_after(moment: dt.datetime) -> str:
 
 @dataclass(frozen=True)
 class RunFailure:
-    """A response of this run that was not loaded: an ``api_response`` row with status failed/not_ready."""
+    """A response of this run that was not loaded: an ``api_response`` row in :data:`NOT_LOADED_RESPONSES`."""
 
     begin: dt.date
     end: dt.date
-    status: str
+    status: LoadStatus
     #: The stored error text (``... [account=..., errcode=40125, errmsg=...]``).
     error: str
 
@@ -78,8 +76,8 @@ class FailureCause:
 
     errcode: int | None = None
     detail: str = ""
-    #: ``failed`` / ``not_ready``; empty when the task kept no failed response.
-    status: str = ""
+    #: ``failed`` / ``not_ready``; None when the task kept no failed response.
+    status: LoadStatus | None = None
 
     @classmethod
     def of(cls, failure: RunFailure | None) -> FailureCause:
@@ -93,12 +91,12 @@ class FailureCause:
     def error_class(self) -> ErrorClass | None:
         if self.errcode is not None:
             return classify(self.errcode)
-        return ErrorClass.NOT_READY if self.status == "not_ready" else None
+        return ErrorClass.NOT_READY if self.status is LoadStatus.NOT_READY else None
 
     def meaning(self) -> str:
         if self.errcode is not None:
             return describe_errcode(self.errcode)
-        if not self.status:
+        if self.status is None:
             return "no failed response was kept: the task failed before calling WeChat or did not finish"
         return f"no errcode: {self.detail}"
 
@@ -135,6 +133,29 @@ class EndpointOutcome:
     @property
     def not_loaded(self) -> int:
         return self.failed + self.skipped + self.missing
+
+    def count_window(self, days: set[str | None], task_state: str | None) -> bool:
+        """Count one window by its days' load states and the Airflow state of the load task that
+        held it; True when that task failed and left the window unloaded."""
+        self.windows += 1
+        if days <= DONE:
+            if LoadStatus.KEPT in days:
+                self.kept += 1
+            else:
+                self.loaded += 1
+        elif task_state in FAILED_TASK_STATES:
+            self.failed += 1
+            return True
+        elif task_state == SKIPPED_TASK_STATE:
+            self.skipped += 1
+        else:
+            self.missing += 1
+        return False
+
+    def count_failed_task(self, cause: FailureCause, windows_left: int) -> None:
+        tally = self.causes.setdefault(cause, [0, 0])
+        tally[0] += 1
+        tally[1] += windows_left
 
     def _skip_step(self) -> str:
         return resume_after(self.resume_at) if self.resume_at else RESUME
@@ -199,8 +220,7 @@ class EndpointOutcome:
 class BackfillReport:
     """What a backfill run left, per (account, endpoint), and the verdict."""
 
-    begin: dt.date
-    end: dt.date
+    dates: DateRange
     outcomes: list[EndpointOutcome] = field(default_factory=list)
 
     @property
@@ -225,7 +245,7 @@ class BackfillReport:
         return list(dict.fromkeys([*failures, *(step for o in self.outcomes for step in o.resume_steps())]))
 
     def headline(self) -> str:
-        span = f"{self.begin}..{self.end}"
+        span = str(self.dates)
         steps = "; ".join(self.next_steps())
         if self.state == "failed":
             return (
@@ -243,8 +263,8 @@ class BackfillReport:
         """JSON-safe (the report task's XCom)."""
         return {
             "state": self.state,
-            "begin": self.begin.isoformat(),
-            "end": self.end.isoformat(),
+            "begin": self.dates.begin.isoformat(),
+            "end": self.dates.end.isoformat(),
             "failed_tasks": self.failed_tasks,
             "missing_windows": self.missing_windows,
             "next_steps": self.next_steps(),
@@ -252,11 +272,77 @@ class BackfillReport:
         }
 
 
+#: A load task of the run: the dates it was given and its map index (its place in the plan's list).
+TaskDates = tuple[DateRange, int]
+
+
+def task_dates(tasks: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], list[TaskDates]]:
+    """Each load task's dates per (account, endpoint), in the plan's order (list index = map index)."""
+    found: dict[tuple[str, str], list[TaskDates]] = {}
+    for index, kwargs in enumerate(tasks):
+        key = (kwargs["account"], kwargs["endpoint"])
+        dates = DateRange.parse(kwargs["begin_date"], kwargs["end_date"], account=key[0], endpoint=key[1])
+        found.setdefault(key, []).append((dates, index))
+    return found
+
+
+def _holding_task(tasks: Sequence[TaskDates]) -> Callable[[dt.date], int | None]:
+    """day -> the map index of the load task whose dates hold it (None: no task did)."""
+    by_start = sorted(tasks, key=lambda task: (task[0].begin, task[0].end, task[1]))
+    starts = [dates.begin for dates, _ in by_start]
+
+    def holding(day: dt.date) -> int | None:
+        at = bisect.bisect_right(starts, day) - 1  # the last task to start on or before the day
+        return by_start[at][1] if at >= 0 and day in by_start[at][0] else None
+
+    return holding
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What a run left, per (account, endpoint), as :func:`build_report` is given it."""
+
+    tasks: Mapping[tuple[str, str], Sequence[TaskDates]]
+    task_states: Mapping[int, str | None]
+    load_status: Mapping[tuple[str, str], Mapping[dt.date, str]]
+    failures: Mapping[tuple[str, str], Sequence[RunFailure]]
+    blocked_until: Mapping[tuple[str, str], dt.datetime]
+
+    def outcome(self, account: AccountConfig, endpoint: str, dates: DateRange) -> EndpointOutcome:
+        """Every window of ``endpoint`` in ``dates`` counted by what it is now, then the failed tasks by cause."""
+        key = (account.name, endpoint)
+        outcome = EndpointOutcome(account.name, endpoint, resume_at=self.blocked_until.get(key))
+        left = self._count_windows(outcome, endpoint_windows(account, endpoint, dates), key)
+        self._count_failed_tasks(outcome, key, left)
+        return outcome
+
+    def _count_windows(
+        self, outcome: EndpointOutcome, windows: Sequence[DateRange], key: tuple[str, str]
+    ) -> dict[int, int]:
+        """Count each window into ``outcome``; returns load task -> windows it failed and left unloaded."""
+        status = self.load_status.get(key, {})
+        holding = _holding_task(self.tasks.get(key, ()))
+        left: dict[int, int] = {}
+        for window in windows:
+            index = holding(window.begin)
+            state = self.task_states.get(index) if index is not None else None
+            if outcome.count_window({status.get(day) for day in window}, state) and index is not None:
+                left[index] = left.get(index, 0) + 1
+        return left
+
+    def _count_failed_tasks(self, outcome: EndpointOutcome, key: tuple[str, str], left: Mapping[int, int]) -> None:
+        """Each failed load task under its cause: the last failed response of this run within its dates."""
+        failures = self.failures.get(key, ())
+        for dates, index in self.tasks.get(key, ()):
+            if self.task_states.get(index) in FAILED_TASK_STATES:
+                last = next((f for f in reversed(failures) if f.begin in dates), None)
+                outcome.count_failed_task(FailureCause.of(last), left.get(index, 0))
+
+
 def build_report(
     accounts: Sequence[AccountConfig],
     endpoints: Mapping[str, Sequence[str]],
-    begin: dt.date,
-    end: dt.date,
+    dates: DateRange,
     *,
     tasks: Sequence[Mapping[str, Any]],
     task_states: Mapping[int, str | None],
@@ -271,63 +357,14 @@ def build_report(
     per (account, endpoint); ``failures``: this run's failed responses per (account, endpoint),
     oldest first; ``blocked_until``: quota blocks still in force.
     """
-    from wechat_datacube.storage import DONE_STATUSES
-
-    failures = failures or {}
-    blocked_until = blocked_until or {}
-    ranges: dict[tuple[str, str], list[tuple[dt.date, dt.date, int]]] = {}
-    for index, kwargs in enumerate(tasks):
-        key = (kwargs["account"], kwargs["endpoint"])
-        ranges.setdefault(key, []).append(
-            (parse_date(kwargs["begin_date"], what="begin_date"), parse_date(kwargs["end_date"], what="end_date"), index)
-        )
-    report = BackfillReport(begin, end)
-    for account in accounts:
-        for name in endpoints.get(account.name, ()):
-            key = (account.name, name)
-            outcome = EndpointOutcome(account.name, name, resume_at=blocked_until.get(key))
-            status = load_status.get(key, {})
-            left: dict[int, int] = {}  # load task -> its windows not loaded
-            covering = sorted(ranges.get(key, ()))
-            starts = [b for b, _, _ in covering]
-            for window in endpoint_windows(account, name, begin, end):
-                outcome.windows += 1
-                states = {status.get(day) for day in iter_days(window.begin, window.end)}
-                if states <= set(DONE_STATUSES):
-                    if "kept" in states:
-                        outcome.kept += 1
-                    else:
-                        outcome.loaded += 1
-                    continue
-                at = bisect.bisect_right(starts, window.begin) - 1  # the task whose range holds the window
-                index = covering[at][2] if at >= 0 and window.begin <= covering[at][1] else -1
-                state = task_states.get(index) if index >= 0 else None
-                if state in FAILED_TASK_STATES:
-                    outcome.failed += 1
-                    left[index] = left.get(index, 0) + 1
-                elif state == SKIPPED_TASK_STATE:
-                    outcome.skipped += 1
-                else:
-                    outcome.missing += 1
-            for b, e, index in ranges.get(key, ()):
-                if task_states.get(index) not in FAILED_TASK_STATES:
-                    continue
-                last = None
-                for failure in failures.get(key, ()):
-                    if b <= failure.begin <= e:
-                        last = failure
-                tally = outcome.causes.setdefault(FailureCause.of(last), [0, 0])
-                tally[0] += 1
-                tally[1] += left.get(index, 0)
-            report.outcomes.append(outcome)
-    return report
+    run = RunFacts(task_dates(tasks), task_states, load_status, failures or {}, blocked_until or {})
+    return BackfillReport(dates, [run.outcome(a, name, dates) for a, name in account_endpoints(accounts, endpoints)])
 
 
 def read_run_outcome(
     accounts: Sequence[AccountConfig],
     endpoints: Mapping[str, Sequence[str]],
-    begin: dt.date,
-    end: dt.date,
+    dates: DateRange,
     *,
     dag_id: str,
     run_id: str,
@@ -340,35 +377,45 @@ def read_run_outcome(
 ]:
     """(load_log statuses, this run's failed responses oldest first, quota blocks in force at ``now``)
     per (account, endpoint), from each account's schema."""
-    from psycopg import sql
-
-    from wechat_datacube import quota_guard, storage
-    from wechat_datacube.storage_schema import read_transaction
+    from wechat_datacube import storage
 
     status: dict[tuple[str, str], dict[dt.date, str]] = {}
     failures: dict[tuple[str, str], list[RunFailure]] = {}
     blocked: dict[tuple[str, str], dt.datetime] = {}
     for conn, group in connections_by_database(accounts, connect):
-        for account in group:
-            for name in endpoints.get(account.name, ()):
-                key = (account.name, name)
-                status[key] = storage.load_status(conn, account.schema, account.name, name, begin, end)
-                until = quota_guard.blocked_until(conn, account.schema, account=account.name, endpoint=name, now=now)
-                if until is not None:
-                    blocked[key] = until
-        for schema in sorted({a.schema for a in group}):
-            with read_transaction(conn):
-                rows = conn.execute(
-                    sql.SQL(
-                        "SELECT account, endpoint, begin_date, end_date, status, coalesce(error, '')"
-                        " FROM {}.api_response WHERE dag_id = %s AND run_id = %s AND account = ANY(%s)"
-                        " AND status IN ('failed', 'not_ready') AND begin_date <= %s AND end_date >= %s ORDER BY id"
-                    ).format(sql.Identifier(schema)),
-                    (dag_id, run_id, [a.name for a in group if a.schema == schema], end, begin),
-                ).fetchall()
-            for account_name, endpoint, b, e, state, error in rows:
-                failures.setdefault((account_name, endpoint), []).append(RunFailure(b, e, state, error))
+        for account, name in account_endpoints(group, endpoints):
+            key = (account.name, name)
+            status[key] = storage.load_status(conn, account.schema, account.name, name, dates.begin, dates.end)
+            until = storage.blocked_until(conn, account.schema, account=account.name, endpoint=name, now=now)
+            if until is not None:
+                blocked[key] = until
+        for key, failure in _run_failures(conn, group, dates, dag_id=dag_id, run_id=run_id):
+            failures.setdefault(key, []).append(failure)
     return status, failures, blocked
+
+
+def _run_failures(
+    conn: Any, group: Sequence[AccountConfig], dates: DateRange, *, dag_id: str, run_id: str
+) -> Iterator[tuple[tuple[str, str], RunFailure]]:
+    """This run's responses that were not loaded, oldest first, from each schema of the group's database."""
+    from psycopg import sql
+
+    from wechat_datacube.storage import read_transaction
+
+    not_loaded = [s.value for s in NOT_LOADED_RESPONSES]
+    for schema in sorted({a.schema for a in group}):
+        names = [a.name for a in group if a.schema == schema]
+        with read_transaction(conn):
+            rows = conn.execute(
+                sql.SQL(
+                    "SELECT account, endpoint, begin_date, end_date, status, coalesce(error, '')"
+                    " FROM {}.api_response WHERE dag_id = %s AND run_id = %s AND account = ANY(%s)"
+                    " AND status = ANY(%s) AND begin_date <= %s AND end_date >= %s ORDER BY id"
+                ).format(sql.Identifier(schema)),
+                (dag_id, run_id, names, not_loaded, dates.end, dates.begin),
+            ).fetchall()
+        for account, endpoint, begin, end, state, error in rows:
+            yield (account, endpoint), RunFailure(begin, end, LoadStatus(state), error)
 
 
 def report_from_params(
@@ -386,17 +433,14 @@ def report_from_params(
     from wechat_datacube.dates import utcnow
 
     now = now or utcnow()
-    accounts = resolve_accounts(all_accounts, params.get("accounts"))
-    begin, end = resolve_dates(params.get("begin_date"), params.get("end_date"), yesterday=beijing_yesterday(now))
-    endpoints = resolve_endpoints(accounts, params.get("endpoints"), begin_date=begin, end_date=end)
+    accounts, dates, endpoints = resolve_params(params, all_accounts, now=now)
     status, failures, blocked = read_run_outcome(
-        accounts, endpoints, begin, end, dag_id=dag_id, run_id=run_id, now=now, connect=connect
+        accounts, endpoints, dates, dag_id=dag_id, run_id=run_id, now=now, connect=connect
     )
     return build_report(
         accounts,
         endpoints,
-        begin,
-        end,
+        dates,
         tasks=tasks,
         task_states=task_states,
         load_status=status,

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from wechat_datacube.accounts import AccountConfigError, load_accounts, parse_account
+from wechat_datacube.accounts import (
+    ACCOUNTS_ENV,
+    AccountConfig,
+    AccountConfigError,
+    accounts_path,
+    default_accounts_file,
+    load_accounts,
+    parse_account,
+)
 from wechat_datacube.endpoints import LEGACY, REPLACEMENT
+
+PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 
 GOOD = {
     "name": "shop",
@@ -237,3 +249,99 @@ def test_a_file_that_is_no_accounts_file_is_one_error_naming_it(tmp_path: Path, 
 def test_a_file_without_accounts_yet_is_no_error(tmp_path: Path, content: str) -> None:
     loaded = load_accounts(write(tmp_path, content))
     assert (loaded.accounts, loaded.errors) == ([], [])
+
+
+# --- the table of fields: each kind of rule, and what it says when tripped -----------------
+
+BOTH = {"endpoints": ["legacy", "replacement"]}
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "problem"),
+    [
+        ({"wechat_conn_id": 7}, "wechat_conn_id", "expected a connection id, got 7"),
+        ({"postgres_conn_id": "pg db"}, "postgres_conn_id", "expected a connection id, got 'pg db'"),
+        ({"start_date": "2026-02-30"}, "start_date", "'2026-02-30' is not a valid date (day is out of range for month)"),
+        ({"start_date": 20240101}, "start_date", "expected a YYYY-MM-DD date, got 20240101"),
+        ({"start_date": "2014-11-30"}, "start_date", "WeChat keeps no data before 2014-12-01"),
+        ({"endpoints": [1]}, "endpoints", "expected a non-empty list of endpoint names or 'legacy' / 'replacement'"),
+        ({"endpoints": ["getnothing"]}, "endpoints", "unknown datacube endpoint 'getnothing'; known: "),
+        (BOTH, "cutover_date", "is required when both legacy and replacement endpoints are configured"),
+        ({"cutover_date": "2026-01-01"}, "cutover_date", "only makes sense with both legacy and replacement endpoints"),
+        ({**BOTH, "cutover_date": "2025-01-01"}, "cutover_date", "replacement endpoints have no data before 2025-11-01"),
+        ({**BOTH, "cutover_date": None}, "cutover_date", "expected a YYYY-MM-DD date, got None"),
+        ({"schema": "Drop Table"}, "schema", "must be a lower-case SQL identifier, got 'Drop Table'"),
+        ({"max_active_runs": 33}, "max_active_runs", "must be an integer 1..32, got 33"),
+        ({"max_active_runs": True}, "max_active_runs", "must be an integer 1..32, got True"),
+        ({"ready_deadline_hour": 24}, "ready_deadline_hour", "must be an hour 0..23, got 24"),
+        ({"ready_deadline_hour": -1}, "ready_deadline_hour", "must be an hour 0..23, got -1"),
+        ({"description": 5}, "description", "must be text"),
+    ],
+)
+def test_each_rule_of_the_table_names_the_field_and_the_problem(change: dict, field: str, problem: str) -> None:
+    with pytest.raises(AccountConfigError) as caught:
+        parse_account({**GOOD, **change})
+    assert str(caught.value).startswith(f"accounts file: account 'shop', field '{field}': {problem}")
+    assert (caught.value.account, caught.value.field) == ("shop", field)
+
+
+def test_an_entry_that_is_no_mapping_is_named_by_its_position() -> None:
+    with pytest.raises(AccountConfigError, match=r"^accounts file: entry #3 must be a mapping, got list$") as caught:
+        parse_account(["shop"], index=2)
+    assert caught.value.entry == 3
+
+
+def test_a_missing_field_is_reported_before_a_bad_value_and_values_in_the_tables_order() -> None:
+    raw = {**GOOD, "schema": "Bad", "wechat_conn_id": "has space"}
+    del raw["endpoints"], raw["postgres_conn_id"]
+    with pytest.raises(AccountConfigError, match=r"field 'postgres_conn_id': is required"):
+        parse_account(raw)
+    with pytest.raises(AccountConfigError, match=r"field 'schema'"):  # connection ids are checked last
+        parse_account({**GOOD, "schema": "Bad", "wechat_conn_id": "has space"})
+
+
+def test_fields_left_out_take_account_configs_defaults() -> None:
+    account = parse_account({**GOOD, "endpoints": "legacy"})  # one name or family may be written as a string
+    assert account == AccountConfig(
+        name="shop", wechat_conn_id="wechat_shop", postgres_conn_id="wechat_pg", start_date=dt.date(2024, 1, 1),
+        endpoints=LEGACY,
+    )
+    assert (account.cutover_date, account.schema, account.max_active_runs, account.ready_deadline_hour) == (
+        None, "wechat", 3, 12)
+
+
+def test_the_table_has_a_rule_for_every_field_of_account_config() -> None:
+    from wechat_datacube.accounts import _FIELDS
+
+    assert {"name", *(f.name for f in _FIELDS)} == set(AccountConfig._fields)
+
+
+# --- where the accounts file is found --------------------------------------------------------
+
+
+def test_the_environment_variable_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(ACCOUNTS_ENV, str(tmp_path / "mine.yaml"))
+    assert accounts_path() == tmp_path / "mine.yaml"
+
+
+def test_by_default_the_file_is_include_beside_airflows_dags_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An installed wheel knows nothing of this repository: the Airflow project's layout decides."""
+    monkeypatch.delenv(ACCOUNTS_ENV, raising=False)
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path / "project" / "dags"))
+    assert accounts_path() == default_accounts_file() == tmp_path / "project" / "include" / "accounts.yaml"
+
+
+def test_without_airflow_the_file_is_include_in_airflow_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(ACCOUNTS_ENV, raising=False)
+    monkeypatch.setitem(sys.modules, "airflow.configuration", None)  # import fails as if Airflow were missing
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    assert accounts_path() == tmp_path / "include" / "accounts.yaml"
+
+
+def test_reading_the_accounts_module_imports_no_airflow() -> None:
+    """The DAG file imports it at every parse: finding the default file must not cost an Airflow import."""
+    code = "import sys, wechat_datacube.accounts; print(sorted(m for m in sys.modules if m.split('.')[0] == 'airflow'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PLUGINS)
+    assert out.stdout.strip() == "[]"

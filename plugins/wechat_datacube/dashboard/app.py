@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
@@ -56,6 +56,10 @@ Top = Annotated[int, Query(ge=1, le=20, description="how many top articles")]
 User = Annotated[Any, Depends(authenticate)]
 
 
+#: The routes; :func:`create_app` puts them behind :func:`.guard.authenticate`.
+router = APIRouter()
+
+
 def _login_redirect(request: Request) -> Response:
     from airflow.api_fastapi.app import get_auth_manager
 
@@ -67,8 +71,21 @@ def _is_api(request: Request) -> bool:
     return "/api/" in request.url.path or request.url.path.endswith("/api")
 
 
+async def _denied(request: Request, exc: AccessDeniedError) -> Response:
+    """401 (to the login form for a page) or 403, as JSON with the reason."""
+    if exc.status_code == 401 and not _is_api(request):
+        return _login_redirect(request)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+
+async def _failed(request: Request, exc: DashboardError) -> Response:
+    """A request the dashboard cannot serve: its own status and a message safe to show."""
+    return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+
 def create_app() -> FastAPI:
-    """A fresh app (the plugin registers one; tests may build their own)."""
+    """A fresh app (the plugin registers one; tests may build their own): every route behind the guard."""
     app = FastAPI(
         title="WeChat datacube dashboard",
         dependencies=[Depends(authenticate)],
@@ -76,70 +93,64 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-
-    @app.exception_handler(AccessDeniedError)
-    async def _denied(request: Request, exc: AccessDeniedError) -> Response:
-        if exc.status_code == 401 and not _is_api(request):
-            return _login_redirect(request)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
-
-    @app.exception_handler(DashboardError)
-    async def _failed(request: Request, exc: DashboardError) -> Response:
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
-
-    @app.get("/", response_class=HTMLResponse)
-    def page(user: User, account: str | None = None, begin: Begin = None, end: End = None, top: Top = 5) -> Response:
-        accounts, errors = configured_accounts()
-        visible = [a for a in accounts if may_read_account(user, a.name)]
-        selected = account or (visible[0].name if visible else None)
-        data: dict[str, Any] | None = None
-        error: str | None = None
-        status = 200
-        if selected is not None:
-            try:
-                require_account(user, selected)
-                data = report.build(get_account(selected), list(report.SECTIONS), begin, end, top)
-            except (DashboardError, AccessDeniedError) as exc:
-                error, status = str(exc), exc.status_code
-        html = render_page(
-            accounts=visible, account_errors=visible_account_errors(user, errors), selected=selected, data=data,
-            error=error, top=top,
-        )
-        return HTMLResponse(html, status_code=status)
-
-    @app.get("/api/accounts")
-    def accounts(user: User) -> dict[str, Any]:
-        found, errors = configured_accounts()
-        return {
-            "accounts": [
-                {
-                    "name": a.name,
-                    "description": a.description,
-                    "start_date": a.start_date,
-                    "endpoints": list(a.endpoints),
-                    "schema": a.schema,
-                }
-                for a in found
-                if may_read_account(user, a.name)
-            ],
-            "errors": visible_account_errors(user, errors),
-        }
-
-    @app.get("/api/accounts/{account}/dashboard")
-    def dashboard(user: User, account: str, begin: Begin = None, end: End = None, top: Top = 5) -> JSONResponse:
-        require_account(user, account)
-        data = report.build(get_account(account), list(report.SECTIONS), begin, end, top)
-        return JSONResponse(jsonable_encoder(data))
-
-    @app.get("/api/accounts/{account}/{section}")
-    def section(
-        user: User, account: str, section: str, begin: Begin = None, end: End = None, top: Top = 5
-    ) -> JSONResponse:
-        if section not in SECTION_PATHS:
-            raise HTTPException(404, f"unknown section {section!r}; known: {', '.join(SECTION_PATHS)}")
-        require_account(user, account)
-        data = report.build(get_account(account), [SECTION_PATHS[section]], begin, end, top)
-        return JSONResponse(jsonable_encoder(data))
-
+    app.add_exception_handler(AccessDeniedError, _denied)
+    app.add_exception_handler(DashboardError, _failed)
+    app.include_router(router)
     return app
+
+
+@router.get("/", response_class=HTMLResponse)
+def page(user: User, account: str | None = None, begin: Begin = None, end: End = None, top: Top = 5) -> Response:
+    """The page of ``account`` (default: the first the user may read); a refusal is shown on it."""
+    accounts, errors = configured_accounts()
+    visible = [a for a in accounts if may_read_account(user, a.name)]
+    selected = account or (visible[0].name if visible else None)
+    data: dict[str, Any] | None = None
+    error: str | None = None
+    status = 200
+    if selected is not None:
+        try:
+            require_account(user, selected)
+            data = report.build(get_account(selected), list(report.SECTIONS), begin, end, top)
+        except (DashboardError, AccessDeniedError) as exc:
+            error, status = str(exc), exc.status_code
+    html = render_page(
+        accounts=visible, account_errors=visible_account_errors(user, errors), selected=selected, data=data,
+        error=error, top=top,
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+@router.get("/api/accounts")
+def accounts(user: User) -> dict[str, Any]:
+    found, errors = configured_accounts()
+    return {
+        "accounts": [
+            {
+                "name": a.name,
+                "description": a.description,
+                "start_date": a.start_date,
+                "endpoints": list(a.endpoints),
+                "schema": a.schema,
+            }
+            for a in found
+            if may_read_account(user, a.name)
+        ],
+        "errors": visible_account_errors(user, errors),
+    }
+
+
+@router.get("/api/accounts/{account}/dashboard")
+def dashboard(user: User, account: str, begin: Begin = None, end: End = None, top: Top = 5) -> JSONResponse:
+    require_account(user, account)
+    data = report.build(get_account(account), list(report.SECTIONS), begin, end, top)
+    return JSONResponse(jsonable_encoder(data))
+
+
+@router.get("/api/accounts/{account}/{section}")
+def section(user: User, account: str, section: str, begin: Begin = None, end: End = None, top: Top = 5) -> JSONResponse:
+    if section not in SECTION_PATHS:
+        raise HTTPException(404, f"unknown section {section!r}; known: {', '.join(SECTION_PATHS)}")
+    require_account(user, account)
+    data = report.build(get_account(account), [SECTION_PATHS[section]], begin, end, top)
+    return JSONResponse(jsonable_encoder(data))

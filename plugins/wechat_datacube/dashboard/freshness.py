@@ -17,26 +17,26 @@ endpoint is not expected to have are ``n/a``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from wechat_datacube.accounts import AccountConfig
-from wechat_datacube.dates import iter_days
+from wechat_datacube.dates import DateRange
 from wechat_datacube.endpoints import get_endpoint
+from wechat_datacube.load_status import LoadStatus
 
+#: A calendar day's state besides the load states: expected but never fetched / not expected.
 MISSING = "missing"
 NOT_EXPECTED = "n/a"
 
 
-def expected_range(
-    account: AccountConfig, endpoint: str, begin: dt.date, end: dt.date, yesterday: dt.date
-) -> tuple[dt.date, dt.date]:
-    """The part of [begin, end] for which ``endpoint`` should have a state (may be empty: lo > hi)."""
+def expected_range(account: AccountConfig, endpoint: str, dates: DateRange, yesterday: dt.date) -> DateRange | None:
+    """The part of ``dates`` for which ``endpoint`` should have a state (None: no day of it)."""
     spec = get_endpoint(endpoint)
     active_from, active_until = account.active_range(endpoint)
-    lo = max(d for d in (begin, account.start_date, spec.first_date, active_from) if d is not None)
-    hi = min(d for d in (end, yesterday, active_until) if d is not None)
-    return lo, hi
+    first = max(d for d in (account.start_date, spec.first_date, active_from) if d is not None)
+    last = min(d for d in (yesterday, active_until) if d is not None)
+    return dates.clipped(first, last)
 
 
 def runs(days: Iterable[dt.date]) -> list[dict[str, Any]]:
@@ -51,46 +51,53 @@ def runs(days: Iterable[dt.date]) -> list[dict[str, Any]]:
     return out
 
 
+def _calendar(dates: DateRange, states: Mapping[dt.date, str], expected: DateRange | None) -> list[dict[str, Any]]:
+    """Every day of ``dates`` with its state: the load_log's, else missing (expected) or n/a."""
+    return [
+        {"ref_date": day, "status": states.get(day) or (MISSING if expected and day in expected else NOT_EXPECTED)}
+        for day in dates
+    ]
+
+
+def _report(
+    endpoint: str, calendar: list[dict[str, Any]], expected: DateRange | None, last: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One endpoint's freshness report from its calendar and its all-time latest days (see the module doc)."""
+
+    def days_with(status: str) -> list[dt.date]:
+        return [c["ref_date"] for c in calendar if c["status"] == status]
+
+    return {
+        "endpoint": endpoint,
+        "table": get_endpoint(endpoint).table,
+        "expected_from": expected.begin if expected else None,
+        "expected_to": expected.end if expected else None,
+        "last_loaded": last.get("last_loaded"),
+        "last_final": last.get("last_final"),
+        "last_updated_at": last.get("last_updated_at"),
+        "loaded_days": len(days_with(LoadStatus.LOADED)),
+        "empty_days": days_with(LoadStatus.EMPTY),
+        "not_ready_days": days_with(LoadStatus.NOT_READY),
+        "failed_days": days_with(LoadStatus.FAILED),
+        "gaps": runs(days_with(MISSING)),
+        "calendar": calendar,
+    }
+
+
 def endpoint_freshness(
     account: AccountConfig,
-    begin: dt.date,
-    end: dt.date,
+    dates: DateRange,
     log_rows: list[dict[str, Any]],
     latest: dict[str, dict[str, Any]],
     yesterday: dt.date,
 ) -> list[dict[str, Any]]:
-    """One freshness report per endpoint of ``account`` (see the module doc)."""
+    """One freshness report per endpoint of ``account`` over ``dates`` (see the module doc)."""
     by_endpoint: dict[str, dict[dt.date, str]] = {}
     for row in log_rows:
         by_endpoint.setdefault(row["endpoint"], {})[row["ref_date"]] = row["status"]
     reports = []
     for endpoint in account.endpoints:
-        states = by_endpoint.get(endpoint, {})
-        lo, hi = expected_range(account, endpoint, begin, end, yesterday)
-        calendar = []
-        for day in iter_days(begin, end):
-            status = states.get(day) or (MISSING if lo <= day <= hi else NOT_EXPECTED)
-            calendar.append({"ref_date": day, "status": status})
-        last = latest.get(endpoint, {})
-
-        def days_with(status: str, _calendar: list[dict[str, Any]] = calendar) -> list[dt.date]:
-            return [c["ref_date"] for c in _calendar if c["status"] == status]
-
-        reports.append(
-            {
-                "endpoint": endpoint,
-                "table": get_endpoint(endpoint).table,
-                "expected_from": lo if lo <= hi else None,
-                "expected_to": hi if lo <= hi else None,
-                "last_loaded": last.get("last_loaded"),
-                "last_final": last.get("last_final"),
-                "last_updated_at": last.get("last_updated_at"),
-                "loaded_days": len(days_with("loaded")),
-                "empty_days": days_with("empty"),
-                "not_ready_days": days_with("not_ready"),
-                "failed_days": days_with("failed"),
-                "gaps": runs(days_with(MISSING)),
-                "calendar": calendar,
-            }
-        )
+        expected = expected_range(account, endpoint, dates, yesterday)
+        calendar = _calendar(dates, by_endpoint.get(endpoint, {}), expected)
+        reports.append(_report(endpoint, calendar, expected, latest.get(endpoint, {})))
     return reports

@@ -19,7 +19,7 @@ from psycopg import Cursor, sql
 
 from wechat_datacube.dashboard.labels import ALL_SCENE, scene_label, share_scene_label, user_source_label
 from wechat_datacube.endpoints import ALL_SOURCES, get_endpoint
-from wechat_datacube.storage import DONE_STATUSES
+from wechat_datacube.load_status import DONE, LoadStatus
 
 Row = dict[str, Any]
 
@@ -350,22 +350,23 @@ def load_log_latest(cur: Cursor[Any], schema: str, account: str) -> dict[str, Ro
     query = sql.SQL(
         """
         SELECT endpoint,
-               max(ref_date) FILTER (WHERE status = 'loaded') AS last_loaded,
+               max(ref_date) FILTER (WHERE status = %s) AS last_loaded,
                max(ref_date) FILTER (WHERE status = ANY(%s)) AS last_final,
                max(updated_at) AS last_updated_at
           FROM {tbl} WHERE account = %s GROUP BY endpoint
         """
     ).format(tbl=_table(schema, LOAD_LOG))
-    return {r["endpoint"]: r for r in _fetch(cur, query, (list(DONE_STATUSES), account))}
+    done = sorted(s.value for s in DONE)
+    return {r["endpoint"]: r for r in _fetch(cur, query, (LoadStatus.LOADED.value, done, account))}
 
 
 def latest_loaded_day(cur: Cursor[Any], schema: str, account: str) -> dt.date | None:
     """The newest day any endpoint loaded for the account (the page's default range ends there)."""
     cur.execute(
-        sql.SQL("SELECT max(ref_date) FROM {tbl} WHERE account = %s AND status = 'loaded'").format(
+        sql.SQL("SELECT max(ref_date) FROM {tbl} WHERE account = %s AND status = %s").format(
             tbl=_table(schema, LOAD_LOG)
         ),
-        (account,),
+        (account, LoadStatus.LOADED.value),
     )
     row = cur.fetchone()
     return row[0] if row is not None else None

@@ -19,8 +19,9 @@ from wechat_datacube.accounts import AccountConfig
 from wechat_datacube.dashboard import queries as q
 from wechat_datacube.dashboard.freshness import endpoint_freshness
 from wechat_datacube.dashboard.source import DashboardError, read_cursor
-from wechat_datacube.dates import beijing_yesterday, days_between
+from wechat_datacube.dates import DateRange, beijing_yesterday
 from wechat_datacube.endpoints import HISTORY_START
+from wechat_datacube.errors import DateRangeError
 
 #: Range shown when the request names none: this many days up to the newest loaded day
 #: (or yesterday), starting no earlier than the account's start date.
@@ -33,21 +34,21 @@ class Request:
     """What one section is asked for."""
 
     account: AccountConfig
-    begin: dt.date
-    end: dt.date
+    dates: DateRange
     top: int = 5
     #: The charted tables that exist: optional extras (article titles) are read only from these.
     present: frozenset[str] = frozenset()
 
     @property
     def args(self) -> tuple[str, str, dt.date, dt.date]:
-        return self.account.schema, self.account.name, self.begin, self.end
+        """(schema, account, begin, end): what every query takes."""
+        return self.account.schema, self.account.name, self.dates.begin, self.dates.end
 
 
 def _freshness(cur: Cursor[Any], req: Request) -> list[dict[str, Any]]:
     rows = q.load_log_rows(cur, *req.args)
     latest = q.load_log_latest(cur, req.account.schema, req.account.name)
-    return endpoint_freshness(req.account, req.begin, req.end, rows, latest, beijing_yesterday())
+    return endpoint_freshness(req.account, req.dates, rows, latest, beijing_yesterday())
 
 
 def _article_curves(cur: Cursor[Any], req: Request) -> list[dict[str, Any]]:
@@ -78,7 +79,7 @@ ALL_TABLES = tuple(dict.fromkeys([*(t for s in SECTIONS.values() for t in s.tabl
 
 def resolve_range(
     cur: Cursor[Any], account: AccountConfig, begin: dt.date | None, end: dt.date | None, present: set[str]
-) -> tuple[dt.date, dt.date]:
+) -> DateRange:
     """The requested range, or the last :data:`DEFAULT_DAYS` days up to the newest loaded day."""
     if end is None:
         latest = q.latest_loaded_day(cur, account.schema, account.name) if q.LOAD_LOG in present else None
@@ -86,11 +87,13 @@ def resolve_range(
     if begin is None:
         # Not before the account's first day (when that is before the end): no empty lead-in on the charts.
         begin = max(end - dt.timedelta(days=DEFAULT_DAYS - 1), min(account.start_date, end), HISTORY_START)
-    if begin > end:
-        raise DashboardError(f"begin {begin} is after end {end}")
-    if days_between(begin, end) > MAX_DAYS:
+    try:
+        dates = DateRange.parse(begin, end, account=account.name)
+    except DateRangeError as exc:  # begin after end: the request's fault (400), said as the package says it
+        raise DashboardError(str(exc)) from None
+    if dates.days > MAX_DAYS:
         raise DashboardError(f"the range may cover at most {MAX_DAYS} days")
-    return begin, end
+    return dates
 
 
 def build(
@@ -103,9 +106,9 @@ def build(
     """Read ``sections`` for the account in one transaction: {account, begin, end, missing_tables, <section>...}."""
     with read_cursor(account) as cur:
         present = q.existing_tables(cur, account.schema, ALL_TABLES)
-        begin, end = resolve_range(cur, account, begin, end, present)
-        req = Request(account, begin, end, top, frozenset(present))
-        result: dict[str, Any] = {"account": account.name, "begin": begin, "end": end}
+        dates = resolve_range(cur, account, begin, end, present)
+        req = Request(account, dates, top, frozenset(present))
+        result: dict[str, Any] = {"account": account.name, "begin": dates.begin, "end": dates.end}
         missing: set[str] = set()
         for name in sections:
             section = SECTIONS[name]
@@ -121,4 +124,4 @@ def build(
 
 
 def _freshness_without_log(req: Request) -> list[dict[str, Any]]:
-    return endpoint_freshness(req.account, req.begin, req.end, [], {}, beijing_yesterday())
+    return endpoint_freshness(req.account, req.dates, [], {}, beijing_yesterday())

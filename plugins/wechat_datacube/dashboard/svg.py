@@ -14,14 +14,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from html import escape
 
+from wechat_datacube.dashboard.freshness import MISSING, NOT_EXPECTED
+from wechat_datacube.load_status import LoadStatus
+
 PALETTE = ("#07c160", "#1f77b4", "#ff7f0e", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
-STATUS_COLORS = {
-    "loaded": "#07c160",
-    "empty": "#c7e9c0",
-    "not_ready": "#ffbf00",
-    "failed": "#d62728",
-    "missing": "#ffffff",
-    "n/a": "#eeeeee",
+#: A freshness cell's colour: each load state, then the calendar's own two (never fetched, not expected).
+STATUS_COLORS: dict[str, str] = {
+    LoadStatus.LOADED: "#07c160",
+    LoadStatus.KEPT: "#74c476",
+    LoadStatus.EMPTY: "#c7e9c0",
+    LoadStatus.NOT_READY: "#ffbf00",
+    LoadStatus.FAILED: "#d62728",
+    MISSING: "#ffffff",
+    NOT_EXPECTED: "#eeeeee",
 }
 _W, _H = 760, 280
 _LEFT, _RIGHT, _TOP, _BOTTOM = 64, 40, 16, 40
@@ -64,6 +69,74 @@ def _empty(chart_id: str, title: str, message: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """Where values land: the plot area scaled to the x range and to a round y top."""
+
+    x_min: float
+    x_max: float
+    y_max: float
+    width: float = _W - _LEFT - _RIGHT
+    height: float = _H - _TOP - _BOTTOM
+
+    def px(self, x: float) -> float:
+        span = self.x_max - self.x_min
+        return _LEFT + (self.width * (x - self.x_min) / span if span > 0 else self.width / 2)
+
+    def py(self, y: float) -> float:
+        return _TOP + self.height * (1 - y / self.y_max)
+
+
+def _axes(frame: _Frame, x_ticks: Sequence[float], x_label: Callable[[float], str], y_title: str) -> list[str]:
+    """Both axes, five y grid lines with their values, the x tick labels and the y title."""
+    bottom = _TOP + frame.height
+    parts = [
+        f'<line class="axis" x1="{_LEFT}" y1="{bottom}" x2="{_W - _RIGHT}" y2="{bottom}"/>',
+        f'<line class="axis" x1="{_LEFT}" y1="{_TOP}" x2="{_LEFT}" y2="{bottom}"/>',
+    ]
+    for i in range(5):
+        y = frame.y_max * i / 4
+        parts.append(f'<line class="grid" x1="{_LEFT}" y1="{frame.py(y):.1f}" x2="{_W - _RIGHT}" y2="{frame.py(y):.1f}"/>')
+        parts.append(f'<text class="tick" x="{_LEFT - 6}" y="{frame.py(y) + 4:.1f}" text-anchor="end">{_fmt(y)}</text>')
+    for x in x_ticks:
+        parts.append(
+            f'<text class="tick" x="{frame.px(x):.1f}" y="{bottom + 18}" text-anchor="middle">{escape(x_label(x))}</text>'
+        )
+    if y_title:
+        parts.append(f'<text class="y-title" x="{_LEFT}" y="{_TOP - 4}">{escape(y_title)}</text>')
+    return parts
+
+
+def _runs(points: Sequence[tuple[float, float | None]]) -> list[list[tuple[float, float]]]:
+    """The runs of consecutive points with a value: a day without one breaks the line."""
+    runs: list[list[tuple[float, float]]] = [[]]
+    for x, y in points:
+        if y is None:
+            runs.append([])
+        else:
+            runs[-1].append((x, y))
+    return [run for run in runs if run]
+
+
+def _series_marks(frame: _Frame, series: Series, color: str, x_label: Callable[[float], str]) -> list[str]:
+    """A series' line (one polyline per run) and a circle with a tooltip per value."""
+    line_class = "line total" if series.total else "line"
+    runs = _runs(series.points)
+    parts = [
+        f'<polyline class="{line_class}" fill="none" stroke="{color}" '
+        f'points="{" ".join(f"{frame.px(x):.1f},{frame.py(y):.1f}" for x, y in run)}"/>'
+        for run in runs
+    ]
+    name = escape(series.name)
+    for x, y in (point for run in runs for point in run):
+        label = escape(x_label(x))
+        parts.append(
+            f'<circle class="point" cx="{frame.px(x):.1f}" cy="{frame.py(y):.1f}" r="3" fill="{color}" '
+            f'data-series="{name}" data-x="{label}" data-y="{y:g}"><title>{name} · {label}: {y:g}</title></circle>'
+        )
+    return parts
+
+
 def line_chart(
     chart_id: str,
     title: str,
@@ -75,61 +148,18 @@ def line_chart(
     empty_message: str = "No data in this range",
 ) -> str:
     """A multi-series line chart with a circle per value; an SVG string."""
-    values = [(x, y) for s in series for x, y in s.points if y is not None]
+    values = [y for s in series for _, y in s.points if y is not None]
     if not values:
         return _empty(chart_id, title, empty_message)
     xs = [x for s in series for x, _ in s.points] + list(x_ticks)
-    x_min, x_max = min(xs), max(xs)
-    y_max = nice_ceiling(max(y for _, y in values))
-    plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
-
-    def px(x: float) -> float:
-        return _LEFT + (plot_w * (x - x_min) / (x_max - x_min) if x_max > x_min else plot_w / 2)
-
-    def py(y: float) -> float:
-        return _TOP + plot_h * (1 - y / y_max)
-
+    frame = _Frame(min(xs), max(xs), nice_ceiling(max(values)))
     parts = [
         f'<svg class="chart" id="{escape(chart_id)}" data-points="{len(values)}" viewBox="0 0 {_W} {_H}" '
         f'width="{_W}" height="{_H}" role="img" aria-label="{escape(title)}">',
-        f'<line class="axis" x1="{_LEFT}" y1="{_TOP + plot_h}" x2="{_W - _RIGHT}" y2="{_TOP + plot_h}"/>',
-        f'<line class="axis" x1="{_LEFT}" y1="{_TOP}" x2="{_LEFT}" y2="{_TOP + plot_h}"/>',
+        *_axes(frame, x_ticks, x_label, y_title),
     ]
-    for i in range(5):
-        y = y_max * i / 4
-        parts.append(f'<line class="grid" x1="{_LEFT}" y1="{py(y):.1f}" x2="{_W - _RIGHT}" y2="{py(y):.1f}"/>')
-        parts.append(f'<text class="tick" x="{_LEFT - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{_fmt(y)}</text>')
-    for x in x_ticks:
-        parts.append(
-            f'<text class="tick" x="{px(x):.1f}" y="{_TOP + plot_h + 18}" text-anchor="middle">'
-            f"{escape(x_label(x))}</text>"
-        )
-    if y_title:
-        parts.append(f'<text class="y-title" x="{_LEFT}" y="{_TOP - 4}">{escape(y_title)}</text>')
     for index, s in enumerate(series):
-        color = PALETTE[index % len(PALETTE)]
-        segment: list[str] = []
-        segments: list[list[str]] = []
-        for x, y in s.points:
-            if y is None:
-                if segment:
-                    segments.append(segment)
-                segment = []
-                continue
-            segment.append(f"{px(x):.1f},{py(y):.1f}")
-        if segment:
-            segments.append(segment)
-        line_class = "line total" if s.total else "line"
-        for seg in segments:
-            parts.append(f'<polyline class="{line_class}" fill="none" stroke="{color}" points="{" ".join(seg)}"/>')
-        for x, y in s.points:
-            if y is None:
-                continue
-            parts.append(
-                f'<circle class="point" cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{color}" '
-                f'data-series="{escape(s.name)}" data-x="{escape(x_label(x))}" data-y="{y:g}">'
-                f"<title>{escape(s.name)} · {escape(x_label(x))}: {y:g}</title></circle>"
-            )
+        parts.extend(_series_marks(frame, s, PALETTE[index % len(PALETTE)], x_label))
     parts.append("</svg>")
     return "".join(parts)
 

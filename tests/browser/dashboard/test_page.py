@@ -16,11 +16,11 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.browser.chromium import Browser
+from tests.fixtures.chromium import Browser
 from tests.fixtures.dashboard import BEGIN, DEMO_ACCOUNT, END, DashboardServer
 from wechat_datacube.dashboard.page import CHART_IDS
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 RANGE = {"account": DEMO_ACCOUNT, "begin": BEGIN.isoformat(), "end": END.isoformat()}
 
 #: Per chart: how many points it has, whether it is drawn (box > 0) and how many points have a box.

@@ -2,7 +2,7 @@
 
 The auth manager here is a stand-in that grants exactly one DAG, as a FAB role with a
 single ``DAG:<id>`` read permission (and no global DAG-read permission) would, or every
-DAG; the real auth manager and login are exercised by tests/integration/test_dashboard_api.py.
+DAG; the real auth manager and login are exercised by tests/integration/dashboard/test_app.py.
 """
 
 from __future__ import annotations
