@@ -54,6 +54,7 @@ if "AIRFLOW__CORE__FERNET_KEY" not in os.environ:
 import psutil  # noqa: E402  (an Airflow dependency)
 import psycopg  # noqa: E402
 import yaml  # noqa: E402
+from wechat_datacube_dev.connections import connection_env_var, wechat_connection_env  # noqa: E402
 from wechat_datacube_dev.localrun.report import last_scheduled_day  # noqa: E402,F401  (re-exported)
 from wechat_datacube_dev.simulator import SimulatorServer  # noqa: E402
 
@@ -271,10 +272,7 @@ class Account:
         }
 
     def env(self) -> dict[str, str]:
-        conn = {"conn_type": "wechat", "host": self.sim.base_url, "login": self.appid, "password": self.secret}
-        if self.conn_extra:
-            conn["extra"] = self.conn_extra
-        return {f"AIRFLOW_CONN_{self.conn_id.upper()}": json.dumps(conn)}
+        return dict([wechat_connection_env(self.conn_id, self.sim.base_url, self.appid, self.secret, **self.conn_extra)])
 
     def token_calls(self) -> int:
         """Requests this account's AppID made to any token endpoint (simulator counters)."""
@@ -309,20 +307,7 @@ def scratch_dag_folder(extra_files: dict[str, str] | None = None) -> Path:
 
 
 class Cluster(AirflowCluster):
-    """The test suite's cluster plus what sessions need: pause control, triggers, logs."""
-
-    def trigger(self, dag_id: str, conf: dict[str, Any], logical_date: str | None = None) -> dict[str, Any]:
-        return self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": logical_date, "conf": conf})
-
-    def wait_run(self, dag_id: str, run_id: str, *, timeout: float = 600) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            run = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
-            if run["state"] in ("success", "failed"):
-                return run
-            time.sleep(1)
-        raise RuntimeError(f"run {dag_id}/{run_id} did not finish in {timeout:.0f} s")
+    """The test suite's cluster plus what sessions need: every task instance of a run, task logs."""
 
     def all_task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """Every task instance of a run, mapped ones included (paged)."""
@@ -400,7 +385,7 @@ def accounts_env(accounts: Sequence[Account], accounts_file: Path, databases: di
     for account in accounts:
         env.update(account.env())
     for conn_id, dsn in databases.items():
-        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = dsn
+        env[connection_env_var(conn_id)] = dsn
     return env
 
 

@@ -35,7 +35,13 @@ from typing import Any
 from bench.harness import Lab, log, markdown_table, median, verdict
 from wechat_datacube import storage
 from wechat_datacube.endpoints import get_endpoint
-from wechat_datacube.storage_rows import ACCOUNT_COLUMN, EXTRA_COLUMN
+from wechat_datacube.load_status import LoadStatus
+from wechat_datacube.storage.checks import check_window
+from wechat_datacube.storage.columns import ACCOUNT_COLUMN, written_columns
+from wechat_datacube.storage.migrations import migrate
+from wechat_datacube.storage.payloads import body_json
+from wechat_datacube.storage.rows import normalize_rows
+from wechat_datacube.storage.window_sql import copy_rows, insert_response
 
 ENDPOINT = "getuserreadhour"
 ACCOUNT = "bench"
@@ -81,19 +87,18 @@ def copy_text(spec: Any, typed: list[dict[str, Any]], response_id: int) -> bytes
 
 
 def _columns(spec: Any) -> str:
-    return ", ".join([ACCOUNT_COLUMN, *spec.column_names, EXTRA_COLUMN, "response_id"])
+    return ", ".join(written_columns(spec))
 
 
 def per_row_breakdown(conn: Any, rows: int = BIG_WINDOW, repeats: int = 5) -> dict[str, float]:
     """Microseconds per row of each step write_window takes, timed apart on one 10,000-row window.
 
-    Uses storage's internal steps (the only way to time them apart); each is the same code
-    write_window runs, in the same order.
+    Calls the steps write_window is made of (public functions of the storage modules:
+    :mod:`~wechat_datacube.storage.rows`, :mod:`~wechat_datacube.storage.payloads`,
+    :mod:`~wechat_datacube.storage.window_sql`, :mod:`~wechat_datacube.storage.checks`), the
+    only way to time them apart; each is the same code write_window runs, in the same order.
     """
     from psycopg import sql
-
-    from wechat_datacube.storage import _copy_rows, _insert_response
-    from wechat_datacube.storage_checks import check_window
 
     spec = get_endpoint(ENDPOINT)
     raw = api_rows(rows, per_day=False)
@@ -102,17 +107,18 @@ def per_row_breakdown(conn: Any, rows: int = BIG_WINDOW, repeats: int = 5) -> di
     state: dict[str, Any] = {}
 
     def normalize() -> None:
-        state["typed"] = storage.normalize_rows(spec, raw, account=ACCOUNT, begin_date=day, end_date=day)
+        state["typed"] = normalize_rows(spec, raw, account=ACCOUNT, begin_date=day, end_date=day)
 
     def keep_raw() -> None:
+        payload = body_json({"list": raw}, account=ACCOUNT, endpoint=spec.name, begin_date=day, end_date=day)
         with conn.cursor() as cur:
-            state["id"] = _insert_response(cur, "wechat", spec=spec, account=ACCOUNT, begin=day, end=day, meta=meta,
-                                           status="loaded", row_count=rows, error=None, payload={"list": raw})
+            state["id"] = insert_response(cur, "wechat", spec, ACCOUNT, day, day, meta, status=LoadStatus.LOADED,
+                                          row_count=rows, error=None, payload_json=payload)
 
     def replace_rows() -> None:
         with conn.cursor() as cur:
             cur.execute(f"DELETE FROM wechat.{spec.table} WHERE account = %s AND ref_date = %s", (ACCOUNT, day))
-            _copy_rows(cur, sql.Identifier("wechat", spec.table), spec, state["typed"], state["id"])
+            copy_rows(cur, sql.Identifier("wechat", spec.table), spec, state["typed"], state["id"])
 
     def checks() -> None:
         with conn.cursor() as cur:
@@ -149,11 +155,11 @@ def measure(rows: int, repeats: int) -> dict[str, Any]:
     days: dict[str, list[dict[str, Any]]] = {}
     for row in api_rows(rows, per_day=True):
         days.setdefault(row["ref_date"], []).append(row)
-    typed = storage.normalize_rows(spec, one_day, account=ACCOUNT, begin_date="2015-01-01", end_date="2015-01-01")
+    typed = normalize_rows(spec, one_day, account=ACCOUNT, begin_date="2015-01-01", end_date="2015-01-01")
     with Lab() as lab:
         dsn = lab.database("wdc_bench_write")
         with psycopg.connect(dsn) as conn:
-            storage.migrate(conn, "wechat")
+            migrate(conn, "wechat")
             conn.commit()
             table = f"wechat.{spec.table}"
             # Typed rows reference api_response: the COPY baselines point at one response row (id 1).
@@ -259,7 +265,7 @@ cheaper without changing behaviour, and was (see below). In absolute terms one A
 response of this endpoint (216 rows) is written in about {216 * 1e6 / (rows / median(times[daily_name])) / 1000:.0f} ms,
 well below one HTTP call to WeChat.
 
-Product change made for this benchmark: `storage._copy_rows` computed the registry's
+Product change made for this benchmark: `storage.window_sql.copy_rows` computed the registry's
 column list once per *row* (a property building a tuple) and serialised an empty `extra`
 dict to JSON for every row; it now does the first once per window and sends an empty
 `extra` as the text `{{}}`. Same rows stored (the storage tests pass unchanged); the

@@ -57,9 +57,7 @@ def _rule_label(rule: dict[str, Any]) -> str:
 
 
 def run_r9(s: Session) -> dict[str, Any]:
-    account = s.accounts[ACCOUNT]
-    sim = s.sims[ACCOUNT]
-    dsn = s.dsn_of(ACCOUNT)
+    account, sim, dsn = s.phase_account(ACCOUNT)
     begin = account.start_date
     end = s.last
     sim.state.set_faults(RULES)

@@ -21,9 +21,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from wechat_datacube_dev.checksums import table_checksums
+from wechat_datacube_dev.connections import connection_env_var
+
 import bench.harness as harness  # noqa: F401  (sets AIRFLOW_HOME before Airflow is imported)
 from bench.harness import Account, Lab, last_scheduled_day, secrets_for
-from tests.fixtures.truth import table_checksums
 from wechat_datacube.dates import BEIJING
 from wechat_datacube.endpoints import get_endpoint
 
@@ -149,7 +151,7 @@ def main() -> int:
         dsn = lab.database("wdc_rel_badinput")
         account = Account(ACCOUNT, appid, secret, sim, PG_CONN, day)
         os.environ.update(account.env())
-        os.environ[f"AIRFLOW_CONN_{PG_CONN.upper()}"] = dsn
+        os.environ[connection_env_var(PG_CONN)] = dsn
         try:
             results = [run_case(sim, dsn, day, *case) for case in CASES]
         finally:

@@ -1,4 +1,4 @@
-"""Figures every catchup phase reports the same way (R8, R9): runs and tries, tables vs truth.
+"""Figures every catchup phase reports the same way (R1, R8, R9): runs and tries, tables vs truth, load_log.
 
 One place, so two phases cannot count "retries" or "equal to the truth" differently.
 """
@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from wechat_datacube_dev.simulator import SimulatorServer
 
 from tests.fixtures.truth import stored_rows, truth_rows
@@ -41,3 +42,14 @@ def tables_vs_truth(
         tables.append({"table": get_endpoint(endpoint).table, "stored": len(stored), "truth": len(truth),
                        "equal": stored == truth})
     return {"tables": tables, "truth_equal": all(t["equal"] for t in tables)}
+
+
+def read_load_log(dsn: str, account: str, begin: dt.date, end: dt.date) -> dict[tuple[str, dt.date], tuple[str, int]]:
+    """``load_log`` of ``account`` for ref_date in [begin, end]: (endpoint, day) -> (status, row count)."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT endpoint, ref_date, status, row_count FROM wechat.load_log "
+            "WHERE account = %s AND ref_date BETWEEN %s AND %s",
+            (account, begin, end),
+        ).fetchall()
+    return {(e, d): (st, n) for e, d, st, n in rows}

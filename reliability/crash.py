@@ -223,9 +223,9 @@ def run_r3(s: Session) -> list[dict[str, Any]]:
               base + dt.timedelta(days=10), lock="load_log", preload=True),
     ]
     from tests.fixtures.postgres import ADMIN_DSN
-    from wechat_datacube import storage
+    from wechat_datacube.storage.migrations import migrate
 
     with psycopg.connect(s.dsn_of("crash")) as conn:  # the observer reads the tables before any task ran
-        storage.migrate(conn, "wechat")
+        migrate(conn, "wechat")
     with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
         return [kill_at(s, p, admin) for p in points]

@@ -60,6 +60,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from wechat_datacube_dev.connections import connection_env_var, wechat_connection_env
+
 import bench.harness as harness  # noqa: F401  (sets AIRFLOW_HOME before Airflow is imported)
 from bench.harness import REPO, Account, Lab, last_scheduled_day, log, secrets_for
 
@@ -363,11 +365,6 @@ class ExpiresInProxy:
         self.server.server_close()
 
 
-def _conn_env(conn_id: str, host: str, secret: str, **extra: Any) -> dict[str, str]:
-    conn = {"conn_type": "wechat", "host": host, "login": APPID, "password": secret, "extra": extra}
-    return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
-
-
 def _operator_run(day: str) -> int:
     """The child of (b): one operator run in this fresh process; prints a JSON result line."""
     from wechat_datacube.operators import WeChatDatacubeToPostgresOperator
@@ -524,7 +521,7 @@ def dashboard_cases(dsn: str, scratch: Path) -> list[dict[str, Any]]:
     from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
-    from tests.unit.test_dashboard_guard import ACCOUNTS, BROKEN_ENTRY, OneDagAuthManager, serve
+    from tests.unit.dashboard.test_guard import ACCOUNTS, BROKEN_ENTRY, OneDagAuthManager, serve
     from wechat_datacube.dag_factory import DAILY_DAG_PREFIX
     from wechat_datacube.dashboard import guard
 
@@ -586,9 +583,9 @@ def main() -> int:
         proxy = ExpiresInProxy(sim.base_url).start()
         lab.stack.callback(proxy.stop)
         os.environ.update(Account(ACCOUNT, APPID, secret, sim, PG_CONN, day).env())
-        os.environ[f"AIRFLOW_CONN_{PG_CONN.upper()}"] = dsn
+        os.environ[connection_env_var(PG_CONN)] = dsn
         for mode in TOKEN_PATHS:
-            os.environ.update(_conn_env(f"wechat_r10_{mode}", proxy.base_url, secret, token_mode=mode))
+            os.environ.update([wechat_connection_env(f"wechat_r10_{mode}", proxy.base_url, APPID, secret, token_mode=mode)])
         try:
             for key, case in (
                 ("fernet", lambda: fernet_case(sim, day)),

@@ -34,7 +34,7 @@ from typing import Any
 import psycopg
 
 from bench.harness import log
-from reliability.catchup import run_figures, tables_vs_truth
+from reliability.catchup import read_load_log, run_figures, tables_vs_truth
 from reliability.session import R8_DAYS, Session
 from tests.fixtures.truth import truth_dicts
 from wechat_datacube.endpoints import LEGACY, get_endpoint
@@ -228,20 +228,8 @@ def _failure_causes(s: Session, dag_id: str, tis: list[dict[str, Any]], limit: i
     return causes
 
 
-def _load_log(dsn: str, begin: dt.date, end: dt.date) -> dict[tuple[str, dt.date], tuple[str, int]]:
-    with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
-            "SELECT endpoint, ref_date, status, row_count FROM wechat.load_log "
-            "WHERE account = %s AND ref_date BETWEEN %s AND %s",
-            (ACCOUNT, begin, end),
-        ).fetchall()
-    return {(e, d): (st, n) for e, d, st, n in rows}
-
-
 def run_r8(s: Session) -> dict[str, Any]:
-    account = s.accounts[ACCOUNT]
-    sim = s.sims[ACCOUNT]
-    dsn = s.dsn_of(ACCOUNT)
+    account, sim, dsn = s.phase_account(ACCOUNT)
     begin = account.start_date
     end = begin + dt.timedelta(days=R8_DAYS - 1)
     full: dict[tuple[str, dt.date], int] = {}
@@ -266,7 +254,7 @@ def run_r8(s: Session) -> dict[str, Any]:
     retried = [t for t in tis if (t.get("try_number") or 1) > 1]
     partial = {f"{table} {day}": sorted(counts - {0, full[(table, day)]})
                for (table, day), counts in observer.seen.items() if counts - {0, full[(table, day)]}}
-    load_log = _load_log(dsn, begin, end)
+    load_log = read_load_log(dsn, ACCOUNT, begin, end)
     expected_keys = {(e, begin + dt.timedelta(days=i)) for e in LEGACY for i in range(R8_DAYS)}
     load_log_ok = set(load_log) == expected_keys and all(
         st in ("loaded", "empty") and n == full[(get_endpoint(e).table, d)] for (e, d), (st, n) in load_log.items()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from bench.harness import SHORT_RETRY_DELAY_SECONDS, markdown_table, verdict
@@ -408,7 +409,22 @@ def _yes(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
-def _r10_interrupted(a: dict[str, Any]) -> tuple[bool, str]:
+@dataclass(frozen=True)
+class R10Case:
+    """One R10 case: its row of the summary table (what was measured against what was expected) and its own table."""
+
+    case: str
+    fix: str
+    measured: str
+    expected: str
+    met: bool
+    table: str
+
+    def summary_row(self) -> list[str]:
+        return [self.case, self.fix, self.measured, self.expected, _yes(self.met)]
+
+
+def _r10_interrupted(a: dict[str, Any]) -> R10Case:
     ok = (a["seed_state"] == "success" and a["made_due"] == 1 and a["is_task_process"]
           and a["rotations_at_lock"] == 0 and a["rotations_at_kill"] == 1 and a["rotated_token_committed_at_kill"] and a["run_state"] == "success" and a["tries"] >= 2
           and a["refused"] == 0 and a["mentions_61023"] == 0 and a["stored_is_live"])
@@ -427,10 +443,12 @@ def _r10_interrupted(a: dict[str, Any]) -> tuple[bool, str]:
          f"**{a['refused']}** / {a['mentions_61023']}"],
         ["stored refresh token = the one WeChat accepts now", a["stored_is_live"]],
     ])
-    return ok, table
+    measured = f"next refresh (Airflow's retry): {a['run_state']} (try {a['tries']}); 61023: {a['refused']}"
+    return R10Case("(a) authorizer refresh killed after WeChat rotated the refresh token", "1", measured,
+                   "next refresh succeeds; 61023 count 0", ok, table)
 
 
-def _r10_fernet(runs: list[dict[str, Any]]) -> tuple[bool, str]:
+def _r10_fernet(runs: list[dict[str, Any]]) -> R10Case:
     ok = [r["ok"] for r in runs] == [True] * 3 and [r["token_fetches"] for r in runs] == [1, 1, 0] \
         and [r["warned"] for r in runs] == [False, True, False]
     table = markdown_table(
@@ -439,10 +457,13 @@ def _r10_fernet(runs: list[dict[str, Any]]) -> tuple[bool, str]:
         [[r["run"], "success" if r["ok"] else f"**{r['error']}**", r["token_fetches"], r["warned"],
           f"{r['seconds']:.1f}"] for r in runs],
     )
-    return ok, table
+    measured = (f"second run: {'success' if runs[1]['ok'] else 'failed'}, {runs[1]['token_fetches']} new token "
+                f"fetch(es), warning {runs[1]['warned']}; rotated key (`new,old`): {runs[2]['token_fetches']}")
+    return R10Case("(b) Fernet key changed between two runs", "2", measured, "success with exactly 1 new fetch", ok,
+                   table)
 
 
-def _r10_expires_in(cases: list[dict[str, Any]]) -> tuple[bool, str]:
+def _r10_expires_in(cases: list[dict[str, Any]]) -> R10Case:
     ok = True
     rows = []
     for c in cases:
@@ -456,10 +477,13 @@ def _r10_expires_in(cases: list[dict[str, Any]]) -> tuple[bool, str]:
          "lifetime cached", "errors", ""],
         rows,
     )
-    return ok, table
+    tokens = [c["token_calls"] for c in cases]
+    measured = f"token calls per 40 data calls: {min(tokens)}..{max(tokens)} (10 cases, 2 modes)"
+    return R10Case("(c) expires_in -1 / 0 / 1e300 / NaN / text", "3", measured,
+                   "bounded (≤ 1 + s/30; before the fix: 1 per call, or a crash)", ok, table)
 
 
-def _r10_conf(cases: list[dict[str, Any]], requests: dict[str, int]) -> tuple[bool, str]:
+def _r10_conf(cases: list[dict[str, Any]], requests: dict[str, int]) -> R10Case:
     ok = requests == {"getusershare": 1}
     rows = []
     for c in cases:
@@ -474,10 +498,12 @@ def _r10_conf(cases: list[dict[str, Any]], requests: dict[str, int]) -> tuple[bo
                      ", ".join(f"{t}: {v}" for t, v in c["tasks"].items()), c["message"][:330] or "—", _yes(good)])
     table = markdown_table(
         ["run conf", "conf sent", "expected run", "run", "tasks", "message (task log)", ""], rows)
-    return ok, table
+    measured = "; ".join(f"{c['run_state']}" for c in cases) + f"; WeChat requests {requests}"
+    return R10Case("(d) run conf: unknown name / string / 32 days", "5", measured,
+                   "failed (ConfigError, known names) / exactly that endpoint / failed → backfill DAG", ok, table)
 
 
-def _r10_shared(r: dict[str, Any]) -> tuple[bool, str]:
+def _r10_shared(r: dict[str, Any]) -> R10Case:
     ok = (all(a["run_state"] == "success" and a["equal_truth"] for a in r["accounts"])
           and r["token_calls"] == {"stable": 1, "classic": 1} and r["cache_rows"] == {"stable": 1, "classic": 1}
           and not r["token_tables_elsewhere"])
@@ -486,10 +512,11 @@ def _r10_shared(r: dict[str, Any]) -> tuple[bool, str]:
         [[a["account"], a["mode"], a["schema"], a["run_state"], f"{a['rows']}: {a['equal_truth']}"]
          for a in r["accounts"]],
     )
-    return ok, table
+    return R10Case("(e) one AppID, two schemas per mode, 4 accounts at once", "6", f"token calls {r['token_calls']}",
+                   "1 per mode", ok, table)
 
 
-def _r10_state_dir(cases: list[dict[str, Any]]) -> tuple[bool, str]:
+def _r10_state_dir(cases: list[dict[str, Any]]) -> R10Case:
     ok = True
     rows = []
     for c in cases:
@@ -502,10 +529,13 @@ def _r10_state_dir(cases: list[dict[str, Any]]) -> tuple[bool, str]:
         rows.append([c["case"], ", ".join(f"`{k}` {v[2:]}" for k, v in c["dirs"].items()),
                      ", ".join(f"`{k}` {v[2:]}" for k, v in c["files"].items()), _yes(good)])
     table = markdown_table(["state directory", "directories", "files", ""], rows)
-    return ok, table
+    launcher = cases[0]
+    measured = (f"launcher: dirs {sorted(set(launcher['dirs'].values()))}, "
+                f"files {sorted(set(launcher['files'].values()))}")
+    return R10Case("(f) `.local/` permissions", "7", measured, "0700 / 0600", ok, table)
 
 
-def _r10_dashboard(cases: list[dict[str, Any]]) -> tuple[bool, str]:
+def _r10_dashboard(cases: list[dict[str, Any]]) -> R10Case:
     ok = True
     rows = []
     for c in cases:
@@ -521,49 +551,29 @@ def _r10_dashboard(cases: list[dict[str, Any]]) -> tuple[bool, str]:
          "revealing words in API + page", ""],
         rows,
     )
-    return ok, table
+    hidden = [c for c in cases if not c["expect_shown"]]
+    shown = [c for c in cases if c["expect_shown"]]
+    measured = (f"one-DAG user: {'hidden' if not any(c['shown'] for c in hidden) else '**shown**'}; "
+                f"admin/viewer: {'shown' if all(c['shown'] for c in shown) else '**hidden**'}")
+    return R10Case("(g) dashboard, broken accounts file", "8", measured,
+                   "hidden from who may not read every DAG, shown to who may", ok, table)
 
 
 def r10(c: dict[str, Any], w: dict[str, Any]) -> tuple[bool, str]:
     """R10 hardening: ``c`` from the cluster cases, ``w`` from the in-process subprocess."""
-    a_ok, a_table = _r10_interrupted(c["interrupted"])
-    b_ok, b_table = _r10_fernet(w["fernet"])
-    c_ok, c_table = _r10_expires_in(w["expires_in"])
-    d_ok, d_table = _r10_conf(c["conf"], c["conf_requests"])
-    e_ok, e_table = _r10_shared(c["shared"])
-    f_ok, f_table = _r10_state_dir(w["state_dir"])
-    g_ok, g_table = _r10_dashboard(w["dashboard"])
-    a, shared = c["interrupted"], c["shared"]
-    fernet = w["fernet"]
-    tokens = [x["token_calls"] for x in w["expires_in"]]
-    launcher = w["state_dir"][0]
-    hidden = [x for x in w["dashboard"] if not x["expect_shown"]]
-    shown = [x for x in w["dashboard"] if x["expect_shown"]]
-    summary = markdown_table(["case", "fix", "measured", "expected", "result"], [
-        ["(a) authorizer refresh killed after WeChat rotated the refresh token", "1",
-         f"next refresh (Airflow's retry): {a['run_state']} (try {a['tries']}); 61023: {a['refused']}",
-         "next refresh succeeds; 61023 count 0", _yes(a_ok)],
-        ["(b) Fernet key changed between two runs", "2",
-         f"second run: {'success' if fernet[1]['ok'] else 'failed'}, {fernet[1]['token_fetches']} new token "
-         f"fetch(es), warning {fernet[1]['warned']}; rotated key (`new,old`): {fernet[2]['token_fetches']}",
-         "success with exactly 1 new fetch", _yes(b_ok)],
-        ["(c) expires_in -1 / 0 / 1e300 / NaN / text", "3",
-         f"token calls per 40 data calls: {min(tokens)}..{max(tokens)} (10 cases, 2 modes)",
-         "bounded (≤ 1 + s/30; before the fix: 1 per call, or a crash)", _yes(c_ok)],
-        ["(d) run conf: unknown name / string / 32 days", "5",
-         "; ".join(f"{x['run_state']}" for x in c["conf"]) + f"; WeChat requests {c['conf_requests']}",
-         "failed (ConfigError, known names) / exactly that endpoint / failed → backfill DAG", _yes(d_ok)],
-        ["(e) one AppID, two schemas per mode, 4 accounts at once", "6",
-         f"token calls {shared['token_calls']}", "1 per mode", _yes(e_ok)],
-        ["(f) `.local/` permissions", "7",
-         f"launcher: dirs {sorted(set(launcher['dirs'].values()))}, files {sorted(set(launcher['files'].values()))}",
-         "0700 / 0600", _yes(f_ok)],
-        ["(g) dashboard, broken accounts file", "8",
-         f"one-DAG user: {'hidden' if not any(x['shown'] for x in hidden) else '**shown**'}; "
-         f"admin/viewer: {'shown' if all(x['shown'] for x in shown) else '**hidden**'}",
-         "hidden from who may not read every DAG, shown to who may", _yes(g_ok)],
-    ])
-    met = a_ok and b_ok and c_ok and d_ok and e_ok and f_ok and g_ok
+    cases = [
+        _r10_interrupted(c["interrupted"]),
+        _r10_fernet(w["fernet"]),
+        _r10_expires_in(w["expires_in"]),
+        _r10_conf(c["conf"], c["conf_requests"]),
+        _r10_shared(c["shared"]),
+        _r10_state_dir(w["state_dir"]),
+        _r10_dashboard(w["dashboard"]),
+    ]
+    a_table, b_table, c_table, d_table, e_table, f_table, g_table = (case.table for case in cases)
+    summary = markdown_table(["case", "fix", "measured", "expected", "result"], [x.summary_row() for x in cases])
+    met = all(case.met for case in cases)
+    shared = c["shared"]
     older = next((x for x in w["state_dir"] if x["older"]), None)
     loose = next((x for x in w["state_dir"] if not x["older"] and x["umask"] != "0o77"), None)
     notes = []
@@ -656,7 +666,7 @@ in a scratch directory.
 ### (g) Dashboard: accounts-file errors
 
 The dashboard's FastAPI app (`create_app`) in-process through `TestClient`, set up as its
-unit test does (`tests.unit.test_dashboard_guard.serve`): the login replaced by the given
+unit test does (`tests.unit.dashboard.test_guard.serve`): the login replaced by the given
 user, authorization by Airflow's own `SimpleAuthManager` (admin, viewer) or by a stand-in
 granting one DAG, as a FAB role with one DAG's read permission would (the simple auth
 manager has no such user: every role may read every DAG). Not through an api-server: the

@@ -102,6 +102,10 @@ class Session:
     def dsn_of(self, account: str) -> str:
         return self.dsns[self.accounts[account].pg_conn_id]
 
+    def phase_account(self, account: str) -> tuple[Account, SimulatorServer, str]:
+        """A phase's account, the simulator it talks to and its data database's DSN."""
+        return self.accounts[account], self.sims[account], self.dsn_of(account)
+
     def dbname_of(self, account: str) -> str:
         return conninfo_to_dict(self.dsn_of(account))["dbname"]
 

@@ -22,10 +22,13 @@ import time
 from collections import Counter
 from typing import Any
 
+from wechat_datacube_dev.checksums import table_checksums
+
 from bench.harness import log
+from reliability.catchup import read_load_log
 from reliability.session import BACKFILL_DAG, Session
-from tests.fixtures.truth import stored_rows, table_checksums, truth_rows
-from wechat_datacube.dates import iter_days
+from tests.fixtures.truth import stored_rows, truth_rows
+from wechat_datacube.dates import DateRange, iter_days
 from wechat_datacube.endpoints import LEGACY, get_endpoint
 from wechat_datacube.windows import plan_windows
 
@@ -70,7 +73,9 @@ def fault_label(rule: dict[str, Any]) -> str:
 def fault_free_calls(start: dt.date, last: dt.date) -> int:
     """Data calls the daily runs of [start, last] make without faults (matured re-fetches included)."""
     return sum(
-        len(plan_windows(get_endpoint(e), day, day, refetch_matured=True)) for day in iter_days(start, last) for e in LEGACY
+        len(plan_windows(get_endpoint(e), DateRange(day, day), refetch_matured=True))
+        for day in iter_days(start, last)
+        for e in LEGACY
     )
 
 
@@ -78,18 +83,6 @@ def _retries(s: Session, dag_id: str) -> tuple[int, int, Counter[str]]:
     """(task instances, Airflow retries = Σ(try_number - 1), states) over every run of ``dag_id``."""
     tis = s.cluster.all_task_instances(dag_id, "~")
     return len(tis), sum(max(0, (t.get("try_number") or 1) - 1) for t in tis), Counter(t["state"] for t in tis)
-
-
-def _load_log(dsn: str, account: str, begin: dt.date, end: dt.date) -> dict[tuple[str, str], tuple[str, int]]:
-    import psycopg
-
-    with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
-            "SELECT endpoint, ref_date, status, row_count FROM wechat.load_log "
-            "WHERE account = %s AND ref_date BETWEEN %s AND %s",
-            (account, begin, end),
-        ).fetchall()
-    return {(e, d.isoformat()): (st, n) for e, d, st, n in rows}
 
 
 def _backfill(s: Session, account: str, begin: dt.date, end: dt.date, reprocess: str) -> dict[str, Any]:
@@ -137,8 +130,8 @@ def run_r1(s: Session) -> dict[str, Any]:
         == truth_rows(s.sims["clean"], soak.appid, e, begin, end, account="soak")
         for e in LEGACY
     )
-    soak_log = _load_log(s.dsn_of("soak"), "soak", begin, end)
-    ref_log = _load_log(s.dsn_of("ref"), "ref", begin, end)
+    soak_log = read_load_log(s.dsn_of("soak"), "soak", begin, end)
+    ref_log = read_load_log(s.dsn_of("ref"), "ref", begin, end)
     return {
         "runs": len(runs),
         "run_states": Counter(r["state"] for r in runs),

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from wechat_datacube_dev.connections import connection_env_var, wechat_connection_env
+
 import bench.harness as harness  # noqa: F401  (sets AIRFLOW_HOME before Airflow is imported)
 from bench.harness import Lab
 from tests.fixtures.simulator import TEST_APPID, TEST_SECRET
@@ -36,11 +38,8 @@ def run() -> tuple[dict[str, Any], list[str]]:
     with Lab() as lab:
         sim = lab.simulator({TEST_APPID: TEST_SECRET})
         dsn = lab.database("wdc_rel_tokens")
-        os.environ[f"AIRFLOW_CONN_{PG_CONN.upper()}"] = dsn
-        os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps({
-            "conn_type": "wechat", "host": sim.base_url, "login": TEST_APPID, "password": TEST_SECRET,
-            "extra": {"token_mode": "classic"},
-        })
+        os.environ[connection_env_var(PG_CONN)] = dsn
+        os.environ.update([wechat_connection_env(CONN_ID, sim.base_url, TEST_APPID, TEST_SECRET, token_mode="classic")])
         sim.state.clock.set(SIM_NOW)
         started = time.monotonic()
         run = run_workers(sim.base_url, PG_CONN, workers=WORKERS, seconds=HOURS * 3600, pause=0.05, timeout=300)

@@ -21,16 +21,11 @@ from pathlib import Path
 from wechat_datacube.endpoints import ENDPOINTS, EndpointSpec
 from wechat_datacube.errors import ERRCODES, ErrorClass
 from wechat_datacube.provider import DEFAULT_BASE_URL
-from wechat_datacube.storage_schema import (
-    DEFAULT_SCHEMA,
-    FIXED_COLUMNS,
-    STATUSES,
-    column_sql,
-    primary_key,
-    table_comment,
-)
-from wechat_datacube.storage_views import views
-from wechat_datacube_dev.localrun import REPO_ROOT
+from wechat_datacube.storage.columns import FIXED_COLUMNS, primary_key
+from wechat_datacube.storage.connection import DEFAULT_SCHEMA
+from wechat_datacube.storage.schema import STATUSES, column_sql, table_comment
+from wechat_datacube.storage.views import views
+from wechat_datacube_dev.localrun import repo_root
 
 TABLES_DOC = Path("docs") / "tables.md"
 README = Path("README.md")
@@ -157,15 +152,16 @@ def render_readme(text: str) -> str:
     return text
 
 
-def expected_files(root: Path = REPO_ROOT) -> dict[Path, str]:
-    """Every generated file with the content it should have."""
+def expected_files(root: Path | None = None) -> dict[Path, str]:
+    """Every generated file with the content it should have (``root``: the checkout by default)."""
+    root = root or repo_root()
     return {
         root / TABLES_DOC: tables_doc(),
         root / README: render_readme((root / README).read_text(encoding="utf-8")),
     }
 
 
-def stale_files(root: Path = REPO_ROOT) -> list[Path]:
+def stale_files(root: Path | None = None) -> list[Path]:
     return [
         path for path, text in expected_files(root).items()
         if not path.exists() or path.read_text(encoding="utf-8") != text
@@ -175,8 +171,9 @@ def stale_files(root: Path = REPO_ROOT) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m wechat_datacube_dev.docgen", description=__doc__)
     parser.add_argument("--check", action="store_true", help="only report stale files (exit 1 if any)")
-    parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root")
+    parser.add_argument("--root", type=Path, help="repository root (default: the checkout this is installed from)")
     args = parser.parse_args(argv)
+    args.root = args.root or repo_root()
     stale = stale_files(args.root)
     if args.check:
         for path in stale:

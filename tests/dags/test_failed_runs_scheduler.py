@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,8 +18,7 @@ import pytest
 from wechat_datacube_dev.simulator import SimulatorServer
 
 from tests.fixtures.airflow import AirflowCluster
-from tests.fixtures.postgres import _create_db, _drop_db
-from tests.fixtures.simulator import TEST_APPID, make_simulator_config
+from tests.fixtures.scheduler import one_account_cluster
 from wechat_datacube.dag_factory import BACKFILL_DAG_ID, DAILY_DAG_PREFIX
 from wechat_datacube.dates import beijing_today
 from wechat_datacube.endpoints import LEGACY
@@ -38,17 +36,10 @@ class Setup:
         self.cluster, self.sim = cluster, sim
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
-        run = self.cluster.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
-        return str(run["dag_run_id"])
+        return str(self.cluster.trigger(dag_id, conf)["dag_run_id"])
 
     def wait(self, dag_id: str, run_id: str, timeout: float = 300) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = self.cluster.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
-            if run["state"] in ("success", "failed"):
-                return run
-            time.sleep(2)
-        raise AssertionError(f"run {run_id} did not finish: {self.cluster.log_tail('scheduler')}")
+        return self.cluster.wait_run(dag_id, run_id, timeout=timeout, poll=2)
 
     def states(self, dag_id: str, run_id: str) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -67,27 +58,13 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(airflow_cluster_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    db_name, dsn = _create_db("wdc_badsecret_data")
-    with SimulatorServer(make_simulator_config(ready_hour=0)) as sim:
-        accounts = tmp_path_factory.mktemp("accounts") / "accounts.yaml"
-        accounts.write_text(
-            "accounts:\n"
-            f"  - {{name: {ACCOUNT}, wechat_conn_id: wechat_badsecret, postgres_conn_id: wechat_badsecret_pg, "
-            # Starting yesterday: the daily DAG's catchup adds at most a run or two beside the test's.
-            f"start_date: {beijing_today() - dt.timedelta(days=1)}, endpoints: [legacy], ready_deadline_hour: 0}}\n"
-        )
-        env = {
-            "WECHAT_DATACUBE_ACCOUNTS": str(accounts),
-            "AIRFLOW_CONN_WECHAT_BADSECRET": json.dumps(
-                {"conn_type": "wechat", "host": sim.base_url, "login": TEST_APPID, "password": "not-the-app-secret"}
-            ),
-            "AIRFLOW_CONN_WECHAT_BADSECRET_PG": dsn,
-        }
-        cluster = airflow_cluster_factory(env)
-        cluster.wait_for_dag(BACKFILL_DAG_ID)
-        cluster.wait_for_dag(DAILY_DAG_ID)
-        yield Setup(cluster, sim)
-    _drop_db(db_name)
+    with one_account_cluster(
+        airflow_cluster_factory, tmp_path_factory.mktemp("accounts"), account=ACCOUNT,
+        # Starting yesterday: the daily DAG's catchup adds at most a run or two beside the test's.
+        start_date=beijing_today() - dt.timedelta(days=1),
+        password="not-the-app-secret", dags=[BACKFILL_DAG_ID, DAILY_DAG_ID],
+    ) as running:  # fmt: skip
+        yield Setup(running.cluster, running.sim)
 
 
 def test_backfill_with_a_wrong_secret_fails_and_the_report_names_40125_and_its_fix(setup: Setup) -> None:

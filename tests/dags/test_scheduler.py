@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from wechat_datacube_dev.checksums import table_checksums
 from wechat_datacube_dev.localrun.report import last_scheduled_day
 from wechat_datacube_dev.simulator import SimulatorServer
 
 from tests.fixtures.airflow import AirflowCluster
-from tests.fixtures.postgres import _create_db, _drop_db
-from tests.fixtures.simulator import TEST_APPID, TEST_SECRET, make_simulator_config
-from tests.fixtures.truth import stored_rows, table_checksums, truth_rows
+from tests.fixtures.scheduler import one_account_cluster
+from tests.fixtures.simulator import TEST_APPID
+from tests.fixtures.truth import stored_rows, truth_rows
 from wechat_datacube.dag_factory import DAILY_DAG_PREFIX
 from wechat_datacube.dates import BEIJING, utcnow
 from wechat_datacube.endpoints import LEGACY
@@ -40,27 +41,11 @@ class Setup:
 def setup(airflow_cluster_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     last = last_scheduled_day(utcnow())
     start = last - dt.timedelta(days=CATCHUP_DAYS - 1)
-    db_name, dsn = _create_db("wdc_sched_data")
-    # Data is published at 00:00 and the readiness deadline is 00:00: the test must not
-    # depend on the hour it runs at.
-    with SimulatorServer(make_simulator_config(ready_hour=0)) as sim:
-        accounts = tmp_path_factory.mktemp("accounts") / "accounts.yaml"
-        accounts.write_text(
-            "accounts:\n"
-            f"  - {{name: {ACCOUNT}, wechat_conn_id: wechat_sched, postgres_conn_id: wechat_sched_pg, "
-            f"start_date: {start.isoformat()}, endpoints: [legacy], ready_deadline_hour: 0, max_active_runs: 4}}\n"
-        )
-        env = {
-            "WECHAT_DATACUBE_ACCOUNTS": str(accounts),
-            "AIRFLOW_CONN_WECHAT_SCHED": json.dumps(
-                {"conn_type": "wechat", "host": sim.base_url, "login": TEST_APPID, "password": TEST_SECRET}
-            ),
-            "AIRFLOW_CONN_WECHAT_SCHED_PG": dsn,
-        }
-        cluster = airflow_cluster_factory(env)
-        cluster.wait_for_dag(DAG_ID)
-        yield Setup(cluster, sim, dsn, start, last)
-    _drop_db(db_name)
+    with one_account_cluster(
+        airflow_cluster_factory, tmp_path_factory.mktemp("accounts"), account=ACCOUNT, start_date=start,
+        dags=[DAG_ID], max_active_runs=4,
+    ) as running:  # fmt: skip
+        yield Setup(running.cluster, running.sim, running.dsn, start, last)
 
 
 def assert_matches_truth(s: Setup, begin: dt.date, end: dt.date, endpoints: tuple[str, ...] = LEGACY) -> None:
@@ -68,11 +53,6 @@ def assert_matches_truth(s: Setup, begin: dt.date, end: dt.date, endpoints: tupl
         stored = stored_rows(s.dsn, endpoint, begin, end, account=ACCOUNT)
         truth = truth_rows(s.sim, TEST_APPID, endpoint, begin, end, account=ACCOUNT)
         assert stored == truth, f"{endpoint} {begin}..{end}: {len(stored)} stored vs {len(truth)} true"
-
-
-def table_fingerprint(dsn: str) -> dict[str, tuple[int, str]]:
-    """Row count and an order-independent checksum of each legacy table."""
-    return table_checksums(dsn)
 
 
 def test_catchup_runs_every_day_since_start_and_stores_the_truth(setup: Setup) -> None:
@@ -101,20 +81,11 @@ def test_backfill_create_loads_an_earlier_range(setup: Setup) -> None:
 
 
 def _trigger(setup: Setup, conf: dict[str, Any]) -> dict[str, Any]:
-    run = setup.cluster.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
-    return run
+    return setup.cluster.trigger(DAG_ID, conf)
 
 
 def _wait_run(setup: Setup, run_id: str, timeout: float = 300) -> dict[str, Any]:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = setup.cluster.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")
-        if run["state"] in ("success", "failed"):
-            return run
-        time.sleep(2)
-    raise AssertionError(f"run {run_id} did not finish: {setup.cluster.log_tail('scheduler')}")
+    return setup.cluster.wait_run(DAG_ID, run_id, timeout=timeout, poll=2)
 
 
 def test_rest_trigger_without_logical_date_runs_the_requested_endpoints_and_dates(setup: Setup) -> None:
@@ -137,10 +108,10 @@ def test_rest_trigger_without_logical_date_runs_the_requested_endpoints_and_date
     assert after.get("/datacube/getuserreadhour", 0) == before.get("/datacube/getuserreadhour", 0)
 
     # Rerunning the same request replaces the same windows: no duplicates, same content.
-    fingerprint = table_fingerprint(setup.dsn)
+    checksums = table_checksums(setup.dsn)
     again = _wait_run(setup, _trigger(setup, conf)["dag_run_id"])
     assert again["state"] == "success"
-    assert table_fingerprint(setup.dsn) == fingerprint
+    assert table_checksums(setup.dsn) == checksums
 
 
 def test_trigger_without_logical_date_or_dates_fails_with_a_clear_message(setup: Setup) -> None:

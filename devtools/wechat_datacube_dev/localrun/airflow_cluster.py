@@ -23,7 +23,7 @@ from typing import Any
 
 import requests
 
-from wechat_datacube_dev.localrun import REPO_ROOT
+from wechat_datacube_dev.localrun import repo_root
 from wechat_datacube_dev.localrun.processes import ManagedProcess, stop_processes
 
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
@@ -74,12 +74,13 @@ class AirflowCluster:
         self.base_url = f"http://{host}:{self.port}"
         self.pool_slots = pool_slots
         self.components = tuple(components)
+        root = repo_root()
         #: What this deployment sets on top of the caller's environment: all a CLI needs to
         #: reach it (``make airflow`` runs the ``airflow`` command with these).
         self.settings: dict[str, str] = {
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(parallelism),
@@ -226,6 +227,21 @@ class AirflowCluster:
             time.sleep(poll)
         states = json.dumps([(r["run_id"], r["state"]) for r in runs])
         raise ClusterError(f"runs of {dag_id} not finished in {timeout}s: {states}\n{self.log_tail('scheduler')}")
+
+    def trigger(self, dag_id: str, conf: dict[str, Any], logical_date: str | None = None) -> dict[str, Any]:
+        """Create a run of ``dag_id`` through the REST API (no ``logical_date``: a run without one); the run."""
+        return self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": logical_date, "conf": conf})
+
+    def wait_run(self, dag_id: str, run_id: str, *, timeout: float = 600, poll: float = 1.0) -> dict[str, Any]:
+        """Wait until run ``run_id`` has finished (success or failed) and return it; ClusterError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            run = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] in FINISHED:
+                return run
+            time.sleep(poll)
+        raise ClusterError(f"run {dag_id}/{run_id} did not finish in {timeout:.0f} s\n{self.log_tail('scheduler')}")
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})[

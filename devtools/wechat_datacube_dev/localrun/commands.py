@@ -22,6 +22,7 @@ from types import FrameType
 import psycopg
 
 from wechat_datacube.endpoints import ALL_SOURCES, LEGACY
+from wechat_datacube_dev.localrun import CheckoutNotFoundError
 from wechat_datacube_dev.localrun.airflow_cluster import AIRFLOW_BIN, ClusterError
 from wechat_datacube_dev.localrun.postgres import shell_command
 from wechat_datacube_dev.localrun.report import (
@@ -125,42 +126,80 @@ def banner(stack: LocalStack) -> str:
     )
 
 
-def run(config: StackConfig, say: Callable[[str], None] = print, poll: float = 5.0) -> int:
-    """``make run``: start, report, wait for Ctrl-C, stop."""
-    stack = LocalStack(config, say)
+class _Progress:
+    """Polls the catchup of the running stack and says each new status line once."""
+
+    def __init__(self, stack: LocalStack, say: Callable[[str], None]) -> None:
+        self.stack, self.say, self.last_line = stack, say, ""
+
+    def poll(self) -> CatchupStatus:
+        assert self.stack.cluster is not None
+        self.stack.cluster.check_alive()
+        status = _status(self.stack)
+        if status.line() != self.last_line:
+            self.last_line = status.line()
+            self.say(self.last_line)
+        return status
+
+
+def _supervised(
+    stack: LocalStack,
+    say: Callable[[str], None],
+    body: Callable[[], int],
+    *,
+    interrupted: tuple[str, int],
+    failure: str,
+) -> int:
+    """Run ``body`` (its exit status), turning the ways it can end into messages and exit statuses.
+
+    Ctrl-C/SIGTERM: ``interrupted`` (message, status); a configuration the stack cannot start
+    with: ``EXIT_USAGE``; a component or the database failing: ``failure: <why>``, ``EXIT_FAILED``.
+    Whatever happened, every process the stack started is stopped.
+    """
     try:
-        stack.start()
-        say(banner(stack))
-        last_line, announced = "", False
-        reported: set[str] = set()  # failed runs already announced
-        while True:
-            assert stack.cluster is not None
-            stack.cluster.check_alive()
-            status = _status(stack)
-            if status.line() != last_line:
-                last_line = status.line()
-                say(last_line)
-            if status.complete and not announced:
-                announced = True
-                say(format_counts(_counts(stack, status), status.days))
-                say("catchup complete; new days are loaded every day at 10:00 Beijing while this runs.")
-            for run_ in status.failed_runs():
-                if run_["dag_run_id"] not in reported:
-                    reported.add(run_["dag_run_id"])
-                    say(f"run {run_['dag_run_id']} FAILED: see the UI ({stack.cluster.base_url}/dags/{DAG_ID}/runs)")
-            time.sleep(poll)
+        return body()
     except (KeyboardInterrupt, Interrupted):
-        say("\ninterrupted: stopping everything ...")
-        return EXIT_OK
-    except (StackError, StateError) as exc:
+        message, status = interrupted
+        say(message)
+        return status
+    except (StackError, StateError, CheckoutNotFoundError) as exc:
         say(f"ERROR: {exc}")
         return EXIT_USAGE
     except (ClusterError, psycopg.Error) as exc:
-        say(f"ERROR: {exc}")
+        say(f"{failure}: {exc}")
         return EXIT_FAILED
     finally:
         _shielded_stop(stack)
         say("stopped.")
+
+
+def run(config: StackConfig, say: Callable[[str], None] = print, poll: float = 5.0) -> int:
+    """``make run``: start, report, wait for Ctrl-C, stop."""
+    stack = LocalStack(config, say)
+    return _supervised(
+        stack, say, lambda: _serve(stack, say, poll), interrupted=("\ninterrupted: stopping everything ...", EXIT_OK),
+        failure="ERROR",
+    )  # fmt: skip
+
+
+def _serve(stack: LocalStack, say: Callable[[str], None], poll: float) -> int:
+    """Start, print the banner, then report progress (and each failed run once) until interrupted."""
+    stack.start()
+    say(banner(stack))
+    progress, announced = _Progress(stack, say), False
+    reported: set[str] = set()  # failed runs already announced
+    while True:
+        status = progress.poll()
+        if status.complete and not announced:
+            announced = True
+            say(format_counts(_counts(stack, status), status.days))
+            say("catchup complete; new days are loaded every day at 10:00 Beijing while this runs.")
+        for run_ in status.failed_runs():
+            if run_["dag_run_id"] not in reported:
+                reported.add(run_["dag_run_id"])
+                assert stack.cluster is not None
+                say(f"run {run_['dag_run_id']} FAILED: see the UI ({stack.cluster.base_url}/dags/{DAG_ID}/runs)")
+        time.sleep(poll)
 
 
 def _describe_failures(stack: LocalStack, status: CatchupStatus) -> list[str]:
@@ -177,67 +216,77 @@ def _describe_failures(stack: LocalStack, status: CatchupStatus) -> list[str]:
 def demo(config: StackConfig, timeout: float, say: Callable[[str], None] = print, poll: float = 3.0) -> int:
     """``make demo``: start, catch up to completion, print counts and a summary, stop."""
     stack = LocalStack(config, say)
-    started = time.monotonic()
-    try:
-        stack.start_services()
-        assert stack.first_day is not None
-        before = table_counts(stack.data_params(), DEMO_ACCOUNT, stack.first_day, last_scheduled_day(),
-                              schema=DATA_SCHEMA)  # before any task can run
-        stack.start_airflow()
-        assert stack.cluster is not None and stack.simulator is not None
-        say(f"demo: waiting for the catchup runs of {DAG_ID} (timeout {timeout:.0f} s)")
-        deadline = time.monotonic() + timeout
-        last_line = ""
-        while True:
-            stack.cluster.check_alive()
-            status = _status(stack)
-            if status.line() != last_line:
-                last_line = status.line()
-                say(last_line)
-            if status.failed_runs():
-                say("DEMO FAILED: a catchup run failed")
-                for line in _describe_failures(stack, status):
-                    say(line)
-                return EXIT_FAILED
-            if status.complete:
-                break
-            if time.monotonic() > deadline:
-                say(f"DEMO FAILED: catchup not finished after {timeout:.0f} s ({status.line()})")
-                return EXIT_FAILED
-            time.sleep(poll)
+    return _supervised(
+        stack, say, lambda: _demo(stack, timeout, say, poll), interrupted=("\ninterrupted", EXIT_FAILED),
+        failure="DEMO FAILED",
+    )  # fmt: skip
 
-        counts = _counts(stack, status)
-        say("")
-        say(format_counts(counts, status.days, before))
-        calls = stack.simulator.state.counters()["paths"]
-        datacube = sum(n for p, n in calls.items() if p.startswith("/datacube/"))
-        tokens = sum(n for p, n in calls.items() if p.startswith("/cgi-bin/"))
-        empty = [c.table for c in counts if c.rows == 0]
-        unfinished = [c.table for c in counts if c.days_loaded < status.days]
-        say("")
-        say(
-            f"summary: {status.succeeded}/{status.days} daily runs of {DAG_ID} succeeded "
-            f"({status.first}..{status.last}, Beijing); {sum(c.rows for c in counts)} rows in "
-            f"{len(LEGACY)} tables, {sum(c.rows for c in counts) - sum(c.rows for c in before)} new; "
-            f"{datacube} datacube + {tokens} token calls to the simulator; {time.monotonic() - started:.0f} s."
-        )
-        if empty or unfinished:
-            say(f"DEMO FAILED: tables without rows {empty or '-'}; days not loaded in {unfinished or '-'}")
-            return EXIT_FAILED
-        say("DEMO OK")
-        return EXIT_OK
-    except (KeyboardInterrupt, Interrupted):
-        say("\ninterrupted")
+
+def _demo(stack: LocalStack, timeout: float, say: Callable[[str], None], poll: float) -> int:
+    """The demo's steps: start counting, wait for the catchup, judge what it stored."""
+    started = time.monotonic()
+    before = _start_counting(stack)
+    say(f"demo: waiting for the catchup runs of {DAG_ID} (timeout {timeout:.0f} s)")
+    status = _await_catchup(stack, timeout, say, poll)
+    if status is None:
         return EXIT_FAILED
-    except (StackError, StateError) as exc:
-        say(f"ERROR: {exc}")
-        return EXIT_USAGE
-    except (ClusterError, psycopg.Error) as exc:
-        say(f"DEMO FAILED: {exc}")
+    return _judge_demo(stack, status, before, time.monotonic() - started, say)
+
+
+def _start_counting(stack: LocalStack) -> list[TableCount]:
+    """Start the stack; the rows per table before any task can run (what the demo adds is measured against it)."""
+    stack.start_services()
+    assert stack.first_day is not None
+    before = table_counts(stack.data_params(), DEMO_ACCOUNT, stack.first_day, last_scheduled_day(), schema=DATA_SCHEMA)
+    stack.start_airflow()
+    return before
+
+
+def _await_catchup(stack: LocalStack, timeout: float, say: Callable[[str], None], poll: float) -> CatchupStatus | None:
+    """The catchup once every run succeeded; None (and why, said) when a run failed or time ran out."""
+    progress = _Progress(stack, say)
+    deadline = time.monotonic() + timeout
+    while True:
+        status = progress.poll()
+        if status.failed_runs():
+            say("DEMO FAILED: a catchup run failed")
+            for line in _describe_failures(stack, status):
+                say(line)
+            return None
+        if status.complete:
+            return status
+        if time.monotonic() > deadline:
+            say(f"DEMO FAILED: catchup not finished after {timeout:.0f} s ({status.line()})")
+            return None
+        time.sleep(poll)
+
+
+def _judge_demo(
+    stack: LocalStack, status: CatchupStatus, before: list[TableCount], seconds: float, say: Callable[[str], None]
+) -> int:
+    """Print rows per table and a summary; OK only if every table has rows for every day of the catchup."""
+    assert stack.simulator is not None
+    counts = _counts(stack, status)
+    say("")
+    say(format_counts(counts, status.days, before))
+    calls = stack.simulator.state.counters()["paths"]
+    datacube = sum(n for p, n in calls.items() if p.startswith("/datacube/"))
+    tokens = sum(n for p, n in calls.items() if p.startswith("/cgi-bin/"))
+    rows = sum(c.rows for c in counts)
+    say("")
+    say(
+        f"summary: {status.succeeded}/{status.days} daily runs of {DAG_ID} succeeded "
+        f"({status.first}..{status.last}, Beijing); {rows} rows in "
+        f"{len(LEGACY)} tables, {rows - sum(c.rows for c in before)} new; "
+        f"{datacube} datacube + {tokens} token calls to the simulator; {seconds:.0f} s."
+    )
+    empty = [c.table for c in counts if c.rows == 0]
+    unfinished = [c.table for c in counts if c.days_loaded < status.days]
+    if empty or unfinished:
+        say(f"DEMO FAILED: tables without rows {empty or '-'}; days not loaded in {unfinished or '-'}")
         return EXIT_FAILED
-    finally:
-        _shielded_stop(stack)
-        say("stopped.")
+    say("DEMO OK")
+    return EXIT_OK
 
 
 def psql(state_dir: StateDir, extra_args: list[str]) -> int:

@@ -18,7 +18,7 @@ from psycopg import sql
 
 from wechat_datacube.dates import BEIJING
 from wechat_datacube.endpoints import LEGACY, get_endpoint
-from wechat_datacube.storage import DONE_STATUSES
+from wechat_datacube.load_status import DONE
 
 #: Beijing hour of the daily run (dag_factory.DAILY_CRON = "0 10 * * *"); not imported, as
 #: dag_factory imports Airflow and the launcher process must not.
@@ -112,7 +112,7 @@ def table_counts(
     endpoints: tuple[str, ...] = LEGACY,
 ) -> list[TableCount]:
     """Per endpoint: all rows of ``account``, and within ``first..last`` the days with rows and
-    the days the load log calls final (``loaded`` or ``empty``). Zeros before the first load."""
+    the days the load log calls done (:data:`~wechat_datacube.load_status.DONE`). Zeros before the first load."""
     out: list[TableCount] = []
     with psycopg.connect(**conn_params, autocommit=True) as conn:
         exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.load_log",)).fetchone()[0]
@@ -123,7 +123,7 @@ def table_counts(
                     "SELECT endpoint, count(*) FROM {}.load_log WHERE account = %s AND ref_date BETWEEN %s AND %s "
                     "AND status = ANY(%s) GROUP BY endpoint"
                 ).format(sql.Identifier(schema)),
-                (account, first, last, list(DONE_STATUSES)),
+                (account, first, last, sorted(DONE)),
             ).fetchall()
             loaded = dict(rows)
         for name in endpoints:

@@ -34,6 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from wechat_datacube_dev.connections import connection_env_var, wechat_connection
 from wechat_datacube_dev.localrun.airflow_cluster import ALL_COMPONENTS, AirflowCluster, port_in_use
 from wechat_datacube_dev.localrun.postgres import (
     PostgresServer,
@@ -85,23 +86,10 @@ class StackConfig:
         return f"{self.db_prefix}_airflow"
 
 
-def wechat_connection(base_url: str) -> str:
-    """The demo account on the simulator, as an Airflow ``wechat`` connection (JSON)."""
-    return json.dumps(
-        {
-            "conn_type": "wechat",
-            "host": base_url,
-            "login": DEMO_APPID,
-            "password": DEMO_SECRET,
-            "extra": {"token_mode": "stable"},
-        }
-    )
-
-
 def demo_connections(simulator_url: str, data_params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The connections the stack keeps in the metadata DB, as ``airflow connections import`` reads them."""
     connections = {
-        WECHAT_CONN_ID: json.loads(wechat_connection(simulator_url)),
+        WECHAT_CONN_ID: wechat_connection(simulator_url, DEMO_APPID, DEMO_SECRET, token_mode="stable"),
         PG_CONN_ID: json.loads(airflow_connection(data_params)),
     }
     for conn in connections.values():
@@ -208,7 +196,7 @@ class LocalStack:
             os.unlink(path)
         self.say(f"airflow:   connections {', '.join(connections)} in the metadata database (Admin -> Connections)")
         for conn_id in connections:
-            variable = f"AIRFLOW_CONN_{conn_id.upper()}"
+            variable = connection_env_var(conn_id)
             if variable in os.environ:
                 self.say(f"WARNING:   {variable} is set in this shell: it shadows the connection {conn_id} "
                          "of the metadata database for every Airflow process; unset it")

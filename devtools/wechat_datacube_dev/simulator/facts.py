@@ -6,7 +6,7 @@ it behaves, with the official response shapes), **not** from the pipeline's regi
 disagree with the pipeline: when both read one table, a wrong fact there is "true" on both
 sides and no test can see it. That happened once: the registry modelled the replacement
 endpoints as flat rows, the simulator served flat rows, and everything passed.
-``tests/unit/test_simulator_data.py`` checks that no simulator module imports the registry.
+``tests/unit/dev/test_simulator_data.py`` checks that no simulator module imports the registry.
 """
 
 from __future__ import annotations

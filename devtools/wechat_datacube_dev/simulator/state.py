@@ -17,7 +17,7 @@ from wechat_datacube_dev.simulator.clock import SimClock
 from wechat_datacube_dev.simulator.config import SimulatorConfig
 from wechat_datacube_dev.simulator.facts import EndpointFacts, endpoint_facts
 from wechat_datacube_dev.simulator.faults import FaultBook
-from wechat_datacube_dev.simulator.tokens import TokenStore
+from wechat_datacube_dev.simulator.tokens import IssuedTokens
 from wechat_datacube_dev.simulator.wire import ApiError
 
 DateLike = dt.date | str
@@ -34,7 +34,7 @@ class SimulatorState:
         self.config = config or SimulatorConfig()
         self.clock = SimClock()
         self.lock = threading.RLock()
-        self.tokens = TokenStore(self.config, self.clock.now)
+        self.tokens = IssuedTokens(self.config, self.clock.now)
         self.fault_book = FaultBook(self.config.seed)
         self._paths: dict[str, int] = defaultdict(int)
         self._appids: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))

@@ -55,7 +55,7 @@ def _new_value() -> str:
     return secrets.token_urlsafe(64)
 
 
-class TokenStore:
+class IssuedTokens:
     """Issued tokens, the current one per (kind, appid), refresh tokens and daily quotas."""
 
     def __init__(self, config: SimulatorConfig, now: Callable[[], dt.datetime]) -> None:

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import pytest
-from wechat_datacube_dev.docgen import REPO_ROOT, render_readme, stale_files, tables_doc
+from wechat_datacube_dev.docgen import render_readme, stale_files, tables_doc
+from wechat_datacube_dev.localrun import repo_root
 
 from wechat_datacube.endpoints import ENDPOINTS
 from wechat_datacube.errors import ERRCODES
 
 
 def test_committed_docs_match_the_registry_and_the_errcode_table() -> None:
-    stale = [str(p.relative_to(REPO_ROOT)) for p in stale_files()]
+    stale = [str(p.relative_to(repo_root())) for p in stale_files()]
     assert stale == [], f"run `make docs` and commit: {stale}"
 
 
 def test_readme_lists_every_table_and_every_errcode() -> None:
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (repo_root() / "README.md").read_text(encoding="utf-8")
     for spec in ENDPOINTS.values():
         assert f"| `{spec.table}` | `{spec.name}` |" in readme
     for code in ERRCODES:

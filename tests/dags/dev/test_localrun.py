@@ -37,6 +37,7 @@ from typing import Any
 import psycopg
 import pytest
 import requests
+from wechat_datacube_dev.checksums import table_checksums
 from wechat_datacube_dev.localrun.processes import group_alive
 from wechat_datacube_dev.localrun.report import catchup_window
 from wechat_datacube_dev.localrun.stack import DAG_ID, DEMO_ACCOUNT
@@ -44,7 +45,7 @@ from wechat_datacube_dev.simulator import DEMO_APPID, DEMO_SECRET, SimulatorConf
 
 from tests.fixtures.airflow import free_port
 from tests.fixtures.postgres import ADMIN_DSN, _drop_db, _dsn_for
-from tests.fixtures.truth import count_rows, stored_rows, table_checksums, truth_rows
+from tests.fixtures.truth import count_rows, stored_rows, truth_rows
 from wechat_datacube.endpoints import LEGACY, get_endpoint
 
 pytestmark = pytest.mark.scheduler
@@ -295,7 +296,7 @@ def test_naive_cli_dates_are_beijing_dates(running: Running) -> None:
     assert len(_dry_run(running, day, third)) == 2  # a bare --to-date is that day's midnight
 
 
-README_REST = Path(__file__).resolve().parents[2] / "README.md"
+README_REST = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def _readme_rest_blocks() -> list[str]:
