@@ -18,7 +18,10 @@ COPY --chown=airflow:root requirements.txt /opt/wechat-datacube/requirements.txt
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/wechat-datacube/requirements.txt
 
 # The airflow-wechat-datacube distribution: the wechat_datacube package and its provider
-# entry point (connection type "wechat" in the UI). --no-deps: installed just above.
+# entry point (connection type "wechat" in the UI). pip builds it from the same files as
+# `make wheel` (pyproject.toml, README.md, plugins/), so the image holds the provider only:
+# the development package (devtools/: simulator, launcher, doc generator) is never copied
+# (tests/packaging/test_dockerfile.py). --no-deps: installed just above.
 COPY --chown=airflow:root pyproject.toml README.md /opt/wechat-datacube/
 COPY --chown=airflow:root plugins/ /opt/wechat-datacube/plugins/
 RUN pip install --no-cache-dir --no-deps /opt/wechat-datacube
