@@ -1,7 +1,8 @@
 """The simulator's own facts about WeChat's datacube endpoints.
 
-Written from ``shared/reference/wechat-datacube-api.md`` (sections 2, 3 and 7: the API as
-it behaves, with the official response shapes), **not** from the pipeline's registry
+Written from the official datacube pages (``developers.weixin.qq.com/doc/service/api/wedata/...``:
+spans, first dates, response shapes; see ``tests/fixtures/wechat_samples/README.md``) and the
+API as it behaves (delays, maturing series), **not** from the pipeline's registry
 (``wechat_datacube.endpoints``). The simulator stands in for WeChat, so it must be able to
 disagree with the pipeline: when both read one table, a wrong fact there is "true" on both
 sides and no test can see it. That happened once: the registry modelled the replacement
