@@ -61,7 +61,7 @@ from wechat_datacube_dev.simulator import SimulatorServer  # noqa: E402
 from tests.fixtures.airflow import AirflowCluster  # noqa: E402
 from tests.fixtures.postgres import ADMIN_DSN, _create_db, _drop_db  # noqa: E402
 from tests.fixtures.simulator import make_simulator_config  # noqa: E402
-from wechat_datacube.dag_factory import DAILY_DAG_PREFIX  # noqa: E402
+from wechat_datacube.dag_settings import DAILY_DAG_PREFIX  # noqa: E402
 
 #: Retry delay the suites give the DAGs' tasks (dag_factory.RETRY_DELAY_ENV): seconds, not minutes.
 SHORT_RETRY_DELAY_SECONDS = "2"

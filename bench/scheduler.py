@@ -42,7 +42,7 @@ from bench.harness import (
     verdict,
     write_accounts_file,
 )
-from wechat_datacube.dag_factory import DEFAULT_TASK_ARGS, RETRY_DELAY_ENV
+from wechat_datacube.dag_settings import DEFAULT_TASK_ARGS, RETRY_DELAY_ENV
 from wechat_datacube.endpoints import HISTORY_START, LEGACY, get_endpoint
 from wechat_datacube.operators import table_asset
 from wechat_datacube.windows import calls_needed

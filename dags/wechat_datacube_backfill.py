@@ -35,13 +35,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-# Pre-imported by the DAG processor for the tasks' retry policy: docs/benchmarks.md#b3-parse-time
+# Pre-imported by the DAG processor (the retry policy; the modules expand_kwargs imports at
+# every parse): docs/benchmarks.md#b3-parse-time
+import airflow.providers.standard.operators.empty  # noqa: F401
+import airflow.sdk.bases.sensor  # noqa: F401
+import airflow.sdk.bases.skipmixin  # noqa: F401
 import airflow.sdk.definitions.retry_policy  # noqa: F401
 from airflow.sdk import DAG, Param
 
 from wechat_datacube.backfill_params import DEFAULT_WINDOWS_PER_TASK, REPROCESS_MODES
 from wechat_datacube.backfill_tasks import BackfillPlanOperator, BackfillReportOperator
-from wechat_datacube.dag_factory import API_POOL, BACKFILL_DAG_ID, DEFAULT_TASK_ARGS
+from wechat_datacube.dag_settings import API_POOL, BACKFILL_DAG_ID, DEFAULT_TASK_ARGS
 from wechat_datacube.endpoints import ENDPOINTS, FAMILIES
 from wechat_datacube.operators import WeChatDatacubeToPostgresOperator
 from wechat_datacube.retry_policy import WeChatRetryPolicy

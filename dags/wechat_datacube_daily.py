@@ -28,7 +28,8 @@ import airflow.sdk.definitions.retry_policy  # noqa: F401
 from airflow.sdk import DAG, BaseOperator
 
 from wechat_datacube.accounts import AccountConfigError, accounts_path, load_accounts
-from wechat_datacube.dag_factory import DAILY_DAG_PREFIX, build_daily_dag
+from wechat_datacube.dag_factory import build_daily_dag
+from wechat_datacube.dag_settings import DAILY_DAG_PREFIX
 
 CONFIG_ERROR_TAG = "config-error"
 #: The DAG of an accounts file that cannot be used at all. The suffixes of these DAG ids

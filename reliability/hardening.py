@@ -522,7 +522,7 @@ def dashboard_cases(dsn: str, scratch: Path) -> list[dict[str, Any]]:
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
     from tests.unit.dashboard.test_guard import ACCOUNTS, BROKEN_ENTRY, OneDagAuthManager, serve
-    from wechat_datacube.dag_factory import DAILY_DAG_PREFIX
+    from wechat_datacube.dag_settings import DAILY_DAG_PREFIX
     from wechat_datacube.dashboard import guard
 
     broken = scratch / "dashboard" / "accounts.yaml"

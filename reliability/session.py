@@ -55,7 +55,7 @@ from bench.harness import (
 from reliability.private_pg import PrivatePostgres
 from tests.fixtures.simulator import TEST_AUTHORIZER_APPID, TEST_AUTHORIZER_REFRESH_TOKEN, TEST_COMPONENT_APPID
 from tests.fixtures.token_requests import component_token
-from wechat_datacube.dag_factory import RETRY_DELAY_ENV
+from wechat_datacube.dag_settings import RETRY_DELAY_ENV
 from wechat_datacube.dates import beijing_today
 
 SOAK_DAYS = 60

@@ -6,22 +6,18 @@ for any config. Nothing here touches the network or a database: this runs at par
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 from typing import TYPE_CHECKING, Any
 
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
+from wechat_datacube.dag_settings import API_POOL, BACKFILL_DAG_ID, DAILY_DAG_PREFIX, DEFAULT_TASK_ARGS, RETRY_POLICY
 from wechat_datacube.endpoints import get_endpoint
 from wechat_datacube.operators import WeChatDatacubeToPostgresOperator
-from wechat_datacube.retry_policy import WeChatRetryPolicy
 
 if TYPE_CHECKING:  # the backfill DAG file imports this module without needing the accounts module
     from wechat_datacube.accounts import AccountConfig
 
-#: Pool every API task runs in; created by setup (`airflow pools set wechat_api 4 ...`).
-API_POOL = "wechat_api"
 #: The daily DAGs' time zone, by name for Airflow's timetable: Beijing time, the zone that
 #: ``wechat_datacube.dates`` does every run-time date computation in. That module is not
 #: imported here: it is run-time only, and the DAG files must stay cheap to parse.
@@ -29,9 +25,6 @@ TIMEZONE = "Asia/Shanghai"
 #: 10:00 Beijing: two hours after WeChat publishes the previous day (08:00).
 DAILY_HOUR = 10
 DAILY_CRON = f"0 {DAILY_HOUR} * * *"
-DAILY_DAG_PREFIX = "wechat_datacube_daily__"
-#: The bulk backfill DAG (dags/wechat_datacube_backfill.py); messages send long ranges there.
-BACKFILL_DAG_ID = "wechat_datacube_backfill"
 
 # Manual runs pass their window through the run's conf, not DAG params: docs/benchmarks.md#b3-parse-time
 CONF_BEGIN = "{{ (dag_run.conf or {}).get('begin_date') or '' }}"
@@ -43,38 +36,6 @@ CONF_REPLACE_SHRINKING = "{{ (dag_run.conf or {}).get('replace_shrinking') or ''
 #: Longest window a manual run may ask for; longer ranges belong to the backfill DAG, which
 #: batches the calls and resumes after the daily quota.
 MAX_MANUAL_DAYS = 31
-
-#: Overrides the first retry delay (seconds). Production keeps the default; the fault and
-#: crash suites (reliability/) set a few seconds so a retried task does not wait minutes.
-RETRY_DELAY_ENV = "WECHAT_DATACUBE_RETRY_DELAY_SECONDS"
-
-
-def _retry_delay() -> dt.timedelta:
-    raw = os.environ.get(RETRY_DELAY_ENV, "").strip()
-    if not raw:
-        return dt.timedelta(minutes=2)
-    try:
-        seconds = float(raw)
-    except ValueError:
-        raise ValueError(f"{RETRY_DELAY_ENV} must be a number of seconds, got {raw!r}") from None
-    if seconds <= 0:
-        raise ValueError(f"{RETRY_DELAY_ENV} must be positive, got {raw!r}")
-    return dt.timedelta(seconds=seconds)
-
-
-DEFAULT_TASK_ARGS: dict[str, Any] = {
-    "owner": "data-engineering",
-    "retries": 8,
-    "retry_delay": _retry_delay(),
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": dt.timedelta(minutes=30),
-    "execution_timeout": dt.timedelta(minutes=30),
-    "pool": API_POOL,
-}
-
-
-#: Stateless, so one instance serves every task of every DAG.
-RETRY_POLICY = WeChatRetryPolicy()
 
 
 def daily_timetable() -> CronDataIntervalTimetable:

@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from wechat_datacube.dag_factory import BACKFILL_DAG_ID
+from wechat_datacube.dag_settings import BACKFILL_DAG_ID
 from wechat_datacube.dates import DateRange
 from wechat_datacube.endpoints import ENDPOINTS, FAMILIES, expand_endpoints
 from wechat_datacube.errors import ConfigError, DateRangeError

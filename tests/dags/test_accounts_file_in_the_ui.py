@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.airflow import AirflowCluster
-from wechat_datacube.dag_factory import DAILY_DAG_PREFIX
+from wechat_datacube.dag_settings import DAILY_DAG_PREFIX
 
 pytestmark = pytest.mark.scheduler
 

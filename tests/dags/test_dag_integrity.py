@@ -18,7 +18,8 @@ from airflow.sdk import CronDataIntervalTimetable
 from airflow.timetables.interval import CronDataIntervalTimetable as CoreCronDataIntervalTimetable
 
 from wechat_datacube.accounts import AccountConfigError, parse_account
-from wechat_datacube.dag_factory import API_POOL, DAILY_DAG_PREFIX, build_daily_dag
+from wechat_datacube.dag_factory import build_daily_dag
+from wechat_datacube.dag_settings import API_POOL, DAILY_DAG_PREFIX
 from wechat_datacube.endpoints import LEGACY
 from wechat_datacube.retry_policy import WeChatRetryPolicy
 

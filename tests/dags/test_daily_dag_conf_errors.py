@@ -15,7 +15,7 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import RetryAction
 
-from wechat_datacube.dag_factory import DAILY_DAG_PREFIX
+from wechat_datacube.dag_settings import DAILY_DAG_PREFIX
 from wechat_datacube.errors import ConfigError, DateRangeError, error_for_errcode
 from wechat_datacube.operators import WeChatDatacubeToPostgresOperator
 from wechat_datacube.retry_policy import WeChatRetryPolicy

@@ -19,7 +19,7 @@ from wechat_datacube_dev.simulator import SimulatorServer
 
 from tests.fixtures.airflow import AirflowCluster
 from tests.fixtures.scheduler import one_account_cluster
-from wechat_datacube.dag_factory import BACKFILL_DAG_ID, DAILY_DAG_PREFIX
+from wechat_datacube.dag_settings import BACKFILL_DAG_ID, DAILY_DAG_PREFIX
 from wechat_datacube.dates import beijing_today
 from wechat_datacube.endpoints import LEGACY
 

@@ -21,7 +21,7 @@ from tests.fixtures.airflow import AirflowCluster
 from tests.fixtures.scheduler import one_account_cluster
 from tests.fixtures.simulator import TEST_APPID
 from tests.fixtures.truth import stored_rows, truth_rows
-from wechat_datacube.dag_factory import DAILY_DAG_PREFIX
+from wechat_datacube.dag_settings import DAILY_DAG_PREFIX
 from wechat_datacube.dates import BEIJING, utcnow
 from wechat_datacube.endpoints import LEGACY
 

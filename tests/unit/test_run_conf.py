@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from wechat_datacube.accounts import parse_account
-from wechat_datacube.dag_factory import BACKFILL_DAG_ID, CONF_ENDPOINTS, MAX_MANUAL_DAYS, build_daily_dag
+from wechat_datacube.dag_factory import CONF_ENDPOINTS, MAX_MANUAL_DAYS, build_daily_dag
+from wechat_datacube.dag_settings import BACKFILL_DAG_ID
 from wechat_datacube.dates import DateRange
 from wechat_datacube.endpoints import LEGACY, REPLACEMENT
 from wechat_datacube.errors import ConfigError, DateRangeError

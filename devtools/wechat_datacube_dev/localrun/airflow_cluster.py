@@ -118,7 +118,7 @@ class AirflowCluster:
 
     def prepare(self) -> None:
         """Migrate the metadata DB and create the API pool (idempotent: a second start reuses both)."""
-        from wechat_datacube.dag_factory import API_POOL  # imports Airflow: not at module import
+        from wechat_datacube.dag_settings import API_POOL  # imports Airflow: not at module import
 
         self.home.mkdir(parents=True, exist_ok=True)
         self.cli("db", "migrate", timeout=900)

@@ -62,7 +62,7 @@ async def authenticate(request: Request) -> BaseUser:
 
 
 def account_dag_id(account: str) -> str:
-    from wechat_datacube.dag_factory import DAILY_DAG_PREFIX
+    from wechat_datacube.dag_settings import DAILY_DAG_PREFIX
 
     return f"{DAILY_DAG_PREFIX}{account}"
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from wechat_datacube.dag_factory import DAILY_DAG_PREFIX
+from wechat_datacube.dag_settings import DAILY_DAG_PREFIX
 from wechat_datacube.dashboard import guard
 from wechat_datacube.dashboard.app import create_app
 
