@@ -42,7 +42,7 @@ def _problems(
         counts = sql.SQL(", ").join(
             sql.SQL("count(*) FILTER (WHERE {c} < 0), min({c})").format(c=sql.Identifier(m)) for m in metrics
         )
-        cur.execute(sql.SQL("SELECT {} FROM {} WHERE {}").format(counts, table, where), params)
+        cur.execute(sql.SQL("SELECT {} FROM {} WHERE {}").format(counts, table, where), params, prepare=False)
         row = cur.fetchone() or ()
         for i, name in enumerate(metrics):
             n, lowest = row[2 * i], row[2 * i + 1]
@@ -55,6 +55,7 @@ def _problems(
                 "AND NOT (ref_hour BETWEEN 0 AND 2300 AND ref_hour %% 100 = 0)"
             ).format(table, where),
             params,
+            prepare=False,
         )
         n, bad = cur.fetchone() or (0, None)
         if n:
@@ -65,6 +66,7 @@ def _problems(
             table, where, key
         ),
         params,
+        prepare=False,
     )
     dupes = (cur.fetchone() or (0,))[0]
     if dupes:

@@ -349,3 +349,23 @@ def test_two_writers_of_one_window_never_leave_a_mix_of_both(db: psycopg.Connect
         f"SELECT row_count FROM {SCHEMA}.load_log WHERE account = %s AND endpoint = 'getusershare'", (ACCOUNT,)
     ).fetchone()
     assert logged == 1
+
+
+# --- plans that follow the table ---------------------------------------------------------
+
+
+def test_window_statements_over_typed_tables_are_never_prepared(db: psycopg.Connection[Any]) -> None:
+    """A cached generic plan made while a table was small turns every later window into a full scan.
+
+    With ``prepare_threshold=0`` psycopg prepares every statement it may on the first run:
+    after several window writes and rewrites, none of the statements that select rows of
+    the typed table by window (stored profile, delete, checks) may be among the session's
+    prepared statements, or a long-lived writer would keep their first plan.
+    """
+    db.prepare_threshold = 0
+    for first in range(4):
+        write_share(db, share_rows(range(first, 7)), first=first, replace_shrinking=True)
+    prepared = [s for (s,) in query(db, "SELECT statement FROM pg_prepared_statements")]
+    over_typed_table = [s for s in prepared if "user_share" in s]
+    assert prepared, "psycopg prepared nothing: the check would be empty"
+    assert over_typed_table == []
