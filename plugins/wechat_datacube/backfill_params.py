@@ -5,9 +5,6 @@ Shared by the DAG's params form (built at every parse of the DAG file) and the p
 file does not import the planner and everything it needs.
 """
 
-from typing import Literal
-
-Reprocess = Literal["missing", "all"]
 #: ``missing``: skip windows already loaded; ``all``: fetch everything again.
 REPROCESS_MODES: tuple[str, ...] = ("missing", "all")
 #: Windows per mapped task unless the DAG run asks otherwise (widened to honour max_map_length).
