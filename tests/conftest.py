@@ -31,4 +31,5 @@ pytest_plugins = [
     "tests.fixtures.airflow",
     "tests.fixtures.wechat_conn",
     "tests.fixtures.dashboard",
+    "tests.fixtures.broker",
 ]

@@ -6,18 +6,27 @@ exists once. LocalExecutor on a PostgreSQL metadata database, exactly as a small
 deployment runs it: ``airflow db migrate`` and the ``wechat_api`` pool first, then the
 components (api-server, scheduler, dag-processor, optionally triggerer), each in its own
 process group (:mod:`.processes`) with its output in ``<home>/<component>.log``.
+
+With a :class:`CelerySetup` the same deployment runs CeleryExecutor instead, as the
+docker-compose file does: a Redis broker, the metadata database as result backend
+(:func:`celery_settings`, the one place these settings are spelled for local clusters;
+a test holds docker-compose.yaml to them) and N ``airflow celery worker`` components,
+``celery-worker-1`` .. ``celery-worker-N``, each its own process group with its own
+name (:mod:`.worker_identity`) and log-server port.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +34,47 @@ import requests
 
 from wechat_datacube_dev.localrun import repo_root
 from wechat_datacube_dev.localrun.processes import ManagedProcess, stop_processes
+from wechat_datacube_dev.localrun.worker_identity import HOSTNAME_CALLABLE, WORKER_NAME_ENV
 
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
 DEFAULT_COMPONENTS: tuple[str, ...] = ("api-server", "scheduler", "dag-processor")
 ALL_COMPONENTS: tuple[str, ...] = (*DEFAULT_COMPONENTS, "triggerer")
 FINISHED = ("success", "failed")
+
+
+CELERY_EXECUTOR = "CeleryExecutor"
+WORKER_PREFIX = "celery-worker-"
+
+
+def result_backend_url(sql_alchemy_conn: str) -> str:
+    """Celery's database result backend on the metadata DB: ``db+postgresql://...`` (psycopg2), as compose has it."""
+    scheme, rest = sql_alchemy_conn.split("://", 1)
+    if not scheme.startswith("postgresql"):
+        raise ValueError(f"the Celery result backend needs a PostgreSQL metadata DB, not {scheme}://")
+    return f"db+postgresql://{rest}"
+
+
+def celery_settings(broker_url: str, sql_alchemy_conn: str) -> dict[str, str]:
+    """Executor, broker and result backend of a Celery deployment: docker-compose.yaml sets the same three."""
+    return {
+        "AIRFLOW__CORE__EXECUTOR": CELERY_EXECUTOR,
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": result_backend_url(sql_alchemy_conn),
+    }
+
+
+@dataclass(frozen=True)
+class CelerySetup:
+    """CeleryExecutor with ``workers`` workers of ``concurrency`` task slots each, on ``queue`` of ``broker_url``."""
+
+    broker_url: str
+    #: A queue of this cluster's own (``redis_broker.private_queue``): clusters sharing a Redis stay apart.
+    queue: str
+    workers: int = 2
+    concurrency: int = 2
+
+    def worker_names(self) -> tuple[str, ...]:
+        return tuple(f"{WORKER_PREFIX}{n}" for n in range(1, self.workers + 1))
 
 
 class ClusterError(RuntimeError):
@@ -68,12 +113,14 @@ class AirflowCluster:
         parallelism: int = 4,
         pool_slots: int = 4,
         components: Sequence[str] = DEFAULT_COMPONENTS,
+        celery: CelerySetup | None = None,
     ) -> None:
         self.home = home
+        self.celery = celery
         self.port = port or free_port()
         self.base_url = f"http://{host}:{self.port}"
         self.pool_slots = pool_slots
-        self.components = tuple(components)
+        self.components = tuple(components) + (celery.worker_names() if celery else ())
         root = repo_root()
         #: What this deployment sets on top of the caller's environment: all a CLI needs to
         #: reach it (``make airflow`` runs the ``airflow`` command with these).
@@ -101,11 +148,26 @@ class AirflowCluster:
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            **(self._celery_env(celery, sql_alchemy_conn) if celery else {}),
             **(extra_env or {}),
         }
         self.env: dict[str, str] = {**os.environ, **self.settings}
         self.procs: dict[str, ManagedProcess] = {}
         self.session = requests.Session()
+
+    @staticmethod
+    def _celery_env(celery: CelerySetup, sql_alchemy_conn: str) -> dict[str, str]:
+        return {
+            **celery_settings(celery.broker_url, sql_alchemy_conn),
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": celery.queue,
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(celery.concurrency),
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": HOSTNAME_CALLABLE,
+        }
+
+    @property
+    def worker_names(self) -> tuple[str, ...]:
+        """The Celery workers' names (also the hostnames their task instances record); () on LocalExecutor."""
+        return self.celery.worker_names() if self.celery else ()
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -136,13 +198,47 @@ class AirflowCluster:
         the wait, so a caller can record them even if it is killed while waiting.
         """
         for name in self.components:
-            args = [AIRFLOW_BIN, name]
-            if name == "api-server":
-                args += ["--port", str(self.port), "--host", self.env["AIRFLOW__API__HOST"]]
-            self.procs[name] = ManagedProcess.start(name, args, env=self.env, log_path=self.home / f"{name}.log")
+            self.start_component(name)
         if on_spawned is not None:
             on_spawned({name: proc.pid for name, proc in self.procs.items()})
         self._wait_for_api()
+        for name in self.worker_names:
+            self.wait_for_worker(name)
+
+    def wait_for_worker(self, name: str, timeout: float = 120) -> None:
+        """Wait until Celery worker ``name`` consumes from the broker (its log says ``ready``)."""
+        deadline = time.monotonic() + timeout
+        proc = self.procs[name]
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if f"{name}@" in proc.log_tail(20000) and " ready." in proc.log_tail(20000):
+                return
+            time.sleep(0.5)
+        raise ClusterError(f"Celery worker {name} not ready in {timeout:.0f} s:\n{proc.log_tail()}")
+
+    def kill_component(self, name: str, signum: int = signal.SIGKILL) -> None:
+        """Send ``signum`` to the component's whole process group (task processes included) and forget it.
+
+        What a crashed machine does to a worker; :meth:`start_component` brings it back.
+        """
+        proc = self.procs.pop(name)
+        proc.signal_group(signum)
+        proc.popen.wait(timeout=30)
+
+    def start_component(self, name: str) -> ManagedProcess:
+        """(Re)start one component in a process group of its own; its log is appended to."""
+        args = [AIRFLOW_BIN, name]
+        env = self.env
+        if name == "api-server":
+            args += ["--port", str(self.port), "--host", self.env["AIRFLOW__API__HOST"]]
+        elif name in self.worker_names:
+            assert self.celery is not None
+            args = [AIRFLOW_BIN, "celery", "worker", "--celery-hostname", f"{name}@%h", "--queues", self.celery.queue,
+                    "--concurrency", str(self.celery.concurrency)]  # fmt: skip
+            # Its own name for the task instances it runs, its own port for serving their logs.
+            env = {**self.env, WORKER_NAME_ENV: name, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
+        self.procs[name] = ManagedProcess.start(name, args, env=env, log_path=self.home / f"{name}.log")
+        return self.procs[name]
 
     def _wait_for_api(self, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout
