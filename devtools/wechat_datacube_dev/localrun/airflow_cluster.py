@@ -153,6 +153,8 @@ class AirflowCluster:
         }
         self.env: dict[str, str] = {**os.environ, **self.settings}
         self.procs: dict[str, ManagedProcess] = {}
+        #: Where each component's log stood when it was last started (logs are appended to across restarts).
+        self._log_starts: dict[str, int] = {}
         self.session = requests.Session()
 
     @staticmethod
@@ -206,15 +208,15 @@ class AirflowCluster:
             self.wait_for_worker(name)
 
     def wait_for_worker(self, name: str, timeout: float = 120) -> None:
-        """Wait until Celery worker ``name`` consumes from the broker (its log says ``ready``)."""
+        """Wait until Celery worker ``name`` consumes from the broker: its log since this start says ``ready``."""
         deadline = time.monotonic() + timeout
-        proc = self.procs[name]
         while time.monotonic() < deadline:
             self.check_alive()
-            if f"{name}@" in proc.log_tail(20000) and " ready." in proc.log_tail(20000):
+            text = self.log_since_start(name)
+            if f"{name}@" in text and " ready." in text:
                 return
             time.sleep(0.5)
-        raise ClusterError(f"Celery worker {name} not ready in {timeout:.0f} s:\n{proc.log_tail()}")
+        raise ClusterError(f"Celery worker {name} not ready in {timeout:.0f} s:\n{self.procs[name].log_tail()}")
 
     def kill_component(self, name: str, signum: int = signal.SIGKILL) -> None:
         """Send ``signum`` to the component's whole process group (task processes included) and forget it.
@@ -237,8 +239,16 @@ class AirflowCluster:
                     "--concurrency", str(self.celery.concurrency)]  # fmt: skip
             # Its own name for the task instances it runs, its own port for serving their logs.
             env = {**self.env, WORKER_NAME_ENV: name, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
-        self.procs[name] = ManagedProcess.start(name, args, env=env, log_path=self.home / f"{name}.log")
+        log_path = self.home / f"{name}.log"
+        self._log_starts[name] = log_path.stat().st_size if log_path.exists() else 0
+        self.procs[name] = ManagedProcess.start(name, args, env=env, log_path=log_path)
         return self.procs[name]
+
+    def log_since_start(self, name: str) -> str:
+        """What component ``name`` has logged since it was last started."""
+        with self.procs[name].log_path.open("rb") as log:
+            log.seek(self._log_starts.get(name, 0))
+            return log.read().decode(errors="replace")
 
     def _wait_for_api(self, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout
