@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# make run / make demo: local (LocalExecutor) or celery (CeleryExecutor, a Redis broker, two workers)
+EXECUTOR ?= $(or $(WECHAT_DATACUBE_EXECUTOR),local)
 
 .PHONY: install test test-fast lint bench-parse clean
 .PHONY: run demo psql airflow docs
@@ -35,13 +37,15 @@ lint: install
 	$(VENV)/bin/ruff check plugins devtools dags tests bench reliability
 
 ## the pipeline locally: PostgreSQL ($$WECHAT_DATACUBE_PG_URL, else embedded under .local/),
-## the WeChat simulator and Airflow on :8080 catching up 14 days; Ctrl-C stops it all
+## the WeChat simulator and Airflow on :8080 catching up 14 days; Ctrl-C stops it all.
+## make run EXECUTOR=celery: CeleryExecutor, two workers, Redis ($$WECHAT_DATACUBE_REDIS_URL,
+## else 127.0.0.1:6379, else an embedded one)
 run: install
-	$(PY) -m wechat_datacube_dev.localrun run
+	$(PY) -m wechat_datacube_dev.localrun run --executor $(EXECUTOR)
 
 ## the same, headless: finish the catchup, print rows per table, stop (exit 0 = all good)
 demo: install
-	$(PY) -m wechat_datacube_dev.localrun demo
+	$(PY) -m wechat_datacube_dev.localrun demo --executor $(EXECUTOR)
 
 ## psql on the data database of a running `make run` (another terminal)
 psql: install

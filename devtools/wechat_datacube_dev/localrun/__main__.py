@@ -6,7 +6,8 @@
 wechat_datacube_dev.localrun airflow connections list``.
 
 Every option has an environment variable, so ``make`` targets take them too, e.g.
-``WECHAT_DATACUBE_RUN_PORT=8081 make run``.
+``WECHAT_DATACUBE_RUN_PORT=8081 make run``; ``make run EXECUTOR=celery`` passes
+``--executor celery`` (CeleryExecutor, a Redis broker and two workers).
 """
 
 from __future__ import annotations
@@ -15,12 +16,20 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wechat_datacube_dev.localrun.stack import StackConfig
 
 ENV_STATE_DIR = "WECHAT_DATACUBE_LOCAL_DIR"
 ENV_PORT = "WECHAT_DATACUBE_RUN_PORT"
 ENV_DAYS = "WECHAT_DATACUBE_DEMO_DAYS"
 ENV_TIMEOUT = "WECHAT_DATACUBE_DEMO_TIMEOUT"
 ENV_DB_PREFIX = "WECHAT_DATACUBE_LOCAL_DB"
+ENV_EXECUTOR = "WECHAT_DATACUBE_EXECUTOR"
+#: ``stack.EXECUTORS``, spelled here so that parsing the command line imports nothing heavy
+#: (a test holds the two equal).
+EXECUTORS = ("local", "celery")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--db-prefix", default=env.get(ENV_DB_PREFIX, "wechat_datacube"),
                          help=f"databases <prefix> (data) and <prefix>_airflow (metadata) (env {ENV_DB_PREFIX})")
         cmd.add_argument("--simulator-port", type=int, default=0, help="simulator port (0: any free port)")
+        cmd.add_argument("--executor", choices=EXECUTORS, default=env.get(ENV_EXECUTOR, "local"),
+                         help=f"local: LocalExecutor; celery: CeleryExecutor, a Redis broker "
+                         f"(WECHAT_DATACUBE_REDIS_URL, the local server or an embedded one) and two workers "
+                         f"(env {ENV_EXECUTOR}; local)")  # fmt: skip
         if name == "demo":
             cmd.add_argument("--timeout", type=float, default=float(env.get(ENV_TIMEOUT, "1200")),
                              help=f"seconds to wait for the catchup (env {ENV_TIMEOUT}; 1200)")
@@ -72,12 +85,29 @@ def split_airflow_args(argv: list[str]) -> tuple[list[str], list[str] | None]:
     return argv, None
 
 
+def stack_config(args: argparse.Namespace, state_dir: Path) -> StackConfig:
+    """The stack configuration ``run`` / ``demo`` options describe."""
+    from wechat_datacube_dev.localrun.stack import StackConfig
+
+    return StackConfig(
+        state_dir=state_dir,
+        port=args.port,
+        host=args.host,
+        days=args.days,
+        db_prefix=args.db_prefix,
+        simulator_port=args.simulator_port,
+        executor=args.executor,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     launcher_args, airflow_args = split_airflow_args(list(sys.argv[1:] if argv is None else argv))
     args, extra = parser.parse_known_args(launcher_args)
     if extra and args.command != "psql":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if getattr(args, "executor", EXECUTORS[0]) not in EXECUTORS:  # argparse checks the command line, not defaults
+        parser.error(f"{ENV_EXECUTOR} must be one of {', '.join(EXECUTORS)}, not {args.executor!r}")
     state_dir = args.state_dir.resolve()
     # Anything that imports Airflow in this process must find this home, not ~/airflow.
     os.environ["AIRFLOW_HOME"] = str(state_dir / "airflow")
@@ -85,7 +115,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from wechat_datacube_dev.localrun import commands
     from wechat_datacube_dev.localrun.processes import PRIVATE_UMASK
-    from wechat_datacube_dev.localrun.stack import StackConfig
     from wechat_datacube_dev.localrun.state import StateDir, StateError
 
     # Whatever this launcher and every program it runs (initdb, airflow db migrate, the
@@ -104,14 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.days < 1:
         print("--days must be at least 1")
         return commands.EXIT_USAGE
-    config = StackConfig(
-        state_dir=state_dir,
-        port=args.port,
-        host=args.host,
-        days=args.days,
-        db_prefix=args.db_prefix,
-        simulator_port=args.simulator_port,
-    )
+    config = stack_config(args, state_dir)
     commands.install_signal_handlers()
     if args.command == "run":
         return commands.run(config)

@@ -93,6 +93,21 @@ def _relative(path: os.PathLike[str] | str) -> str:
     return os.path.relpath(absolute, cwd) if absolute.startswith(cwd + os.sep) else absolute
 
 
+def executor_lines(stack: LocalStack) -> list[str]:
+    """The banner's executor lines: LocalExecutor, or the Celery workers and the broker (no password)."""
+    assert stack.cluster is not None
+    celery = stack.cluster.celery
+    if celery is None:
+        return ["  Executor     LocalExecutor (tasks run on this machine, in the scheduler's workers)"]
+    assert stack.broker is not None
+    workers = ", ".join(celery.worker_names())
+    return [
+        f"  Executor     CeleryExecutor: {celery.workers} workers {workers} ({celery.concurrency} task slots each), "
+        f"queue {celery.queue}",
+        f"  Broker       {stack.broker.description}; results in the metadata database",
+    ]
+
+
 def banner(stack: LocalStack) -> str:
     assert stack.cluster is not None and stack.pg is not None and stack.simulator is not None
     url = stack.cluster.base_url
@@ -112,6 +127,7 @@ def banner(stack: LocalStack) -> str:
             f"  PostgreSQL   {stack.pg.description}",
             f"               WeChat data: database {stack.config.data_db}, schema {DATA_SCHEMA}; "
             f"Airflow metadata: {stack.config.meta_db}",
+            *executor_lines(stack),
             '  CLI          make airflow ARGS="dags list"   (the airflow CLI on this stack; another terminal)',
             "  Query        make psql       (another terminal, while this runs), or:",
             f"               {psql} \\",

@@ -37,8 +37,12 @@ class RedisBroker(Protocol):
     """What a Celery cluster needs from its broker, embedded or not."""
 
     url: str
-    #: Human description, e.g. "Redis at 127.0.0.1:6379 (local server)".
+    #: Human description, e.g. "Redis at 127.0.0.1:6379 (local server)"; never a password.
     description: str
+
+    def process_groups(self) -> dict[str, int]:
+        """{name: process-group id} of what was started here (recorded so a later launcher can clean up)."""
+        ...
 
     def stop(self) -> None: ...
 
@@ -56,6 +60,12 @@ def answers_ping(url: str, timeout: float = 1.0) -> bool:
         client.close()
 
 
+def _without_password(url: str) -> str:
+    """``url`` without its credentials (``redis://127.0.0.1:6379/0``): what messages and banners may show."""
+    scheme, _, rest = url.rpartition("://")
+    return f"{scheme}://{rest.rsplit('@', 1)[-1]}" if scheme else url.rsplit("@", 1)[-1]
+
+
 def private_queue(prefix: str = "wdc") -> str:
     """A Celery queue name nobody else on the broker uses (``[operators] default_queue``)."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
@@ -66,7 +76,10 @@ class ExternalRedis:
 
     def __init__(self, url: str, origin: str) -> None:
         self.url = url
-        self.description = f"Redis at {url.split('@')[-1]} ({origin})"
+        self.description = f"Redis at {_without_password(url)} ({origin})"
+
+    def process_groups(self) -> dict[str, int]:
+        return {}
 
     def stop(self) -> None:
         """Nothing to stop: the server is not ours."""
@@ -116,21 +129,31 @@ class EmbeddedRedis:
         self.stop()
         raise BrokerSetupError(f"embedded redis-server did not answer in {timeout:.0f} s:\n{self._proc.log_tail()}")
 
+    def process_groups(self) -> dict[str, int]:
+        return {"redis": self._proc.pid} if self._proc is not None else {}
+
     def stop(self) -> None:
         if self._proc is not None:
             stop_processes([self._proc], grace=10)
             self._proc = None
 
 
-def broker_from_env(env: Mapping[str, str], work_dir: Path) -> RedisBroker:
-    """The named broker, else the local server, else an embedded one (started); see the module docstring."""
+def broker_from_env(env: Mapping[str, str], work_dir: Path, local_url: str = LOCAL_REDIS_URL) -> RedisBroker:
+    """The named broker, else the local server at ``local_url``, else an embedded one (started).
+
+    See the module docstring; the embedded server keeps its log in ``work_dir``.
+    """
     url = (env.get(REDIS_URL_ENV) or "").strip()
     if url:
         if not url.startswith(("redis://", "rediss://")):
-            raise BrokerSetupError(f"{REDIS_URL_ENV} must be a redis:// or rediss:// URL, not {url.split('@')[-1]!r}")
+            raise BrokerSetupError(
+                f"{REDIS_URL_ENV} must be a redis:// or rediss:// URL, not {_without_password(url)!r}"
+            )
         if not answers_ping(url):
-            raise BrokerSetupError(f"{REDIS_URL_ENV}: no Redis answers at {url.split('@')[-1]}")
+            raise BrokerSetupError(
+                f"{REDIS_URL_ENV}: no Redis answers at {_without_password(url)}; start it or unset the variable"
+            )
         return ExternalRedis(url, f"from {REDIS_URL_ENV}")
-    if answers_ping(LOCAL_REDIS_URL):
-        return ExternalRedis(LOCAL_REDIS_URL, "local server")
+    if answers_ping(local_url):
+        return ExternalRedis(local_url, "local server")
     return EmbeddedRedis(work_dir).start()

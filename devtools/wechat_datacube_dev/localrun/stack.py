@@ -1,11 +1,18 @@
 """The local stack: PostgreSQL, the WeChat API simulator and Airflow, started and stopped together.
 
 Start order is dependency order — database server, databases, simulator, the demo
-accounts file, Airflow (migrate, pool, connections, components), login, the DAG visible
-and unpaused —
+accounts file, with ``--executor celery`` the Redis broker, Airflow (migrate, pool,
+connections, components), login, the DAG visible and unpaused —
 and :meth:`LocalStack.stop` undoes it in reverse, so every process this started is gone
-afterwards (Airflow's process groups, the embedded server via ``pg_ctl stop``, the
-simulator's thread). Everything that must survive a restart lives in the state directory.
+afterwards (Airflow's process groups, Celery workers included, an embedded Redis, the
+embedded server via ``pg_ctl stop``, the simulator's thread). Everything that must survive
+a restart lives in the state directory.
+
+``--executor celery`` runs the same stack on CeleryExecutor, as docker-compose.yaml does:
+a Redis broker (:func:`~.redis_broker.broker_from_env`: ``WECHAT_DATACUBE_REDIS_URL``, the
+local server, or an embedded one), the metadata database as result backend and
+:data:`CELERY_WORKERS` workers with names of their own, on a queue of this stack's own so
+that it never takes the tasks of another cluster on the same Redis.
 
 The demo account talks to the simulator through an ordinary ``wechat`` connection and
 writes to an ordinary ``postgres`` connection. Both are rows in the metadata database,
@@ -32,10 +39,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, get_args
 
 from wechat_datacube_dev.connections import connection_env_var, wechat_connection
-from wechat_datacube_dev.localrun.airflow_cluster import ALL_COMPONENTS, AirflowCluster, port_in_use
+from wechat_datacube_dev.localrun.airflow_cluster import ALL_COMPONENTS, AirflowCluster, CelerySetup, port_in_use
 from wechat_datacube_dev.localrun.postgres import (
     PostgresServer,
     PostgresSetupError,
@@ -44,6 +51,7 @@ from wechat_datacube_dev.localrun.postgres import (
     server_from_env,
     sqlalchemy_url,
 )
+from wechat_datacube_dev.localrun.redis_broker import BrokerSetupError, RedisBroker, broker_from_env, private_queue
 from wechat_datacube_dev.localrun.report import catchup_window
 from wechat_datacube_dev.localrun.state import StateDir
 from wechat_datacube_dev.simulator import DEMO_APPID, DEMO_SECRET, SimulatorConfig, SimulatorServer
@@ -56,6 +64,11 @@ DATA_SCHEMA = "wechat"
 UI_USER = "admin"
 #: ``[core] default_timezone`` of the local stack: naive dates given to the CLI/REST are Beijing's.
 DEFAULT_TIMEZONE = "Asia/Shanghai"
+#: ``--executor``: LocalExecutor (the default, needs nothing more) or CeleryExecutor with a Redis broker.
+Executor = Literal["local", "celery"]
+EXECUTORS: tuple[str, ...] = get_args(Executor)
+#: Celery workers of ``--executor celery``: two, so that a run spreads over workers as in production.
+CELERY_WORKERS = 2
 
 
 class StackError(RuntimeError):
@@ -75,6 +88,7 @@ class StackConfig:
     db_prefix: str = "wechat_datacube"
     simulator_port: int = 0
     parallelism: int = 4
+    executor: Executor = "local"
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
     @property
@@ -106,6 +120,7 @@ class LocalStack:
         self.state = StateDir(config.state_dir)
         self.pg: PostgresServer | None = None
         self.simulator: SimulatorServer | None = None
+        self.broker: RedisBroker | None = None
         self.cluster: AirflowCluster | None = None
         self.first_day: dt.date | None = None
         self.password: str | None = None
@@ -125,7 +140,7 @@ class LocalStack:
         self.start_airflow()
 
     def start_services(self) -> None:
-        """PostgreSQL and its databases, the simulator and the accounts file: what Airflow needs."""
+        """PostgreSQL and its databases, the simulator, the accounts file (and the broker): what Airflow needs."""
         cfg = self.config
         if port_in_use(cfg.port, cfg.host):
             raise StackError(f"port {cfg.port} is in use; stop what listens there or pass --port / WECHAT_DATACUBE_RUN_PORT")
@@ -149,25 +164,49 @@ class LocalStack:
         ):
             self.say(f"accounts:  wrote {self.state.accounts_file} (start date {first})")
         self.first_day = self._configured_start()
+        if cfg.executor == "celery":
+            self._start_broker()
 
-    def start_airflow(self) -> None:
-        """Migrate, start the components, log in, and make sure the demo DAG is there and unpaused."""
-        assert self.pg is not None
+    def _start_broker(self) -> None:
+        """The Redis broker of ``--executor celery``; an embedded one is recorded at once (cleanup after a crash)."""
+        try:
+            self.broker = broker_from_env(self.config.env, self.state.redis_dir)
+        except BrokerSetupError as exc:
+            raise StackError(str(exc)) from None
+        self.state.record_groups(self.broker.process_groups())
+        self.say(f"broker:    {self.broker.description}")
+
+    def celery_setup(self) -> CelerySetup | None:
+        """CeleryExecutor on the started broker, on a queue of this stack's own; None on LocalExecutor."""
+        if self.config.executor != "celery":
+            return None
+        assert self.broker is not None, "start_services starts the broker"
+        return CelerySetup(self.broker.url, queue=private_queue(), workers=CELERY_WORKERS)
+
+    def make_cluster(self, sql_alchemy_conn: str) -> AirflowCluster:
+        """The stack's Airflow deployment on ``sql_alchemy_conn`` (not started)."""
         cfg = self.config
-        self.cluster = AirflowCluster(
+        return AirflowCluster(
             self.state.airflow_home,
-            sqlalchemy_url(self.pg.params(cfg.meta_db)),
+            sql_alchemy_conn,
             self.airflow_env(self.state.secrets()),
             port=cfg.port,
             host=cfg.host,
             parallelism=cfg.parallelism,
             components=ALL_COMPONENTS,
+            celery=self.celery_setup(),
         )
+
+    def start_airflow(self) -> None:
+        """Migrate, start the components, log in, and make sure the demo DAG is there and unpaused."""
+        assert self.pg is not None
+        cfg = self.config
+        self.cluster = self.make_cluster(sqlalchemy_url(self.pg.params(cfg.meta_db)))
         self.say("airflow:   migrating the metadata database (about a minute the first time)")
         self.cluster.prepare()
         self._store_connections()
-        self.say(f"airflow:   starting {', '.join(ALL_COMPONENTS)}")
-        self.cluster.launch(on_spawned=self.state.record_groups)
+        self.say(f"airflow:   starting {', '.join(self.cluster.components)}")
+        self.cluster.launch(on_spawned=self._record_groups)
         self.password = self.state.airflow_password(UI_USER)
         if self.password is None:
             raise StackError(f"the api-server wrote no password for {UI_USER!r} to {self.state.password_file}")
@@ -200,6 +239,11 @@ class LocalStack:
             if variable in os.environ:
                 self.say(f"WARNING:   {variable} is set in this shell: it shadows the connection {conn_id} "
                          "of the metadata database for every Airflow process; unset it")
+
+    def _record_groups(self, airflow_groups: dict[str, int]) -> None:
+        """Record Airflow's process groups (workers included) with the broker's, for cleanup after a crash."""
+        broker_groups = self.broker.process_groups() if self.broker is not None else {}
+        self.state.record_groups({**broker_groups, **airflow_groups})
 
     def _configured_start(self) -> dt.date:
         """The demo account's start date as the accounts file (possibly from an earlier run) says."""
@@ -243,6 +287,9 @@ class LocalStack:
             self.say("stopping airflow ...")
             self.cluster.stop()
             self.cluster = None
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
         if self.simulator is not None:
             self.simulator.stop()
             self.simulator = None

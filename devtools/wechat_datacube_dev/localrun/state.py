@@ -5,6 +5,7 @@ Layout::
     .local/
       pg/                   embedded PostgreSQL data directory (metadata DB + WeChat data DB)
       airflow/              AIRFLOW_HOME: airflow.cfg, component logs, task logs, the login
+      redis/                the embedded Redis broker's log (``--executor celery`` without a Redis)
       accounts.yaml         the demo account (start date fixed at the first run)
       secrets.json          Fernet key and JWT secret (mode 600), generated once
       launcher.json         the running launcher's pid and its children's process groups
@@ -62,13 +63,21 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _group_runs_airflow(pgid: int) -> bool:
-    """Whether a process of group ``pgid`` (its leader may be gone) is an Airflow process."""
+#: What the command line of a process this launcher starts contains: an Airflow component
+#: (Celery workers included: ``airflow celery worker``) or the embedded Redis broker.
+OUR_PROGRAMS = ("airflow", "redis-server")
+
+
+def _group_runs_ours(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` (its leader may be gone) is one of :data:`OUR_PROGRAMS`.
+
+    A recorded group id may have been reused by an unrelated program since: only ours are stopped.
+    """
     import psutil
 
     for proc in psutil.process_iter():
         try:
-            if os.getpgid(proc.pid) == pgid and "airflow" in " ".join(proc.cmdline()):
+            if os.getpgid(proc.pid) == pgid and any(name in " ".join(proc.cmdline()) for name in OUR_PROGRAMS):
                 return True
         except (OSError, psutil.Error):
             continue
@@ -107,6 +116,10 @@ class StateDir:
     @property
     def airflow_home(self) -> Path:
         return self.root / "airflow"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.root / "redis"
 
     @property
     def accounts_file(self) -> Path:
@@ -245,8 +258,8 @@ class StateDir:
 
     @staticmethod
     def _stop_leftovers(groups: dict[str, int]) -> None:
-        """SIGTERM, then SIGKILL, process groups of a killed launcher that still run Airflow."""
-        leftovers = [pgid for pgid in groups.values() if group_alive(pgid) and _group_runs_airflow(pgid)]
+        """SIGTERM, then SIGKILL, process groups of a killed launcher that still run Airflow or its Redis."""
+        leftovers = [pgid for pgid in groups.values() if group_alive(pgid) and _group_runs_ours(pgid)]
         for pgid in leftovers:
             print(f"stopping process group {pgid} left over from a previous launcher")
             os.killpg(pgid, signal.SIGTERM)
