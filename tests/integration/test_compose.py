@@ -8,6 +8,11 @@ schema kept in the repo, so ``make test`` needs no system tool) and, when instal
 what the README promises: the official Airflow 3.3.2 Celery layout built from
 this repository, a separate database for the WeChat data, the simulator under the
 ``demo`` profile, connections and pool at init, and secrets only from the env file.
+
+The compose file's executor, broker and result backend are also held to what the Celery
+test (tests/dags/test_celery.py) and ``make run EXECUTOR=celery`` run with: the same
+settings, with the values ``celery_settings`` derives from compose's own broker and
+metadata database (:func:`celery_differences`).
 """
 
 from __future__ import annotations
@@ -16,11 +21,15 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from wechat_datacube_dev.localrun.airflow_cluster import CELERY_EXECUTOR, celery_settings
+from wechat_datacube_dev.localrun.redis_broker import LOCAL_REDIS_URL
 
 from tests.fixtures.compose.resolve import ComposeError, resolve
 
@@ -182,3 +191,71 @@ def test_simulator_only_runs_under_the_demo_profile(resolved: dict[str, Any]) ->
     assert "--port 8765" in command_text(simulator)
     assert env_example()["WECHAT_API_BASE_URL"] == "http://wechat-simulator:8765"
     assert all("profiles" not in services[name] for name in AIRFLOW_SERVICES)
+
+
+BROKER_URL = "AIRFLOW__CELERY__BROKER_URL"
+RESULT_BACKEND = "AIRFLOW__CELERY__RESULT_BACKEND"
+SQL_ALCHEMY_CONN = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+
+
+def celery_differences(env: Mapping[str, str]) -> list[str]:
+    """Where a service's Celery settings differ from the Celery test's (names only, no values: they hold passwords).
+
+    Expected: every setting ``celery_settings`` spells, with the value it gives for the
+    service's own broker and metadata database — CeleryExecutor, that broker, the metadata
+    DB as ``db+postgresql://`` result backend — and a ``redis://`` broker on the Redis
+    database the local clusters use. Empty when they agree.
+    """
+    try:
+        expected = celery_settings(env.get(BROKER_URL, ""), env.get(SQL_ALCHEMY_CONN, ""))
+    except ValueError as exc:  # no (PostgreSQL) metadata DB to derive the result backend from
+        return [f"{SQL_ALCHEMY_CONN}: {exc}"]
+    differences = [f"{key} differs" if key in env else f"{key} missing" for key, value in expected.items()
+                   if env.get(key) != value]  # fmt: skip
+    broker, local = urlsplit(env.get(BROKER_URL, "")), urlsplit(LOCAL_REDIS_URL)
+    if (broker.scheme, broker.path) != (local.scheme, local.path):
+        differences.append(f"{BROKER_URL}: not {local.scheme}:// on Redis database {local.path}")
+    return differences
+
+
+def test_celery_settings_are_those_the_celery_test_runs_with(resolved: dict[str, Any]) -> None:
+    for name in AIRFLOW_SERVICES | {"airflow-cli"}:
+        env = resolved["services"][name]["environment"]
+        assert celery_differences(env) == [], name
+        assert env["AIRFLOW__CORE__EXECUTOR"] == CELERY_EXECUTOR, name
+        assert env[RESULT_BACKEND] == "db+postgresql://airflow:REPLACE-airflow-db-password@postgres/airflow", name
+
+
+def test_the_result_backend_follows_the_metadata_database_password(resolver: str, tmp_path: Path) -> None:
+    """One variable, AIRFLOW_DB_PASSWORD, for the metadata DB and the result backend on it."""
+    env_file = tmp_path / "other.env"
+    env_file.write_text(ENV_EXAMPLE.read_text().replace("REPLACE-airflow-db-password", "another-pw-7f3a"))
+    env = resolve_with(resolver, env_file)["services"]["airflow-worker"]["environment"]
+    assert "another-pw-7f3a" in env[RESULT_BACKEND] and celery_differences(env) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "difference"),
+    [
+        ("AIRFLOW__CORE__EXECUTOR", "LocalExecutor", "AIRFLOW__CORE__EXECUTOR differs"),
+        (BROKER_URL, "redis://:@redis:6379/1", f"{BROKER_URL}: not redis://"),
+        (BROKER_URL, "amqp://guest:guest@rabbitmq:5672//", f"{BROKER_URL}: not redis://"),
+        (RESULT_BACKEND, "db+postgresql://airflow:REPLACE-airflow-db-password@postgres/other", f"{RESULT_BACKEND} differs"),
+        (RESULT_BACKEND, "db+postgresql+psycopg2://airflow:REPLACE-airflow-db-password@postgres/airflow",
+         f"{RESULT_BACKEND} differs"),
+        (RESULT_BACKEND, None, f"{RESULT_BACKEND} missing"),
+        (SQL_ALCHEMY_CONN, "sqlite:////tmp/airflow.db", f"{SQL_ALCHEMY_CONN}: the Celery result backend needs"),
+    ],
+)  # fmt: skip
+def test_a_compose_file_that_drifts_from_the_celery_test_is_caught(
+    resolved: dict[str, Any], key: str, value: str | None, difference: str
+) -> None:
+    env = dict(resolved["services"]["airflow-worker"]["environment"])
+    assert celery_differences(env) == []
+    if value is None:
+        del env[key]
+    else:
+        env[key] = value
+    differences = celery_differences(env)
+    assert any(d.startswith(difference) for d in differences), differences
+    assert not any("REPLACE-airflow-db-password" in d for d in differences)  # no password in a failure message
