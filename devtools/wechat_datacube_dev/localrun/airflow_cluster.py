@@ -17,6 +17,7 @@ name (:mod:`.worker_identity`) and log-server port.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -218,14 +219,33 @@ class AirflowCluster:
             time.sleep(0.5)
         raise ClusterError(f"Celery worker {name} not ready in {timeout:.0f} s:\n{self.procs[name].log_tail()}")
 
-    def kill_component(self, name: str, signum: int = signal.SIGKILL) -> None:
-        """Send ``signum`` to the component's whole process group (task processes included) and forget it.
+    def kill_component(self, name: str) -> dict[str, int]:
+        """Kill component ``name`` as a crashed machine would: its whole process tree at once, then forget it.
 
-        What a crashed machine does to a worker; :meth:`start_component` brings it back.
+        Airflow's task runner puts each task process in a process group of its own, so the
+        component's group alone would leave its tasks running, orphaned. The whole tree is
+        frozen first (SIGSTOP: no part can react to another's death — report a state,
+        heartbeat, commit), then every group in it gets SIGKILL. :meth:`start_component`
+        brings the component back. Returns {"processes", "groups", "survivors"}.
         """
+        import psutil  # an Airflow dependency; only needed here
+
         proc = self.procs.pop(name)
-        proc.signal_group(signum)
+        try:
+            tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            tree = []
+        groups = set()
+        for member in tree:
+            with contextlib.suppress(ProcessLookupError):
+                groups.add(os.getpgid(member.pid))
+        for signum in (signal.SIGSTOP, signal.SIGKILL):
+            for group in groups | {proc.pid}:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(group, signum)
         proc.popen.wait(timeout=30)
+        _, alive = psutil.wait_procs(tree, timeout=10)
+        return {"processes": len(tree), "groups": len(groups), "survivors": len(alive)}
 
     def start_component(self, name: str) -> ManagedProcess:
         """(Re)start one component in a process group of its own; its log is appended to."""
