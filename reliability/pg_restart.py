@@ -16,28 +16,27 @@ stopped and, after :data:`DOWN_SECONDS`, started again — twice, reached determ
    DELETE of its window; the crash cuts that transaction.
 
 Meanwhile an observer on another connection reads the row count of every (table, day)
-every 100 ms (reconnecting while the server is down): a count that is neither 0 nor the
-whole day is a partial window. Expected: the tasks that met the outage fail their try and
-Airflow retries them, every run ends ``success``, the tables equal the simulator's truth
-and ``load_log`` says ``loaded``/``empty`` for every (endpoint, day).
+every 100 ms (reconnecting while the server is down; :mod:`reliability.windows`): a count
+that is neither 0 nor the whole day is a partial window. Expected: the tasks that met the
+outage fail their try and Airflow retries them, every run ends ``success``, the tables
+equal the simulator's truth and ``load_log`` says ``loaded``/``empty`` for every
+(endpoint, day).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from typing import Any
 
 import psycopg
 
 from bench.harness import log
-from reliability.catchup import read_load_log, run_figures, tables_vs_truth
+from reliability.catchup import run_figures, tables_vs_truth
 from reliability.session import R8_DAYS, Session
-from tests.fixtures.truth import truth_dicts
-from wechat_datacube.endpoints import LEGACY, get_endpoint
+from reliability.windows import WindowObserver, day_counts, load_log_matches, partial_windows
 
 ACCOUNT = "pgrestart"
 #: How long the server stays down each time (between pg_ctl stop returning and pg_ctl start).
@@ -61,61 +60,6 @@ _CAUSES = (
     ("the database system is", "server starting up or in crash recovery"),
     ("SSL SYSCALL error", "connection lost (server gone)"),
 )
-
-
-class Observer(threading.Thread):
-    """Per-(table, day) row counts every 100 ms from its own connection; survives the outages."""
-
-    def __init__(self, dsn: str, begin: dt.date, end: dt.date) -> None:
-        super().__init__(name="r8-observer", daemon=True)
-        self.dsn, self.begin, self.end = dsn, begin, end
-        self.seen: dict[tuple[str, dt.date], set[int]] = defaultdict(set)
-        self.samples = 0
-        self.failed_polls = 0
-        self.longest_gap = 0.0
-        self._halt = threading.Event()
-
-    def _poll(self, conn: psycopg.Connection[Any]) -> None:
-        for endpoint in LEGACY:
-            table = get_endpoint(endpoint).table
-            try:
-                rows = dict(conn.execute(
-                    f"SELECT ref_date, count(*) FROM wechat.{table} WHERE account = %s "
-                    "AND ref_date BETWEEN %s AND %s GROUP BY ref_date",
-                    (ACCOUNT, self.begin, self.end),
-                ).fetchall())
-            except psycopg.errors.UndefinedTable:  # before the first task created the schema
-                rows = {}
-            day = self.begin
-            while day <= self.end:
-                self.seen[(table, day)].add(rows.get(day, 0))
-                day += dt.timedelta(days=1)
-
-    def run(self) -> None:
-        conn: psycopg.Connection[Any] | None = None
-        last_ok = time.monotonic()
-        while not self._halt.is_set():
-            try:
-                if conn is None or conn.closed:
-                    conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=2,
-                                           application_name="suite-r8-observer")
-                self._poll(conn)
-                now = time.monotonic()
-                self.longest_gap = max(self.longest_gap, now - last_ok)
-                last_ok = now
-                self.samples += 1
-            except psycopg.Error:
-                self.failed_polls += 1
-                if conn is not None:
-                    conn.close()
-                conn = None
-            time.sleep(0.1)
-        if conn is not None:
-            conn.close()
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(timeout=10)
 
 
 def _finished_runs(s: Session, dag_id: str) -> tuple[int, int]:
@@ -232,15 +176,8 @@ def run_r8(s: Session) -> dict[str, Any]:
     account, sim, dsn = s.phase_account(ACCOUNT)
     begin = account.start_date
     end = begin + dt.timedelta(days=R8_DAYS - 1)
-    full: dict[tuple[str, dt.date], int] = {}
-    for endpoint in LEGACY:
-        spec = get_endpoint(endpoint)
-        per_day = Counter(r[spec.date_column] for r in truth_dicts(sim, account.appid, endpoint, begin, end,
-                                                                    account=ACCOUNT))
-        for i in range(R8_DAYS):
-            day = begin + dt.timedelta(days=i)
-            full[(spec.table, day)] = per_day.get(day, 0)
-    observer = Observer(dsn, begin, end)
+    full = day_counts(sim, account.appid, ACCOUNT, begin, end)
+    observer = WindowObserver(dsn, [ACCOUNT], begin, end, application_name="suite-r8-observer")
     observer.start()
     started = time.monotonic()
     s.cluster.set_paused(account.dag_id, False)
@@ -252,13 +189,8 @@ def run_r8(s: Session) -> dict[str, Any]:
     seconds = time.monotonic() - started
     tis = s.cluster.all_task_instances(account.dag_id, "~")
     retried = [t for t in tis if (t.get("try_number") or 1) > 1]
-    partial = {f"{table} {day}": sorted(counts - {0, full[(table, day)]})
-               for (table, day), counts in observer.seen.items() if counts - {0, full[(table, day)]}}
-    load_log = read_load_log(dsn, ACCOUNT, begin, end)
-    expected_keys = {(e, begin + dt.timedelta(days=i)) for e in LEGACY for i in range(R8_DAYS)}
-    load_log_ok = set(load_log) == expected_keys and all(
-        st in ("loaded", "empty") and n == full[(get_endpoint(e).table, d)] for (e, d), (st, n) in load_log.items()
-    )
+    partial = partial_windows(observer.seen, full)
+    load_log_ok, load_log_statuses = load_log_matches(dsn, ACCOUNT, begin, end, full)
     with psycopg.connect(dsn) as conn:
         responses = dict(conn.execute(
             "SELECT status, count(*) FROM wechat.api_response WHERE account = %s GROUP BY status", (ACCOUNT,)
@@ -279,7 +211,7 @@ def run_r8(s: Session) -> dict[str, Any]:
         **truth,
         "rows_stored": sum(t["stored"] for t in truth["tables"]),
         "load_log_ok": load_log_ok,
-        "load_log_statuses": Counter(st for st, _ in load_log.values()),
+        "load_log_statuses": load_log_statuses,
         "api_responses": responses,
         "data_requests": sum(account.data_calls().values()),
     }

@@ -10,6 +10,7 @@ from bench.harness import SHORT_RETRY_DELAY_SECONDS, markdown_table, verdict
 from reliability.hardening import EXCHANGE_DELAY
 from reliability.pg_restart import DOWN_SECONDS
 from reliability.session import R8_DAYS, R9_DAYS, SOAK_READ_TIMEOUT, SOAK_TOKEN_TTL
+from reliability.worker_kill import DAYS as R11_DAYS
 from wechat_datacube.dashboard.guard import HIDDEN_ERRORS_NOTICE
 
 
@@ -678,6 +679,87 @@ real login and the plugin mount are covered by the dashboard's integration tests
 Notes:
 
 {note_text}
+
+Result: {verdict(met)}.
+"""
+
+
+def r11(r: dict[str, Any]) -> tuple[bool, str]:
+    killed = r["killed"]
+    runs_ok = r["run_states"].get("success", 0) == r["runs"] == len(r["accounts"]) * R11_DAYS
+    recovered = bool(killed) and all(k["final_state"] == "success" and k["final_try"] > k["killed_try"]
+                                     for k in killed)
+    tree_dead = r["kill"]["survivors"] == 0
+    accounts_ok = all(a["truth_equal"] and a["load_log_ok"] and a["token_calls"] == 1
+                      for a in r["per_account"].values())
+    met = runs_ok and recovered and tree_dead and accounts_ok and not r["partial_seen"]
+    kill = r["kill"]
+
+    def seconds(value: float | None) -> str:
+        return f"{value:.1f} s" if value is not None else "—"
+
+    killed_table = markdown_table(
+        ["account", "day", "task", "killed try", "killed try ended as", "left `running` after (polled)",
+         "heartbeat-timeout event after", "later tries (try, state, worker)", "final", "succeeded after the kill"],
+        [[k["account"], k["logical_date"], k["task_id"], k["killed_try"], k["killed_try_state"] or "—",
+          seconds(k["detected_after"]), seconds(k["heartbeat_event_after"]),
+          "; ".join(f"{n}: {st} on {host or '—'}" for n, st, host in k["later_tries"]),
+          f"{k['final_state']} (try {k['final_try']}, {k['final_hostname']})", seconds(k["recovered_after"])]
+         for k in killed],
+    )
+    accounts = markdown_table(
+        ["account", "rows stored", "tables equal the truth (row by row)", "`load_log` complete and equal",
+         "`load_log` statuses", "token calls"],
+        [[name, a["rows_stored"], a["truth_equal"], a["load_log_ok"], dict(a["load_log_statuses"]), a["token_calls"]]
+         for name, a in r["per_account"].items()],
+    )
+    elsewhere = ", ".join(f"{task} on {host}" for host, task in r["running_elsewhere_at_kill"]) or "none"
+    detect = [k["heartbeat_event_after"] for k in killed if k["heartbeat_event_after"] is not None]
+    recover = [k["recovered_after"] for k in killed if k["recovered_after"] is not None]
+    return met, f"""
+Expected: the killed worker's tasks are retried on the other worker or after its restart;
+every run ends success; the tables equal the truth; no window is partial.
+
+A Celery cluster of the phase's own ({', '.join(r['workers'])}, {r['concurrency']} slots each;
+{r['broker']}, a private queue; the metadata DB as result backend) caught up
+{R11_DAYS} days ({r['begin']}..{r['end']}) for the accounts {', '.join(r['accounts'])} (6 legacy
+endpoints, {r['task_instances']} task instances). The scheduler's
+`task_instance_heartbeat_timeout` was {r['heartbeat_timeout']} s (checked every
+{r['heartbeat_check_interval']} s; Airflow's default is 300 s), the retry delay
+{SHORT_RETRY_DELAY_SECONDS} s.
+
+How the kill was reached: the suite held an EXCLUSIVE lock on `user_read_hour` from the
+start, so each task of that endpoint inserted its `api_response` row and then blocked on the
+DELETE of its window, inside its write transaction. When both slots of `celery-worker-1`
+held such a task ({r['blocked_backends_at_kill']} task backends were waiting on the lock in all;
+{r['runs_finished_at_kill']} runs had finished; running on the other worker: {elsewhere}), the
+worker's whole process tree was frozen (SIGSTOP) and killed (SIGKILL): {kill['processes']}
+processes in {kill['groups']} process groups, {kill['outside_worker_group']} of them outside the
+worker's own group (Airflow's task supervisor starts each task runner in a process group of
+its own, so a signal to the worker's group alone would have left them running); processes
+left alive (waited up to 10 s): **{kill['survivors']}**. One second later the lock was released.
+
+Task instances that were running on the killed worker:
+
+{killed_table}
+
+| | |
+|---|---|
+| time to detect (kill → scheduler's heartbeat-timeout event) | {', '.join(f'{x:.1f} s' for x in detect) or '—'} |
+| time to recover (kill → the retried try succeeded) | {', '.join(f'{x:.1f} s' for x in recover) or '—'} |
+| `celery-worker-1` down (kill → ready again) | {r['down_seconds']:.1f} s (restarted {r['down_seconds'] - r['restart_seconds']:.1f} s after the kill, once its task instances were taken over; ready {r['restart_seconds']:.1f} s later); task instances it ran after the restart: {r['victim_tis_after_restart']} |
+| runs | {dict(r['run_states'])} in {r['seconds']:.0f} s |
+| task instances | {dict(r['ti_states'])}; final try's worker: {dict(r['hostnames'])} |
+| Airflow task retries (Σ try_number − 1) | **{r['airflow_retries']}** ({r['tis_retried']} task instances retried) |
+| heartbeat-timeout events in the audit log | {r['heartbeat_events']} |
+| `api_response` rows by status | {r['api_responses']} |
+| observer polls / partial windows seen (count neither 0 nor the whole day) | {r['observer_samples']} / {r['partial_seen'] or 'none'} |
+
+{accounts}
+
+Tables equal the simulator's truth: **{r['truth_equal']}**. Token calls per account in all, both
+workers and the retries together (one expected, shared through the Postgres token cache):
+{', '.join(f"{name}: {a['token_calls']}" for name, a in r['per_account'].items())}.
 
 Result: {verdict(met)}.
 """

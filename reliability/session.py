@@ -24,6 +24,11 @@ another's figures:
 * ``sharestable1/2``, ``shareclassic1/2`` — R10: one AppID, one database, four data
   schemas: two accounts per token mode that must share one cached token.
 
+R11 (a Celery worker killed) needs CeleryExecutor, so it starts a cluster of its own in
+the same lab, with its own accounts ``wkill1/2``, simulator and database
+(:mod:`reliability.worker_kill`); it adds them to the session (``more_clusters``,
+``accounts``, ``sims``, ``dsns``, ``secrets``) so R6 scans them too.
+
 Start dates: ``soak`` and ``ref`` 60 days back, ``pgrestart`` and ``badhttp`` 12 and 10
 days back (paused until their phase); the others (R3, R5, R10) today, so they have no scheduled run
 at all and only do what a phase triggers.
@@ -96,6 +101,8 @@ class Session:
     last: dt.date
     #: R8's own PostgreSQL server (holds the ``pgrestart`` account's data database).
     private_pg: PrivatePostgres
+    #: Clusters a phase started of its own (R11's Celery cluster): R6 scans their homes and metadata DBs too.
+    more_clusters: list[Cluster] = field(default_factory=list)
     #: Phase results, filled as phases run (the report reads them).
     results: dict[str, Any] = field(default_factory=dict)
 
