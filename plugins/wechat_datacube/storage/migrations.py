@@ -10,25 +10,30 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from wechat_datacube.endpoints import ENDPOINTS, EndpointSpec
-from wechat_datacube.storage.catalog import live_columns
+from wechat_datacube.storage.catalog import live_columns, relation_exists
 from wechat_datacube.storage.connection import DEFAULT_SCHEMA
 from wechat_datacube.storage.reconcile import reconcile
 from wechat_datacube.storage.schema import (
     add_column_sql,
+    create_read_index_sql,
     create_table_sql,
     needs_window_index,
+    read_indexes,
     registry_ddl,
     statuses_sql,
     window_index_name,
 )
 from wechat_datacube.storage.versions import Migration, Track, ensure, migrate_track
 from wechat_datacube.storage.views import jsonb_as, views
+
+log = logging.getLogger(__name__)
 
 _STATUS_COMMENT = (
     "loaded / empty: rows replaced; kept: some days kept their stored rows; not_ready / failed: typed rows untouched."
@@ -184,6 +189,34 @@ def _m5_official_shapes(cur: psycopg.Cursor[Any], schema: str) -> None:
             _fold_title_into_extra(cur, schema, spec)
 
 
+def ensure_read_indexes(cur: psycopg.Cursor[Any], schema: str) -> list[str]:
+    """Create the registry's read indexes (:func:`.schema.read_indexes`) that are missing; what was done.
+
+    Only on tables that exist: a table the registry gains later is created by the reconcile
+    pass, which then calls this, so fresh, migrated and later-created tables all get them.
+    """
+    changes = []
+    for spec in ENDPOINTS.values():
+        if not relation_exists(cur, schema, spec.table):
+            continue
+        for index in read_indexes(spec):
+            if not relation_exists(cur, schema, index.name):
+                log.info("schema %s: creating index %s (%s)", schema, index.name, index.why)
+                cur.execute(create_read_index_sql(schema, index))
+                changes.append(f"created index {index.name}")
+    return changes
+
+
+def _m6_read_indexes(cur: psycopg.Cursor[Any], schema: str) -> None:
+    """Indexes for the dashboard's lookups that are not by date (B7: 50 accounts x 3 years).
+
+    Plain ``CREATE INDEX`` inside the migration's transaction: it blocks writes to the
+    table while it builds (seconds for years of rows, see docs/benchmarks.md, B7), which a
+    migration run between loads can afford; ``CONCURRENTLY`` cannot run in a transaction.
+    """
+    ensure_read_indexes(cur, schema)
+
+
 #: Append-only. Released steps are never edited.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "api_response and load_log", _m1_base_tables),
@@ -191,7 +224,13 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "quota_block", _m3_quota_block),
     Migration(4, "load state 'kept' (a shrinking answer did not erase stored rows)", _m4_status_kept),
     Migration(5, "replacement endpoints in their official shapes", _m5_official_shapes),
+    Migration(6, "indexes for the dashboard's lookups by article", _m6_read_indexes),
 )
+
+
+def _reconcile(cur: psycopg.Cursor[Any], schema: str) -> list[str]:
+    """The registry reconcile pass, then the read indexes of tables it may just have created."""
+    return [*reconcile(cur, schema), *ensure_read_indexes(cur, schema)]
 
 
 def _relations(schema: str) -> list[str]:
@@ -205,6 +244,7 @@ def _relations(schema: str) -> list[str]:
     return [
         *(s.table for s in specs),
         *(window_index_name(s) for s in specs if needs_window_index(s)),
+        *(i.name for s in specs for i in read_indexes(s)),
         *(v.name for v in views(schema)),
     ]
 
@@ -216,7 +256,7 @@ def _definition(schema: str) -> str:
     return "\n".join([*(p.as_string() for p in parts), *(v.comment for v in derived)])
 
 
-DATA_TRACK = Track("data", "schema_migrations", MIGRATIONS, _relations, _definition, reconcile)
+DATA_TRACK = Track("data", "schema_migrations", MIGRATIONS, _relations, _definition, _reconcile)
 
 
 def migrate(conn: psycopg.Connection[Any], schema: str = DEFAULT_SCHEMA) -> list[int]:

@@ -14,7 +14,8 @@ from wechat_datacube.endpoints import ENDPOINTS, Column, EndpointSpec
 from wechat_datacube.errors import ConfigError
 from wechat_datacube.load_status import LoadStatus
 from wechat_datacube.storage.catalog import live_primary_key
-from wechat_datacube.storage.migrations import MIGRATIONS, migrate
+from wechat_datacube.storage.migrations import DATA_TRACK, MIGRATIONS, ensure_schema, migrate
+from wechat_datacube.storage.versions import fingerprint
 
 #: How each registry type must appear in PostgreSQL (format_type spelling). Written out on
 #: purpose rather than imported from storage.schema.SQL_TYPES: it is the independent oracle
@@ -302,7 +303,7 @@ def make_release_3_deployment(conn: psycopg.Connection[Any]) -> None:
 
 def test_a_release_3_deployment_upgrades_and_recovers_the_numbers_left_in_extra(conn: psycopg.Connection[Any]) -> None:
     make_release_3_deployment(conn)
-    assert migrate(conn) == [4, 5]
+    assert migrate(conn) == [4, 5, 6]
     rows = conn.execute("SELECT read_user, read_user_source, extra FROM wechat.article_read").fetchall()
     assert rows == [(41, SCENES, {"forward_user": 2, "title": "a title"})]
     assert conn.execute("SELECT share_user, extra FROM wechat.article_share").fetchall() == [(7, {})]
@@ -327,3 +328,79 @@ def test_upgrading_twice_changes_nothing_more(conn: psycopg.Connection[Any]) -> 
     conn.rollback()
     assert migrate(conn) == []
     assert conn.execute("SELECT to_jsonb(t) - 'loaded_at' FROM wechat.biz_summary t").fetchall() == before
+
+
+# --- migration 6: indexes for the dashboard's lookups by article -----------------------------
+
+#: The read indexes as PostgreSQL must show them (written out: the oracle of schema.read_indexes).
+READ_INDEX_DEFS = {
+    "article_summary_account_msgid_idx": "ON {s}.article_summary USING btree (account, msgid, ref_date)",
+    "article_total_account_msgid_idx": "ON {s}.article_total USING btree (account, msgid, ref_date)",
+    "article_total_detail_account_msgid_idx": "ON {s}.article_total_detail USING btree (account, msgid, ref_date)",
+}
+
+
+def index_definitions(conn: psycopg.Connection[Any], schema: str) -> dict[str, str]:
+    """Every index of ``schema`` -> its definition with the schema spelled ``{s}`` (to compare two schemas)."""
+    rows = conn.execute(
+        "SELECT indexname, replace(indexdef, %s, ' {s}.') FROM pg_indexes WHERE schemaname = %s", (f" {schema}.", schema)
+    ).fetchall()
+    conn.rollback()
+    return dict(rows)
+
+
+def make_release_5_deployment(conn: psycopg.Connection[Any], schema: str) -> None:
+    """A schema as release 5 left it: migrations 1-5 recorded, no read index, release 5's fingerprint."""
+    migrate(conn, schema)
+    with conn.transaction():
+        for name in READ_INDEX_DEFS:
+            conn.execute(f"DROP INDEX {schema}.{name}")
+        conn.execute(f"DELETE FROM {schema}.schema_migrations WHERE version > 5")
+        conn.execute(f"COMMENT ON TABLE {schema}.schema_migrations IS"
+                     " 'wechat_datacube data schema: migration 5, definition 0000000000000000'")
+        conn.execute(f"INSERT INTO {schema}.api_response (id, account, endpoint, begin_date, end_date, status)"
+                     " VALUES (1, 'acme', 'getarticletotal', '2025-03-10', '2025-03-10', 'loaded')")
+        conn.execute(f"INSERT INTO {schema}.article_total (account, ref_date, msgid, title, stat_date, response_id)"
+                     " VALUES ('acme', '2025-03-10', '9_1', 'a title', '2025-03-11', 1)")
+
+
+def test_a_fresh_schema_has_the_read_indexes(conn: psycopg.Connection[Any]) -> None:
+    migrate(conn)
+    found = index_definitions(conn, "wechat")
+    for name, definition in READ_INDEX_DEFS.items():
+        assert found.get(name) == f"CREATE INDEX {name} {definition}"
+
+
+def test_a_release_5_deployment_gets_the_read_indexes_and_then_equals_a_fresh_schema(
+    conn: psycopg.Connection[Any],
+) -> None:
+    migrate(conn, "fresh")
+    make_release_5_deployment(conn, "old")
+    assert not set(READ_INDEX_DEFS) & set(index_definitions(conn, "old"))
+    assert ensure_schema(conn, "old") is True  # the one-query check sees release 5's fingerprint
+    assert [r[0] for r in conn.execute("SELECT version FROM old.schema_migrations ORDER BY 1")] == ALL_VERSIONS
+    conn.rollback()
+    assert index_definitions(conn, "old") == index_definitions(conn, "fresh")
+    for schema in ("old", "fresh"):
+        (comment,) = conn.execute("SELECT obj_description(%s::regclass, 'pg_class')",
+                                  (f"{schema}.schema_migrations",)).fetchone()
+        conn.rollback()
+        assert comment == fingerprint(DATA_TRACK, schema)
+        assert ensure_schema(conn, schema) is False
+    # The stored row is still there, and found through the new index's columns.
+    assert conn.execute("SELECT title FROM old.article_total WHERE account = 'acme' AND msgid = '9_1'").fetchall() == [
+        ("a title",)
+    ]
+
+
+def test_a_table_the_registry_gains_later_gets_its_read_index_from_the_reconcile_pass(
+    conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrate(conn)
+    spec = ENDPOINTS["getarticlesummary"]._replace(name="getnewarticles", table="new_articles")
+    monkeypatch.setitem(ENDPOINTS, spec.name, spec)
+    assert migrate(conn) == []  # no numbered step: the reconcile pass creates table and index
+    assert index_definitions(conn, "wechat")["new_articles_account_msgid_idx"] == (
+        "CREATE INDEX new_articles_account_msgid_idx ON {s}.new_articles USING btree (account, msgid, ref_date)"
+    )
+    assert ensure_schema(conn) is False

@@ -111,7 +111,7 @@ def test_a_changed_view_makes_ensure_schema_migrate(conn: psycopg.Connection[Any
     assert ensure_counted(conn)[0] is False
 
 
-@pytest.mark.parametrize("relation", ["user_share", "daily_readers", "article_read_scene"])
+@pytest.mark.parametrize("relation", ["user_share", "daily_readers", "article_read_scene", "article_total_account_msgid_idx"])
 def test_a_missing_relation_makes_ensure_schema_migrate(conn: psycopg.Connection[Any], relation: str) -> None:
     migrate(conn)
     with conn.transaction():
