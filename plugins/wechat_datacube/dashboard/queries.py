@@ -82,7 +82,7 @@ def missing_tables(cur: Cursor[Any], schema: str, tables: Iterable[str]) -> list
     return [t for t in wanted if t not in present]
 
 
-def _fetch(cur: Cursor[Any], query: sql.Composable, params: tuple[Any, ...]) -> list[Row]:
+def _fetch(cur: Cursor[Any], query: sql.Composable, params: tuple[Any, ...] | dict[str, Any]) -> list[Row]:
     cur.execute(query, params)
     names = [d.name for d in cur.description or ()]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
@@ -206,24 +206,45 @@ def _ranked_articles(
     cur: Cursor[Any], spec: ArticleCurves, schema: str, account: str, begin: dt.date, end: dt.date, limit: int,
     extra: sql.Composable,
 ) -> list[Row]:
-    """The ``limit`` articles sent in the range with the highest latest ``rank``, with their latest facts."""
+    """The ``limit`` articles sent in the range with the highest latest ``rank``, with their latest facts.
+
+    Reads one row per article, not every row of the range: the recursive part walks the
+    key's distinct (ref_date, msgid) pairs through the primary key (one probe per article,
+    a "skip scan"), then each article's latest stat_date is one backward probe. Reading all
+    the range's rows (up to 30 per article) and sorting them took ~300 ms for one account's
+    year at 50 accounts x 3 years (bench/dashboard_volume.py, B7); this takes ~40 ms.
+    """
+    facts = sql.SQL(", ").join(sql.SQL("latest.{}").format(sql.Identifier(f)) for f in spec.facts)
     query = sql.SQL(
         """
-        SELECT ref_date, msgid, stat_date, {facts}{extra}
-          FROM (SELECT DISTINCT ON (ref_date, msgid) account, ref_date, msgid, stat_date, {facts}
-                  FROM {tbl} WHERE account = %s AND ref_date BETWEEN %s AND %s{days}
-                 ORDER BY ref_date, msgid, stat_date DESC) latest
-         ORDER BY {rank} DESC NULLS LAST, ref_date DESC, msgid
-         LIMIT %s
+        WITH RECURSIVE articles AS (
+          (SELECT ref_date, msgid FROM {tbl}
+            WHERE account = %(account)s AND ref_date BETWEEN %(begin)s AND %(end)s
+            ORDER BY ref_date, msgid LIMIT 1)
+          UNION ALL
+          SELECT n.ref_date, n.msgid
+            FROM articles p CROSS JOIN LATERAL (
+                 SELECT ref_date, msgid FROM {tbl}
+                  WHERE account = %(account)s AND (ref_date, msgid) > (p.ref_date, p.msgid) AND ref_date <= %(end)s
+                  ORDER BY ref_date, msgid LIMIT 1) n
+        )
+        SELECT latest.ref_date, latest.msgid, latest.stat_date, {facts}{extra}
+          FROM articles a CROSS JOIN LATERAL (
+               SELECT account, ref_date, msgid, stat_date, {columns} FROM {tbl}
+                WHERE account = %(account)s AND ref_date = a.ref_date AND msgid = a.msgid{days}
+                ORDER BY stat_date DESC LIMIT 1) latest
+         ORDER BY latest.{rank} DESC NULLS LAST, latest.ref_date DESC, latest.msgid
+         LIMIT %(limit)s
         """
     ).format(
-        facts=sql.SQL(", ").join(map(sql.Identifier, spec.facts)),
+        facts=facts,
+        columns=sql.SQL(", ").join(map(sql.Identifier, spec.facts)),
         extra=extra,
         tbl=_table(schema, spec.table),
         days=_day_filter(spec.days),
         rank=sql.Identifier(spec.rank),
     )
-    return _fetch(cur, query, (account, begin, end, limit))
+    return _fetch(cur, query, {"account": account, "begin": begin, "end": end, "limit": limit})
 
 
 def _curves(
