@@ -22,7 +22,6 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from wechat_datacube.dashboard import report
@@ -33,6 +32,7 @@ from wechat_datacube.dashboard.guard import (
     require_account,
     visible_account_errors,
 )
+from wechat_datacube.dashboard.json_body import DashboardJSONResponse
 from wechat_datacube.dashboard.page import render_page
 from wechat_datacube.dashboard.source import DashboardError, configured_accounts, get_account
 
@@ -141,16 +141,16 @@ def accounts(user: User) -> dict[str, Any]:
 
 
 @router.get("/api/accounts/{account}/dashboard")
-def dashboard(user: User, account: str, begin: Begin = None, end: End = None, top: Top = 5) -> JSONResponse:
+def dashboard(user: User, account: str, begin: Begin = None, end: End = None, top: Top = 5) -> DashboardJSONResponse:
     require_account(user, account)
     data = report.build(get_account(account), list(report.SECTIONS), begin, end, top)
-    return JSONResponse(jsonable_encoder(data))
+    return DashboardJSONResponse(data)
 
 
 @router.get("/api/accounts/{account}/{section}")
-def section(user: User, account: str, section: str, begin: Begin = None, end: End = None, top: Top = 5) -> JSONResponse:
+def section(user: User, account: str, section: str, begin: Begin = None, end: End = None, top: Top = 5) -> DashboardJSONResponse:
     if section not in SECTION_PATHS:
         raise HTTPException(404, f"unknown section {section!r}; known: {', '.join(SECTION_PATHS)}")
     require_account(user, account)
     data = report.build(get_account(account), [SECTION_PATHS[section]], begin, end, top)
-    return JSONResponse(jsonable_encoder(data))
+    return DashboardJSONResponse(data)
