@@ -65,11 +65,13 @@ docs: install
 bench-parse: install
 	$(PY) bench/parse_time.py --write docs/benchmarks.md
 
-## B1-B5 against a real Airflow cluster, Postgres and the simulator; writes docs/benchmarks.md (~15 min)
+## B1-B7 against real Airflow clusters (LocalExecutor; B6 also CeleryExecutor on Redis), Postgres and the simulator;
+## writes docs/benchmarks.md (~45 min; B7 needs ~8 GB of free disk)
 bench: install
 	$(PY) -m bench
 
-## R1-R9 faults, kill -9, bad payloads, permanent errors, secrets, token concurrency, PostgreSQL restart, HTTP 502; writes docs/reliability.md
+## R1-R11 faults, kill -9, bad payloads, permanent errors, secrets, token concurrency, PostgreSQL restart, HTTP 502,
+## hardening, a Celery worker killed mid-run; writes docs/reliability.md (~15 min)
 reliability: install
 	$(PY) -m reliability
 

@@ -1,9 +1,10 @@
-"""``python -m bench``: run B1-B5 and write docs/benchmarks.md.
+"""``python -m bench``: run B1-B7 and write docs/benchmarks.md.
 
-Order: the timing-sensitive in-process measurements first (B3 parse time, B5 write path),
-then one Airflow cluster for B4/B1 (catchups, which also sample the peak RSS of every
-task process for B5) and B2 (bulk backfills). Nothing runs concurrently with a
-measurement; other processes on the machine are sampled and reported per section.
+Order: the timing-sensitive in-process measurements first (B3 parse time, B5 write path,
+B7 the dashboard over 50 accounts x 3 years), then one Airflow cluster for B4/B1 (catchups, which also sample the peak RSS of every
+task process for B5) and B2 (bulk backfills), then B6 (50 accounts on a Celery cluster,
+then on a LocalExecutor one). Nothing runs concurrently with a measurement; other
+processes on the machine are sampled and reported per section.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import parse_time, scheduler, write_path
+from bench import celery_throughput, dashboard_volume, parse_time, scheduler, write_path
 from bench.harness import REPO, Report, log, machine, machine_table, markdown_table, section, verdict
 
 DOC = REPO / "docs" / "benchmarks.md"
@@ -43,6 +44,9 @@ def main() -> int:
     parser.add_argument("--parse-samples", type=int, default=5)
     parser.add_argument("--write-rows", type=int, default=1_000_000)
     parser.add_argument("--write-repeats", type=int, default=2)
+    parser.add_argument("--dashboard-accounts", type=int, default=50, help="B7 accounts")
+    parser.add_argument("--dashboard-years", type=int, default=3, help="B7 years of rows per account")
+    parser.add_argument("--celery-repeats", type=int, default=1, help="B6 batches of each kind on Celery")
     args = parser.parse_args()
     started = time.monotonic()
     facts = machine()
@@ -53,7 +57,11 @@ def main() -> int:
     with section("B5 write path") as load:
         b5 = write_path.measure(args.write_rows, args.write_repeats)
         b5_foreign = load.summary()
+    with section("B7 dashboard at volume") as load:
+        b7 = dashboard_volume.measure(args.dashboard_accounts, args.dashboard_years)
+        b7_foreign = load.summary()
     sched = scheduler.run(repeats=args.repeats)
+    b6 = celery_throughput.run(repeats=args.celery_repeats)
     total = time.monotonic() - started
 
     doc = Report(
@@ -62,8 +70,9 @@ def main() -> int:
 Written by `make bench` (`python -m bench`) in {total / 60:.1f} minutes. Every comparison
 below was measured side by side in this same run, on this machine, against real services
 (PostgreSQL, the WeChat simulator over HTTP, a real Airflow cluster: api-server,
-scheduler, dag-processor, LocalExecutor). Figures are medians of repeated runs (the
-number is given with each); goals in brackets come from the issue.
+scheduler, dag-processor, LocalExecutor; B6 runs CeleryExecutor with a Redis broker and
+two workers). Figures are medians of repeated runs (the number is given with each);
+goals in brackets come from the issue.
 """,
     )
     b1_met, b1_text = scheduler.report_b1(sched)
@@ -71,12 +80,17 @@ number is given with each); goals in brackets come from the issue.
     b3_met, b3_text = parse_time.report(b3, b3_foreign)
     b4_met = scheduler.b4_ratio(sched["catchups"]) <= 1.25
     b5_met, b5_text = report_b5(b5, sched["catchups"], b5_foreign)
+    _, b6_text = celery_throughput.report(b6)
+    b7_met, b7_text = dashboard_volume.report(b7)
     doc.add("Summary", markdown_table(["benchmark", "goal", "result"], [
         ["B1 token calls", "1 per token lifetime", verdict(b1_met)],
         ["B2 API calls", "calls ÷ Σ ceil(days/span) = 1.00; rerun 0", verdict(b2_met)],
         ["B3 parse time", parse_time.GOAL_TEXT, parse_time.summary(b3)],
         ["B4 scheduler throughput", "<= 1.25x no-op DAG", verdict(b4_met)],
         ["B5 write path", ">= 0.5x COPY", verdict(b5_met)],
+        ["B6 throughput on Celery (50 accounts)", celery_throughput.GOAL_TEXT, celery_throughput.summary(b6)],
+        ["B7 dashboard at volume", f"p95 <= {dashboard_volume.GOAL_MS:.0f} ms per endpoint (1 account, 1 year; "
+         f"{b7['accounts']} accounts x {b7['years']} years)", verdict(b7_met)],
     ]))
     doc.add("Machine", machine_table(facts))
     doc.add("B1 token calls", b1_text)
@@ -84,13 +98,18 @@ number is given with each); goals in brackets come from the issue.
     doc.add("B3 parse time", b3_text)
     doc.add("B4 scheduler throughput", scheduler.report_b4(sched))
     doc.add("B5 write path and task memory", b5_text)
+    doc.add("B6 throughput on Celery (50 accounts)", b6_text)
+    doc.add("B7 dashboard at volume", f"{b7_text}\nOther processes' CPU meanwhile: {b7_foreign}.\n")
     doc.add("Contention", f"Other processes' CPU during the scheduler benchmarks: {sched['foreign_load']}.")
     doc.add("How to run, and what changed in the product", """
 `make bench` (or `.venv/bin/python -m bench [--repeats 3] [--parse-samples 5]
-[--write-rows 1000000] [--write-repeats 2] [--out docs/benchmarks.md]`). Single parts:
-`python bench/parse_time.py`, `python -m bench.write_path`. Needs PostgreSQL as for
-`make test` (`WECHAT_DATACUBE_TEST_PG`); everything else (simulator, Airflow cluster,
-databases) is started and removed by the run. Not part of `make test`.
+[--write-rows 1000000] [--write-repeats 2] [--dashboard-accounts 50] [--dashboard-years 3]
+[--celery-repeats 1] [--out docs/benchmarks.md]`). B7 needs ~8 GB of free disk for its database.
+Single parts: `python bench/parse_time.py`, `python -m bench.write_path`,
+`python -m bench.celery_throughput`, `python -m bench.dashboard_volume`. Needs PostgreSQL as for `make test`
+(`WECHAT_DATACUBE_TEST_PG`) and, for B6, a Redis as for the Celery test (the local server,
+`WECHAT_DATACUBE_REDIS_URL`, or the embedded one); everything else (simulator, Airflow
+clusters, databases) is started and removed by the run. Not part of `make test`.
 
 Product changes made while measuring (kept small; the test suite passes unchanged):
 

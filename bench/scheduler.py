@@ -69,7 +69,7 @@ class NoOp(BaseOperator):
 
 for name in {names!r}:
     with DAG(
-        dag_id=f"noop__{{name}}",
+        dag_id=f"{prefix}{{name}}",
         schedule=CronDataIntervalTimetable("0 10 * * *", timezone="Asia/Shanghai"),
         start_date=dt.datetime.fromisoformat({start!r}),
         catchup=True,
@@ -80,6 +80,29 @@ for name in {names!r}:
             NoOp(task_id=task_id, pool="wechat_api", retries={retries}, outlets=[Asset(name=asset_name, uri=asset_uri)])
     globals()[dag.dag_id] = dag
 '''
+#: The no-op DAGs are ``<prefix><name>``.
+NOOP_DAG_PREFIX = "noop__"
+
+
+def noop_dag_id(name: str) -> str:
+    return f"{NOOP_DAG_PREFIX}{name}"
+
+
+def noop_dag_file(names: list[str], start: dt.date, max_active_runs: int = MAX_ACTIVE_RUNS) -> str:
+    """A DAG file with one no-op DAG per name, each shaped like the daily DAG of an account starting ``start``.
+
+    Shared by B4 (one DAG per repetition) and B6 (as many as there are accounts), so both
+    baselines are the same DAG.
+    """
+    return NOOP_DAGS.format(
+        names=names,
+        prefix=NOOP_DAG_PREFIX,
+        start=dt.datetime.combine(start, dt.time(10), tzinfo=dt.timezone(dt.timedelta(hours=8))).isoformat(),
+        max_active_runs=max_active_runs,
+        tasks={e: (table_asset("wechat", get_endpoint(e).table).name, table_asset("wechat", get_endpoint(e).table).uri)
+               for e in LEGACY},
+        retries=DEFAULT_TASK_ARGS["retries"],
+    )
 
 
 @dataclass
@@ -241,19 +264,12 @@ def run(repeats: int = 2) -> dict[str, Any]:
         ]
         by_name = {a.name: a for a in accounts}
         accounts_file = write_accounts_file(scratch_dir("accounts") / "accounts.yaml", accounts)
-        noop = NOOP_DAGS.format(
-            names=noop_names,
-            start=dt.datetime.combine(start, dt.time(10), tzinfo=dt.timezone(dt.timedelta(hours=8))).isoformat(),
-            max_active_runs=MAX_ACTIVE_RUNS,
-            tasks={e: (table_asset("wechat", get_endpoint(e).table).name, table_asset("wechat", get_endpoint(e).table).uri)
-                   for e in LEGACY},
-            retries=DEFAULT_TASK_ARGS["retries"],
-        )
+        noop = noop_dag_file(noop_names, start)
         env = accounts_env(accounts, accounts_file, databases)
         env[RETRY_DELAY_ENV] = SHORT_RETRY_DELAY_SECONDS
         cluster_started = time.monotonic()
         cluster = lab.cluster(env, dag_folder=scratch_dag_folder({"noop_dags.py": noop}))
-        for dag_id in [*(a.dag_id for a in accounts[:repeats]), *(f"noop__{n}" for n in noop_names), BACKFILL_DAG]:
+        for dag_id in [*(a.dag_id for a in accounts[:repeats]), *(noop_dag_id(n) for n in noop_names), BACKFILL_DAG]:
             cluster.wait_for_dag(dag_id)
         cluster.set_paused(BACKFILL_DAG, False)
         log(f"cluster up in {time.monotonic() - cluster_started:.0f} s")
@@ -266,7 +282,7 @@ def run(repeats: int = 2) -> dict[str, Any]:
             if i % 2:
                 pair.reverse()
             for kind, account in pair:
-                dag_id = account.dag_id if account else f"noop__{noop_names[i]}"
+                dag_id = account.dag_id if account else noop_dag_id(noop_names[i])
                 catchups.append(_catchup(cluster, dag_id, kind, account, memory))
         memory.stop()
 
