@@ -1,9 +1,10 @@
 """``python -m bench``: run B1-B7 and write docs/benchmarks.md.
 
-Order: the timing-sensitive in-process measurements first (B3 parse time, B5 write path,
-B7 the dashboard over 50 accounts x 3 years), then one Airflow cluster for B4/B1 (catchups, which also sample the peak RSS of every
+Order: the timing-sensitive in-process measurements first (B3 parse time, B5 write path),
+then one Airflow cluster for B4/B1 (catchups, which also sample the peak RSS of every
 task process for B5) and B2 (bulk backfills), then B6 (50 accounts on a Celery cluster,
-then on a LocalExecutor one). Nothing runs concurrently with a measurement; other
+then on a LocalExecutor one), and last B7 (the dashboard over 50 accounts x 3 years, whose
+8 GB of writes would disturb what followed). Nothing runs concurrently with a measurement; other
 processes on the machine are sampled and reported per section.
 """
 
@@ -57,11 +58,13 @@ def main() -> int:
     with section("B5 write path") as load:
         b5 = write_path.measure(args.write_rows, args.write_repeats)
         b5_foreign = load.summary()
+    sched = scheduler.run(repeats=args.repeats)
+    b6 = celery_throughput.run(repeats=args.celery_repeats)
+    # Last: its 8 GB of writes and the DROP of its database leave the server flushing for
+    # minutes, which slowed every real task of a scheduler benchmark run after it.
     with section("B7 dashboard at volume") as load:
         b7 = dashboard_volume.measure(args.dashboard_accounts, args.dashboard_years)
         b7_foreign = load.summary()
-    sched = scheduler.run(repeats=args.repeats)
-    b6 = celery_throughput.run(repeats=args.celery_repeats)
     total = time.monotonic() - started
 
     doc = Report(
