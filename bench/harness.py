@@ -22,6 +22,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -230,6 +231,29 @@ class Report:
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.render(), encoding="utf-8")
+
+
+def read_report(path: Path) -> tuple[str, dict[str, str]]:
+    """(intro, heading -> body) of a report :class:`Report` wrote; empty if there is none.
+
+    For partial runs (``python -m bench --only``, ``python -m reliability --phases``), which
+    rewrite their own sections and keep the others.
+    """
+    if not path.exists():
+        return "", {}
+    parts = re.split(r"^## ", path.read_text(encoding="utf-8"), flags=re.M)
+    intro = re.sub(r"^# .*\n", "", parts[0]).strip()
+    return intro, {p.split("\n", 1)[0].strip(): p.split("\n", 1)[1].strip() if "\n" in p else "" for p in parts[1:]}
+
+
+def table_rows(markdown: str) -> dict[str, list[str]]:
+    """First cell -> cells of each row of a Markdown table (header and rule included)."""
+    rows = {}
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows[cells[0]] = cells
+    return rows
 
 
 def verdict(met: bool) -> str:

@@ -26,7 +26,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.harness import REPO, ForeignLoad, Lab, Report, log, machine, machine_table, markdown_table, secrets_for
+from bench.harness import (
+    REPO,
+    ForeignLoad,
+    Lab,
+    Report,
+    log,
+    machine,
+    machine_table,
+    markdown_table,
+    read_report,
+    secrets_for,
+)
 from reliability import report as render
 from reliability.bad_http import run_r9
 from reliability.crash import run_r3
@@ -86,15 +97,6 @@ def _phases(raw: str | None) -> tuple[str, ...]:
     if "R2" in chosen and "R1" not in chosen:
         raise SystemExit("R2 reruns R1's soak: select R1 too")
     return tuple(p for p in PHASES if p in chosen)
-
-
-def _old_sections(path: Path) -> tuple[str, dict[str, str]]:
-    """(intro, heading -> body) of an existing report; empty if there is none."""
-    if not path.exists():
-        return "", {}
-    parts = re.split(r"^## ", path.read_text(encoding="utf-8"), flags=re.M)
-    intro = re.sub(r"^# .*\n", "", parts[0]).strip()
-    return intro, {p.split("\n", 1)[0].strip(): p.split("\n", 1)[1].strip() if "\n" in p else "" for p in parts[1:]}
 
 
 def _old_verdicts(summary: str) -> dict[str, str]:
@@ -193,7 +195,7 @@ def main() -> int:
         foreign = load.summary()
     total = time.monotonic() - started
 
-    old_intro, old = _old_sections(args.out) if selected != PHASES else ("", {})
+    old_intro, old = read_report(args.out) if selected != PHASES else ("", {})
     if selected == PHASES:
         intro = _intro(total, foreign)
     else:
