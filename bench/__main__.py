@@ -4,7 +4,7 @@ Order: the timing-sensitive in-process measurements first (B3 parse time, B5 wri
 then one Airflow cluster for B4/B1 (catchups, which also sample the peak RSS of every
 task process for B5) and B2 (bulk backfills), then B6 (50 accounts on a Celery cluster,
 then on a LocalExecutor one), and last B7 (the dashboard over 50 accounts x 3 years, whose
-8 GB of writes would disturb what followed). Nothing runs concurrently with a measurement; other
+8 GB of writes leave the server busy flushing afterwards). Nothing runs concurrently with a measurement; other
 processes on the machine are sampled and reported per section.
 """
 
@@ -117,7 +117,7 @@ def main() -> int:
             "B6 throughput on Celery (50 accounts)", celery_throughput.GOAL_TEXT, celery_throughput.summary(b6)]
     if "B7" in selected:
         # Last: its 8 GB of writes and the DROP of its database leave the server flushing for
-        # minutes, which slowed every real task of a scheduler benchmark run after it.
+        # a while, and nothing timed should run then.
         with section("B7 dashboard at volume") as load:
             b7 = dashboard_volume.measure(args.dashboard_accounts, args.dashboard_years)
             b7_foreign = load.summary()
