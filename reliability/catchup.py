@@ -6,8 +6,9 @@ One place, so two phases cannot count "retries" or "equal to the truth" differen
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -15,6 +16,17 @@ from wechat_datacube_dev.simulator import SimulatorServer
 
 from tests.fixtures.truth import stored_rows, truth_rows
 from wechat_datacube.endpoints import LEGACY, get_endpoint
+
+
+def wait_for(predicate: Callable[[], Any], what: str, *, timeout: float, poll: float) -> Any:
+    """``predicate()``'s first truthy value, polled every ``poll`` s; RuntimeError naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def run_figures(runs: Sequence[dict[str, Any]], tis: Sequence[dict[str, Any]], seconds: float) -> dict[str, Any]:

@@ -29,12 +29,13 @@ import datetime as dt
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
 from bench.harness import log
-from reliability.catchup import run_figures, tables_vs_truth
+from reliability.catchup import run_figures, tables_vs_truth, wait_for
 from reliability.session import R8_DAYS, Session
 from reliability.windows import WindowObserver, day_counts, load_log_matches, partial_windows
 
@@ -71,14 +72,8 @@ def _running_tis(s: Session, dag_id: str) -> int:
     return sum(t["state"] == "running" for t in s.cluster.all_task_instances(dag_id, "~"))
 
 
-def _wait_for(predicate: Any, what: str, timeout: float = WAIT, poll: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise RuntimeError(f"R8: timed out waiting for {what}")
+def _wait_for(predicate: Callable[[], Any], what: str, timeout: float = WAIT, poll: float = 0.2) -> Any:
+    return wait_for(predicate, f"R8: {what}", timeout=timeout, poll=poll)
 
 
 def _recovery_lines(logfile: Any, offset: int) -> list[str]:

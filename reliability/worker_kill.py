@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -57,7 +56,7 @@ from bench.harness import (
     secrets_for,
     write_accounts_file,
 )
-from reliability.catchup import run_figures, tables_vs_truth
+from reliability.catchup import run_figures, tables_vs_truth, wait_for
 from reliability.session import Session
 from reliability.windows import WindowObserver, day_counts, load_log_matches, partial_windows
 from tests.fixtures.postgres import ADMIN_DSN
@@ -82,13 +81,7 @@ WAIT = 300.0
 
 
 def _wait_for(predicate: Callable[[], Any], what: str, timeout: float = WAIT, poll: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise RuntimeError(f"R11: timed out waiting for {what}")
+    return wait_for(predicate, f"R11: {what}", timeout=timeout, poll=poll)
 
 
 def _utcnow() -> dt.datetime:
@@ -172,16 +165,11 @@ def _victim_pinned(cluster: Cluster, accounts: list[Account], admin: psycopg.Con
 
 def _kill_tree(cluster: Cluster, name: str) -> dict[str, Any]:
     """Kill the worker's whole process tree (``AirflowCluster.kill_component``), noting when."""
-    leader = cluster.procs[name].pid
-    groups = set()
-    for proc in _tree(leader):
-        with contextlib.suppress(ProcessLookupError):
-            groups.add(os.getpgid(proc.pid))
-    outside = len(groups - {leader})
     killed_at = _utcnow()
     started = time.monotonic()
     figures = cluster.kill_component(name)
-    return {"killed_at": killed_at, "kill_started": started, "outside_worker_group": outside, **figures}
+    # Every group but the worker's own is a task runner's (the supervisor starts each in one of its own).
+    return {"killed_at": killed_at, "kill_started": started, "outside_worker_group": figures["groups"] - 1, **figures}
 
 
 def _restart_worker(cluster: Cluster, name: str) -> None:
