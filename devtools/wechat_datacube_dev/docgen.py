@@ -19,24 +19,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wechat_datacube.endpoints import ENDPOINTS, EndpointSpec
-from wechat_datacube.errors import ERRCODES, ErrorClass
+from wechat_datacube.errors import CLASS_BEHAVIOUR, ERRCODES, ErrorClass
 from wechat_datacube.provider import DEFAULT_BASE_URL
 from wechat_datacube.storage.columns import FIXED_COLUMNS, primary_key
 from wechat_datacube.storage.connection import DEFAULT_SCHEMA
 from wechat_datacube.storage.schema import STATUSES, column_sql, table_comment
 from wechat_datacube.storage.views import views
+from wechat_datacube_dev.alert_samples import alert_samples
 from wechat_datacube_dev.localrun import repo_root
 
 TABLES_DOC = Path("docs") / "tables.md"
 README = Path("README.md")
 
-#: What the pipeline does with each error class (errors.ERRCODES says what a person should do).
-CLASS_BEHAVIOUR: dict[ErrorClass, str] = {
-    ErrorClass.TRANSIENT: "retried in the hook with backoff, then by Airflow (exponential backoff)",
-    ErrorClass.TOKEN: "token refreshed once (shared cache), call retried once",
-    ErrorClass.QUOTA: "endpoint blocked for the account until 00:00 Beijing (`quota_block`); the task retries after",
-    ErrorClass.PERMANENT: "task fails at once, no retry",
-}
 
 
 def _cell(text: str) -> str:
@@ -138,7 +132,9 @@ def tables_doc() -> str:
     return "\n".join(out) + "\n"
 
 
-README_SECTIONS: dict[str, Callable[[], str]] = {"tables": tables_overview, "errcodes": errcodes_table}
+README_SECTIONS: dict[str, Callable[[], str]] = {
+    "tables": tables_overview, "errcodes": errcodes_table, "alert-samples": alert_samples,
+}
 
 
 def render_readme(text: str) -> str:

@@ -51,6 +51,14 @@ ERRCODES: dict[int, tuple[ErrorClass, str]] = {
     ),
 }
 
+#: What the pipeline does with each error class (ERRCODES says what a person should do).
+CLASS_BEHAVIOUR: dict[ErrorClass, str] = {
+    ErrorClass.TRANSIENT: "retried in the hook with backoff, then by Airflow (exponential backoff)",
+    ErrorClass.TOKEN: "token refreshed once (shared cache), call retried once",
+    ErrorClass.QUOTA: "endpoint blocked for the account until 00:00 Beijing (`quota_block`); the task retries after",
+    ErrorClass.PERMANENT: "task fails at once, no retry",
+}
+
 #: errcodes we do not know are treated as permanent: retrying the unknown burns quota.
 UNKNOWN_ERRCODE_CLASS = ErrorClass.PERMANENT
 
@@ -184,6 +192,10 @@ class QuotaExceededError(WeChatDatacubeError):
 
     def _render(self) -> str:
         return f"{super()._render()} (quota resets at {self.reset_at.isoformat()})"
+
+
+class QuotaBlockedError(QuotaExceededError):
+    """A 45009 seen earlier (by any task) still holds for this endpoint: not called, nothing new to report."""
 
 
 class PermanentError(WeChatDatacubeError):
