@@ -32,4 +32,5 @@ pytest_plugins = [
     "tests.fixtures.wechat_conn",
     "tests.fixtures.dashboard",
     "tests.fixtures.broker",
+    "tests.fixtures.wecom_robot",
 ]

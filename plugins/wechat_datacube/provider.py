@@ -1,4 +1,4 @@
-"""Provider info: registers connection type ``wechat`` with its form.
+"""Provider info: registers connection types ``wechat`` and ``wecom_robot`` with their forms, and the notifier.
 
 Airflow reads this through the ``apache_airflow_provider`` entry point declared in
 pyproject.toml; a plugin cannot register a connection type. The form is declarative
@@ -12,6 +12,8 @@ from typing import Any
 
 DISTRIBUTION = "airflow-wechat-datacube"
 DEFAULT_BASE_URL = "https://api.weixin.qq.com"
+#: Where WeCom group robots take messages (the ``wecom_robot`` connection's default host).
+DEFAULT_WECOM_WEBHOOK_URL = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
 TOKEN_MODES = ("stable", "classic", "authorizer", "external")
 
 
@@ -60,6 +62,16 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 
+WECOM_CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "timeout": {
+        "label": "Timeout (s)",
+        "schema": {"type": ["number", "null"]},
+        "description": "Connect and read timeout of each request to the robot (default 3 s connect, 5 s read; "
+        "[connect, read] in the JSON extra sets them apart).",
+    },
+}
+
+
 def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": DISTRIBUTION,
@@ -77,6 +89,18 @@ def get_provider_info() -> dict[str, Any]:
                     "relabeling": {"host": "API base URL", "login": "AppID", "password": "AppSecret"},
                     "placeholders": {"host": DEFAULT_BASE_URL, "login": "wx0123456789abcdef"},
                 },
-            }
+            },
+            {
+                "hook-class-name": "wechat_datacube.alerts.wecom.WeComRobotHook",
+                "hook-name": "WeCom group robot",
+                "connection-type": "wecom_robot",
+                "conn-fields": WECOM_CONN_FIELDS,
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"host": "Webhook URL", "password": "Robot key"},
+                    "placeholders": {"host": DEFAULT_WECOM_WEBHOOK_URL, "password": "the webhook URL's key=... value"},
+                },
+            },
         ],
+        "notifications": ["wechat_datacube.alerts.notifier.WeComRobotNotifier"],
     }

@@ -177,7 +177,7 @@ def test_airflow_lists_the_provider_and_its_hook(fresh_venv: FreshVenv) -> None:
     providers = _cli_json(fresh_venv.run("airflow", "providers", "list", "-o", "json"))
     assert DISTRIBUTION in {p["package_name"] for p in providers}
     hooks = _cli_json(fresh_venv.run("airflow", "providers", "hooks", "-o", "json"))
-    (conn_type,) = get_provider_info()["connection-types"]
+    conn_type = next(c for c in get_provider_info()["connection-types"] if c["connection-type"] == "wechat")
     assert {
         "connection_type": "wechat",
         "class": conn_type["hook-class-name"],
@@ -187,7 +187,7 @@ def test_airflow_lists_the_provider_and_its_hook(fresh_venv: FreshVenv) -> None:
 
 def test_the_connection_form_has_the_wechat_fields_and_labels(fresh_venv: FreshVenv) -> None:
     form = _result(fresh_venv.run("python", "-c", CONNECTION_FORM))
-    (conn_type,) = get_provider_info()["connection-types"]
+    conn_type = next(c for c in get_provider_info()["connection-types"] if c["connection-type"] == "wechat")
     behaviour = conn_type["ui-field-behaviour"]
     standard = form["standard_fields"]
     assert {field: standard[field]["title"] for field in behaviour["relabeling"]} == behaviour["relabeling"]
