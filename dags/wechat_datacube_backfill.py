@@ -28,6 +28,10 @@ tasks run with ``on_quota="skip"``, so the task that hit it and every later task
 reset time in their message instead of failing and retrying in a loop. Trigger the DAG
 again after midnight Beijing time: finished windows are skipped, the rest is fetched.
 The mapped tasks emit no asset events (their table set is only known at run time).
+
+Alerts: a load task of an account with alert targets (``alert_conn_ids`` /
+``alert_notifiers``) reports a failure for good, a 45009 that stopped it (with the reset
+time) and the days it kept against a shorter answer; see README "Alerts".
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import airflow.sdk.bases.skipmixin  # noqa: F401
 import airflow.sdk.definitions.retry_policy  # noqa: F401
 from airflow.sdk import DAG, Param
 
+from wechat_datacube.alerts.callbacks import task_failure_callback
 from wechat_datacube.backfill_params import DEFAULT_WINDOWS_PER_TASK, REPROCESS_MODES
 from wechat_datacube.backfill_tasks import BackfillPlanOperator, BackfillReportOperator
 from wechat_datacube.dag_settings import API_POOL, BACKFILL_DAG_ID, DEFAULT_TASK_ARGS
@@ -106,6 +111,8 @@ def build_backfill_dag(**overrides: Any) -> DAG:
             outlets=[],
             retry_policy=WeChatRetryPolicy(),
             map_index_template=MAP_INDEX_TEMPLATE,
+            # Reads the task's own alert_targets: one callback for every account of the run.
+            on_failure_callback=task_failure_callback,
         ).expand_kwargs(plan)
         report = BackfillReportOperator(task_id="report", retries=0, pool="default_pool", trigger_rule="all_done")
         load >> report

@@ -29,6 +29,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from wechat_datacube.alerts.dispatch import AlertTargets, NotifierSpec
 from wechat_datacube.endpoints import FAMILIES, HISTORY_START, REPLACEMENT_START, UnknownEndpointError, expand_endpoints
 from wechat_datacube.errors import ConfigError
 
@@ -92,6 +93,19 @@ class AccountConfig(NamedTuple):
     #: Hour (Beijing, on the day after the business date) until which an empty answer means "not ready".
     ready_deadline_hour: int = 12
     description: str = ""
+    #: Airflow connections (type ``wecom_robot``) of the WeCom group robots that get this account's alerts.
+    alert_conn_ids: tuple[str, ...] = ()
+    #: Other Airflow notifiers (Slack, SMTP, ...) that get the same alerts.
+    alert_notifiers: tuple[NotifierSpec, ...] = ()
+    #: Beijing hour by which the daily run must have finished, else an alert (None: no deadline alert).
+    alert_deadline_hour: int | None = 12
+    #: After each daily run, one message with the day's headline figures and freshness.
+    daily_report: bool = False
+
+    @property
+    def alert_targets(self) -> AlertTargets:
+        """Where this account's alerts go; the outbox (robot rate limit) lives in its data database."""
+        return AlertTargets(self.alert_conn_ids, self.alert_notifiers, self.postgres_conn_id)
 
     def active_range(self, endpoint: str) -> tuple[dt.date | None, dt.date | None]:
         """Dates (inclusive) for which ``endpoint`` is used for this account: (from, until)."""
@@ -189,6 +203,62 @@ def _int_between(low: int, high: int, what: str) -> Callable[[Any, Mapping[str, 
     return rule
 
 
+def _conn_ids(value: Any, read: Mapping[str, Any]) -> tuple[str, ...]:
+    """A list of connection ids (one id alone is accepted as a list of one), each named once."""
+    ids = [value] if isinstance(value, str) else value
+    if not isinstance(ids, list | tuple):
+        raise _Invalid(f"expected a list of connection ids, got {value!r}")
+    checked = tuple(_conn_id(conn_id, read) for conn_id in ids)
+    if len(set(checked)) < len(checked):
+        raise _Invalid(f"names a connection more than once: {list(checked)}")
+    return checked
+
+
+def _notifiers(value: Any, _read: Mapping[str, Any]) -> tuple[NotifierSpec, ...]:
+    """Other Airflow notifiers: ``{notifier: <dotted class path>, message_field: text, kwargs: {...}}`` each.
+
+    Only the shape is checked here (DAG parsing imports no notifier); a class that cannot be
+    imported is reported in the task log when an alert is sent.
+    """
+    if not isinstance(value, list | tuple):
+        raise _Invalid(f"expected a list of notifiers ({{notifier: dotted.path.Class, ...}}), got {value!r}")
+    specs = []
+    for index, item in enumerate(value, start=1):
+        if not isinstance(item, dict) or not isinstance(item.get("notifier"), str):
+            raise _Invalid(f"notifier #{index} must be a mapping with 'notifier: <dotted class path>'")
+        unknown = sorted(set(item) - {"notifier", "message_field", "kwargs"})
+        if unknown:
+            raise _Invalid(f"notifier #{index}: unknown key {unknown[0]!r} (known: notifier, message_field, kwargs)")
+        path, field, kwargs = item["notifier"], item.get("message_field", "text"), item.get("kwargs") or {}
+        parts = path.split(".")
+        if len(parts) < 2 or not all(part.isidentifier() for part in parts):
+            raise _Invalid(f"notifier #{index}: {path!r} is not a dotted class path (package.module.Class)")
+        if not isinstance(field, str) or not field.isidentifier():
+            raise _Invalid(f"notifier #{index}: message_field must be a keyword name, got {field!r}")
+        if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+            raise _Invalid(f"notifier #{index}: kwargs must be a mapping of keyword arguments")
+        specs.append(NotifierSpec(path, field, kwargs))
+    return tuple(specs)
+
+
+def _optional_hour(value: Any, read: Mapping[str, Any]) -> int | None:
+    return None if value is None else _int_between(0, 23, "an hour (or null for none)")(value, read)
+
+
+def _flag(value: Any, _read: Mapping[str, Any]) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"must be true or false, got {value!r}")
+    return value
+
+
+def _daily_report(value: Any, read: Mapping[str, Any]) -> bool:
+    """A flag; true needs somewhere to send the report."""
+    wanted = _flag(value, read)
+    if wanted and not (read["alert_conn_ids"] or read["alert_notifiers"]):
+        raise _Invalid("needs alert_conn_ids or alert_notifiers: the report is a message sent there")
+    return wanted
+
+
 def _text(value: Any, _read: Mapping[str, Any]) -> str:
     if not isinstance(value, str):
         raise _Invalid("must be text")
@@ -223,6 +293,10 @@ _FIELDS = (
     _Field("description", _text),
     _Field("wechat_conn_id", _conn_id),
     _Field("postgres_conn_id", _conn_id),
+    _Field("alert_conn_ids", _conn_ids),
+    _Field("alert_notifiers", _notifiers),
+    _Field("alert_deadline_hour", _optional_hour),
+    _Field("daily_report", _daily_report),  # after the alert targets: its rule reads them
 )
 _KNOWN_KEYS = frozenset({"name", *(f.name for f in _FIELDS)})
 

@@ -78,6 +78,8 @@ class BackfillTask:
             "ready_deadline_hour": self.account.ready_deadline_hour,
             "skip_loaded": skip_loaded,
             "replace_shrinking": replace_shrinking,
+            # Only for accounts with alerts: the other accounts' kwargs stay as they were.
+            **({"alert_targets": self.account.alert_targets.as_json()} if self.account.alert_targets else {}),
         }
 
 

@@ -6,6 +6,7 @@ for any config. Nothing here touches the network or a database: this runs at par
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 import pendulum
@@ -74,12 +75,46 @@ def _doc(account: AccountConfig) -> str:
     return "\n".join(lines)
 
 
+def deadline_interval(hour: int) -> dt.timedelta:
+    """From a run's logical date (its interval start, D 10:00 Beijing) to the first ``hour``:00
+    Beijing after the run is due (D+1 10:00): D+1 ``hour``:00, or D+2 for an hour not after 10."""
+    after_due = (hour - DAILY_HOUR) % 24 or 24
+    return dt.timedelta(hours=24 + after_due)
+
+
+def _alerting(account: AccountConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(task kwargs, DAG kwargs) that send the account's alerts; both empty when it has no targets.
+
+    Imported only for such accounts: a DAG without alerts pays nothing at parse time.
+    """
+    targets = account.alert_targets
+    if not targets:
+        return {}, {}
+    from wechat_datacube.alerts.callbacks import task_failure_callback
+
+    task_kwargs = {"alert_targets": targets.as_json(), "on_failure_callback": task_failure_callback}
+    if account.alert_deadline_hour is None:
+        return task_kwargs, {}
+    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference, SyncCallback
+
+    from wechat_datacube.alerts.callbacks import daily_run_late
+
+    deadline = DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=deadline_interval(account.alert_deadline_hour),
+        callback=SyncCallback(daily_run_late, kwargs={"account": account.name, "targets": targets.as_json()}),
+        name=f"daily run of {account.name} not finished by {account.alert_deadline_hour:02d}:00 Beijing",
+    )
+    return task_kwargs, {"deadline": deadline}
+
+
 def build_daily_dag(account: AccountConfig, **overrides: Any) -> DAG:
     """The daily DAG ``wechat_datacube_daily__<name>`` for ``account``."""
     day = account.start_date
     start = pendulum.datetime(day.year, day.month, day.day, DAILY_HOUR, tz=TIMEZONE)  # the first run's interval start
     # Task settings go to each operator, not DAG default_args: docs/benchmarks.md#b3-parse-time
     task_args = {**DEFAULT_TASK_ARGS, "retry_policy": RETRY_POLICY, **overrides.pop("task_args", {})}
+    alert_task_args, alert_dag_args = _alerting(account)
     dag = DAG(
         dag_id=f"{DAILY_DAG_PREFIX}{account.name}",
         schedule=daily_timetable(),
@@ -88,12 +123,14 @@ def build_daily_dag(account: AccountConfig, **overrides: Any) -> DAG:
         max_active_runs=account.max_active_runs,
         tags=["wechat", "datacube", f"account:{account.name}"],
         doc_md=_doc(account),
+        **alert_dag_args,
         **overrides,
     )
     with dag:
+        loads = []
         for name in account.endpoints:
             active_from, active_until = account.active_range(name)
-            WeChatDatacubeToPostgresOperator(
+            load = WeChatDatacubeToPostgresOperator(
                 task_id=name,
                 endpoint=name,
                 account=account.name,
@@ -108,6 +145,25 @@ def build_daily_dag(account: AccountConfig, **overrides: Any) -> DAG:
                 ready_deadline_hour=account.ready_deadline_hour,
                 active_from=active_from,
                 active_until=active_until,
+                **alert_task_args,
                 **task_args,
             )
+            loads.append(load)
+        if account.daily_report:
+            _daily_report(account, alert_task_args).set_upstream(loads)
     return dag
+
+
+def _daily_report(account: AccountConfig, alert_task_args: dict[str, Any]) -> Any:
+    """The optional report task: after every endpoint task, whatever became of them."""
+    from wechat_datacube.alerts.report_operator import DailyReportOperator
+
+    return DailyReportOperator(
+        task_id="daily_report",
+        account=account.name,
+        postgres_conn_id=account.postgres_conn_id,
+        schema=account.schema,
+        alert_targets=alert_task_args["alert_targets"],
+        trigger_rule="all_done",
+        retries=1,
+    )

@@ -87,6 +87,10 @@ class EndpointSpec(NamedTuple):
     maturity_days: int = 0
     #: The response carries a top-level ``is_delay`` flag.
     has_is_delay: bool = False
+    #: An account-wide daily summary: every published day of an account with readers has rows, so
+    #: a day still without rows at its readiness deadline is news (an alert), not a quiet day.
+    #: Per-article endpoints are empty on days nothing was sent or changed (the official note).
+    daily_summary: bool = False
 
     @property
     def path(self) -> str:
@@ -249,6 +253,7 @@ ENDPOINTS: dict[str, EndpointSpec] = {
             description="Account-wide article reads per day and read source.",
             key=("ref_date", "user_source"),
             columns=(REF_DATE, USER_SOURCE, *LEGACY_METRICS),
+            daily_summary=True,
         ),
         _spec(
             name="getuserreadhour",
@@ -335,6 +340,7 @@ ENDPOINTS: dict[str, EndpointSpec] = {
             detail=DETAIL,
             scene_lists=(SceneList("read_user_source", "biz_summary_scene"),),
             has_is_delay=True,
+            daily_summary=True,
         ),
         _spec(
             name="getarticletotaldetail",

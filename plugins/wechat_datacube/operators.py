@@ -75,6 +75,10 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
     :param replace_shrinking: templated flag (a bool, or the text of one from the run conf).
         By default a day whose new answer holds fewer rows (or stat dates) than are stored
         keeps its stored rows and is marked ``kept``; true replaces them anyway.
+    :param alert_targets: where the account's alerts go (``AlertTargets.as_json()``: WeCom
+        robots, other notifiers, the outbox's Postgres connection); None sends none. The task
+        sends what it learned (a 45009, a kept day, a day unpublished at its deadline) when its
+        work is done; ``task_failure_callback`` reads it to report a failure.
     """
 
     # ``end_date`` is BaseOperator's own (when the task stops being scheduled): the window
@@ -101,6 +105,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
     skip_loaded: bool = False
     replace_shrinking: Any = False
     max_manual_days: int | None = None
+    alert_targets: Mapping[str, Any] | None = None
 
     def __init__(
         self,
@@ -123,6 +128,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         skip_loaded: bool = False,
         replace_shrinking: Any = False,
         max_manual_days: int | None = None,
+        alert_targets: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         if on_quota not in ("fail", "skip"):
@@ -149,6 +155,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
             skip_loaded=skip_loaded,
             replace_shrinking=replace_shrinking,
             max_manual_days=max_manual_days,
+            alert_targets=alert_targets,
         )
 
     def _set_unless_default(self, **values: Any) -> None:
@@ -243,6 +250,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
                 windows = self._unfinished(loader, windows)
             self._load_in_order(windows, lambda w: loader.load(w, replace_shrinking=replace_shrinking), summary)
         except QuotaExceededError as exc:
+            self._note_quota(loader, exc, summary, windows)
             if self.on_quota == "skip":
                 raise self._quota_skip(exc, summary, windows) from exc
             raise
@@ -250,6 +258,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
             summary["calls"] = self.hook.data_calls
             loader.close()
             self.hook.close()  # the HTTP session; the token stays cached for the next task
+            self._send_alerts(loader.events, context)
         self.log.info(
             "Stored %s rows of %s for account %s in %d window(s) with %d API call(s)",
             summary["rows"], self.endpoint, self.account, len(summary["windows"]), summary["calls"],
@@ -320,6 +329,23 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
                  "rows": result.rows, "reason": window.reason}
             )
             summary["rows"] += result.rows
+
+    def _note_quota(self, loader: WindowLoader, exc: QuotaExceededError, summary: Summary, windows: list[Window]) -> None:
+        """A 45009 this task got from WeChat is news; one remembered from an earlier task is not."""
+        from wechat_datacube.alerts.builders import quota_event
+        from wechat_datacube.errors import QuotaBlockedError
+
+        if not isinstance(exc, QuotaBlockedError):
+            backfill = self.on_quota == "skip"
+            loader.events.append(quota_event(exc, backfill=backfill, stored=len(summary["windows"]), planned=len(windows)))
+
+    def _send_alerts(self, events: list[Any], context: Context) -> None:
+        """Send what the task learned to the account's targets, and what their outbox still holds;
+        never raises (see ``deliver``)."""
+        if self.alert_targets:
+            from wechat_datacube.alerts.dispatch import deliver
+
+            deliver(events, self.alert_targets, context)
 
     def _quota_skip(self, exc: QuotaExceededError, summary: Summary, windows: list[Window]) -> AirflowSkipException:
         """``on_quota="skip"``: end the task as skipped, saying what was stored and when to resume."""

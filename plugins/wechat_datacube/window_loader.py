@@ -16,6 +16,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from wechat_datacube import storage
+from wechat_datacube.alerts.builders import kept_event, not_published_event
+from wechat_datacube.alerts.events import ALERT_HORIZON, AlertEvent
 from wechat_datacube.dates import readiness_deadline
 from wechat_datacube.endpoints import EndpointSpec
 from wechat_datacube.errors import (
@@ -25,6 +27,7 @@ from wechat_datacube.errors import (
     HttpStatusError,
     MalformedResponseError,
     PermanentError,
+    QuotaBlockedError,
     QuotaExceededError,
     WeChatDatacubeError,
 )
@@ -54,7 +57,12 @@ class LoadResult:
 
 
 class WindowLoader:
-    """Runs windows of one (account, endpoint) against one Postgres connection."""
+    """Runs windows of one (account, endpoint) against one Postgres connection.
+
+    What a person should hear of (a stored day kept against a shorter answer, a day still
+    unpublished at its deadline) is collected in :attr:`events`; the operator sends them
+    once the task's work is done, so an alert never stands between a window and its storage.
+    """
 
     def __init__(
         self,
@@ -78,6 +86,7 @@ class WindowLoader:
         self.clock = clock
         self.meta = dict(meta)
         self.log = log
+        self.events: list[AlertEvent] = []
 
     @cached_property
     def conn(self) -> psycopg.Connection[Any]:
@@ -172,7 +181,7 @@ class WindowLoader:
             self.conn, self.schema, account=self.account, endpoint=self.spec.name, now=self.clock()
         )
         if until is not None:
-            raise QuotaExceededError(
+            raise QuotaBlockedError(
                 "daily quota already spent (45009 seen earlier); not calling", reset_at=until, **self._ctx(window)
             )
 
@@ -215,6 +224,23 @@ class WindowLoader:
             raise error
         if fetched.is_delay:
             self.log.warning("%s %s still flagged is_delay after the deadline; storing it", self.spec.name, window)
+        self._note_unpublished(window, fetched, now)
+
+    def _note_unpublished(self, window: Window, fetched: FetchedWindow, now: dt.datetime) -> None:
+        """An event when, past a recent readiness deadline, WeChat still has not published the day.
+
+        "Not published" is what WeChat says (``is_delay``) or, for an account-wide daily summary
+        (``spec.daily_summary``), a day without rows; other endpoints are empty on quiet days.
+        Deadlines missed long ago (a backfill of old days) are no news.
+        """
+        with_rows = {str(row.get(self.spec.date_column)) for row in fetched.rows if isinstance(row, Mapping)}
+        missing = [day for day in window if day.isoformat() not in with_rows] if self.spec.daily_summary else []
+        days = list(window) if fetched.is_delay else missing
+        recent = [d for d in days if now - readiness_deadline(d, self.ready_deadline_hour) < ALERT_HORIZON]
+        if recent:
+            deadline = readiness_deadline(max(recent), self.ready_deadline_hour)
+            self.events.append(not_published_event(account=self.account, endpoint=self.spec.name, days=recent,
+                                                   deadline=deadline, is_delay=fetched.is_delay))
 
     def _store(self, window: Window, fetched: FetchedWindow, replace_shrinking: bool) -> LoadResult:
         """Write the window in one transaction; a payload storage refuses is kept raw instead."""
@@ -237,6 +263,8 @@ class WindowLoader:
                 self.spec.name, self.account, window, day, reason,
             )
         if result.kept_dates:
+            self.events.append(kept_event(account=self.account, endpoint=self.spec.name,
+                                          days=result.kept_dates, reasons=result.kept_reasons))
             return LoadResult(LoadStatus.KEPT, result.row_count, result.response_id)
         status = LoadStatus.LOADED if result.row_count else LoadStatus.EMPTY
         return LoadResult(status, result.row_count, result.response_id)

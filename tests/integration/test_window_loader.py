@@ -21,6 +21,7 @@ from wechat_datacube_dev.simulator import SimulatorServer
 from tests.fixtures import loads
 from tests.fixtures.loads import ACCOUNT, NOW, SCHEMA, TODAY, WEEK, YESTERDAY, beijing
 from tests.fixtures.wechat_conn import register_wechat_conn
+from wechat_datacube.alerts.events import AlertKind
 from wechat_datacube.endpoints import get_endpoint
 from wechat_datacube.errors import (
     BadPayloadError,
@@ -61,8 +62,12 @@ def load(
     wechat_conn_id: str = "wechat_sim",
     ready_deadline_hour: int = 12,
     replace_shrinking: bool = False,
+    events: list[Any] | None = None,
 ) -> LoadResult:
-    """Load one window of the test account, on the simulator's clock, through a fresh hook and loader."""
+    """Load one window of the test account, on the simulator's clock, through a fresh hook and loader.
+
+    ``events``, when given, receives the alert events the loader collected (even when it raised).
+    """
     clock = sim.state.clock
     hook = WeChatDatacubeHook(
         wechat_conn_id, token_store_conn_id="wechat_pg", schema=SCHEMA, account=ACCOUNT, clock=clock.now,
@@ -75,6 +80,8 @@ def load(
     try:
         return loader.load(Window(begin, end or begin), replace_shrinking=replace_shrinking)
     finally:
+        if events is not None:
+            events.extend(loader.events)
         loader.close()
         hook.close()
 
@@ -339,3 +346,61 @@ def test_quota_block_is_per_endpoint(sim: SimulatorServer, dsn: str) -> None:
     with pytest.raises(QuotaExceededError):
         load(sim, "getusershare", YESTERDAY)
     assert load(sim, "getuserread", YESTERDAY).rows == 8
+
+
+# --- what the loader reports (alert events) ---------------------------------------------------
+
+
+def test_a_kept_day_is_reported_with_its_reason(sim: SimulatorServer, dsn: str) -> None:
+    begin, end = dt.date(2026, 6, 10), dt.date(2026, 6, 12)
+    load(sim, "getuserread", begin, end)
+    loads.fault(sim, "getuserread", kind="fewer_rows", keep=2)
+    events: list[Any] = []
+    load(sim, "getuserread", begin, end, events=events)
+    (event,) = events
+    assert (event.kind, event.account, event.endpoint) == (AlertKind.DAY_KEPT, ACCOUNT, "getuserread")
+    assert (event.begin_date, event.end_date) == ("2026-06-10", "2026-06-12")
+    assert any(line.startswith("**2026-06-10**") for line in event.details)
+    assert "replace_shrinking" in " ".join(event.details)
+
+
+def test_a_load_that_keeps_nothing_reports_nothing(sim: SimulatorServer, dsn: str) -> None:
+    events: list[Any] = []
+    load(sim, "getuserread", dt.date(2026, 6, 10), dt.date(2026, 6, 12), events=events)
+    load(sim, "getuserread", dt.date(2026, 6, 10), dt.date(2026, 6, 12), events=events)  # the same rows again
+    assert events == []
+
+
+def test_an_account_summary_without_rows_at_the_deadline_is_reported_as_not_published(
+    sim: SimulatorServer, dsn: str
+) -> None:
+    sim.state.clock.set(beijing(TODAY, 12, 1))
+    loads.fault(sim, "getuserread", kind="empty")
+    events: list[Any] = []
+    assert load(sim, "getuserread", YESTERDAY, events=events).status == "empty"
+    (event,) = events
+    assert (event.kind, event.endpoint, event.begin_date) == (AlertKind.NOT_PUBLISHED, "getuserread", "2026-06-19")
+    assert "2026-06-20 12:00 (Beijing)" in " ".join(event.details)
+
+
+def test_a_per_article_endpoint_without_rows_is_a_quiet_day_not_an_alert(sim: SimulatorServer, dsn: str) -> None:
+    loads.fault(sim, "getusershare", kind="empty")
+    events: list[Any] = []
+    assert load(sim, "getusershare", YESTERDAY, events=events).status == "empty"
+    assert events == []
+
+
+def test_a_day_still_flagged_is_delay_after_the_deadline_is_reported(sim: SimulatorServer, dsn: str) -> None:
+    loads.fault(sim, "getbizsummary", kind="empty")  # list [] and is_delay: true, at 13:00
+    events: list[Any] = []
+    load(sim, "getbizsummary", YESTERDAY, events=events)
+    (event,) = events
+    assert event.kind is AlertKind.NOT_PUBLISHED and "is_delay" in " ".join(event.details)
+
+
+def test_an_old_day_without_rows_is_no_news(sim: SimulatorServer, dsn: str) -> None:
+    old = YESTERDAY - dt.timedelta(days=3)  # its deadline passed days ago: a backfill, not today's data
+    loads.fault(sim, "getuserread", kind="empty")
+    events: list[Any] = []
+    assert load(sim, "getuserread", old, events=events).status == "empty"
+    assert events == []

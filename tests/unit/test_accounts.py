@@ -276,6 +276,21 @@ BOTH = {"endpoints": ["legacy", "replacement"]}
         ({"ready_deadline_hour": 24}, "ready_deadline_hour", "must be an hour 0..23, got 24"),
         ({"ready_deadline_hour": -1}, "ready_deadline_hour", "must be an hour 0..23, got -1"),
         ({"description": 5}, "description", "must be text"),
+        ({"alert_conn_ids": {"a": 1}}, "alert_conn_ids", "expected a list of connection ids, got {'a': 1}"),
+        ({"alert_conn_ids": ["ok", "not ok"]}, "alert_conn_ids", "expected a connection id, got 'not ok'"),
+        ({"alert_conn_ids": ["robot", "robot"]}, "alert_conn_ids", "names a connection more than once"),
+        ({"alert_notifiers": "slack"}, "alert_notifiers", "expected a list of notifiers"),
+        ({"alert_notifiers": [{"kwargs": {}}]}, "alert_notifiers", "notifier #1 must be a mapping with 'notifier: "),
+        ({"alert_notifiers": [{"notifier": "Slack"}]}, "alert_notifiers", "notifier #1: 'Slack' is not a dotted"),
+        ({"alert_notifiers": [{"notifier": "a.B", "channel": "#x"}]}, "alert_notifiers",
+         "notifier #1: unknown key 'channel'"),
+        ({"alert_notifiers": [{"notifier": "a.B", "message_field": "the text"}]}, "alert_notifiers",
+         "notifier #1: message_field must be a keyword name"),
+        ({"alert_notifiers": [{"notifier": "a.B", "kwargs": ["x"]}]}, "alert_notifiers",
+         "notifier #1: kwargs must be a mapping"),
+        ({"alert_deadline_hour": 24}, "alert_deadline_hour", "must be an hour (or null for none) 0..23, got 24"),
+        ({"daily_report": "yes"}, "daily_report", "must be true or false, got 'yes'"),
+        ({"daily_report": True}, "daily_report", "needs alert_conn_ids or alert_notifiers"),
     ],
 )
 def test_each_rule_of_the_table_names_the_field_and_the_problem(change: dict, field: str, problem: str) -> None:
@@ -308,6 +323,29 @@ def test_fields_left_out_take_account_configs_defaults() -> None:
     )
     assert (account.cutover_date, account.schema, account.max_active_runs, account.ready_deadline_hour) == (
         None, "wechat", 3, 12)
+
+
+def test_alert_settings_are_read_into_the_accounts_targets() -> None:
+    account = parse_account({
+        **GOOD, "alert_conn_ids": "wecom_ops", "alert_deadline_hour": None, "daily_report": True,
+        "alert_notifiers": [{"notifier": "airflow.providers.slack.notifications.slack_webhook.SlackWebhookNotifier",
+                             "kwargs": {"slack_webhook_conn_id": "slack_data"}}],
+    })  # fmt: skip
+    assert account.alert_conn_ids == ("wecom_ops",) and account.alert_deadline_hour is None and account.daily_report
+    targets = account.alert_targets
+    assert targets.robots == ("wecom_ops",) and targets.outbox_conn_id == "wechat_pg"
+    assert targets.as_json()["notifiers"] == [{
+        "notifier": "airflow.providers.slack.notifications.slack_webhook.SlackWebhookNotifier",
+        "message_field": "text", "kwargs": {"slack_webhook_conn_id": "slack_data"},
+    }]  # fmt: skip
+    assert type(targets).from_json(targets.as_json()) == targets
+
+
+def test_an_account_without_alert_settings_sends_no_alert() -> None:
+    account = parse_account(GOOD)
+    assert not account.alert_targets
+    assert (account.alert_conn_ids, account.alert_notifiers, account.alert_deadline_hour, account.daily_report) == (
+        (), (), 12, False)
 
 
 def test_the_table_has_a_rule_for_every_field_of_account_config() -> None:

@@ -294,7 +294,7 @@ def top_articles(
     return _top_curves(cur, LEGACY_ARTICLES, schema, account, begin, end, limit)
 
 
-def _title_lookup(schema: str, title_tables: Iterable[str]) -> sql.Composable:
+def title_lookup(schema: str, title_tables: Iterable[str]) -> sql.Composable:
     """``, <title> AS title`` for a ``latest`` row: the first title a legacy table has for the msgid.
 
     getarticletotaldetail sends no title; the legacy tables do for articles they saw. Only
@@ -328,7 +328,7 @@ def article_curves(
     ``title_tables`` when they know the msgid, else is None: label by msgid and date.
     """
     return _top_curves(
-        cur, DETAIL_ARTICLES, schema, account, begin, end, limit, _title_lookup(schema, title_tables)
+        cur, DETAIL_ARTICLES, schema, account, begin, end, limit, title_lookup(schema, title_tables)
     )
 
 
