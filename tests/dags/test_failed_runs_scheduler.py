@@ -4,21 +4,27 @@ A real cluster (api-server + scheduler + dag-processor, LocalExecutor, Postgres 
 DB) with one account whose connection holds a wrong AppSecret: every token request gets
 40125. The backfill DAG's report task reads the load tasks' states through the Execution
 API (as the Task SDK does in a deployment), names the errcode with its meaning and advice,
-and fails the run; the daily DAG's run fails by Airflow's own leaf rule.
+and fails the run; the daily DAG's run fails by Airflow's own leaf rule. The account has a
+WeCom robot (a fake one on a local port): every failed task of either DAG is named in one
+message it receives, with errcode 40125 and its meaning, and no secret.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from wechat_datacube_dev.connections import connection_env_var
 from wechat_datacube_dev.simulator import SimulatorServer
 
 from tests.fixtures.airflow import AirflowCluster
 from tests.fixtures.scheduler import one_account_cluster
+from tests.fixtures.wecom_robot import FakeWeComRobot, start_robot, wecom_connection
 from wechat_datacube.dag_settings import BACKFILL_DAG_ID, DAILY_DAG_PREFIX
 from wechat_datacube.dates import beijing_today
 from wechat_datacube.endpoints import LEGACY
@@ -29,11 +35,32 @@ ACCOUNT = "badsecret"
 DAILY_DAG_ID = f"{DAILY_DAG_PREFIX}{ACCOUNT}"
 END = beijing_today() - dt.timedelta(days=5)
 BEGIN = END - dt.timedelta(days=13)  # 14 days: getusershare 2 windows, getuserread 5
+WRONG_SECRET = "not-the-app-secret"
+MEANING = "errcode 40125 (permanent): invalid AppSecret: check the connection's password"
 
 
 class Setup:
-    def __init__(self, cluster: AirflowCluster, sim: SimulatorServer) -> None:
-        self.cluster, self.sim = cluster, sim
+    def __init__(self, cluster: AirflowCluster, sim: SimulatorServer, robot: FakeWeComRobot) -> None:
+        self.cluster, self.sim, self.robot = cluster, sim, robot
+
+    def alerts_of(self, dag_id: str, run_id: str, endpoints: Sequence[str], timeout: float = 60) -> list[str]:
+        """The robot's messages about ``run_id``, once every endpoint is named in one (or ``timeout``).
+
+        A task's failure callback runs after its state is reported: the run can end a moment
+        before the last message is sent.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            alerts = [m for m in self.robot.messages if f"/dags/{dag_id}/runs/{quote(run_id)}/" in m or run_id in m]
+            if all(any(f"`{e}`" in a or f" {e} " in a for a in alerts) for e in endpoints) or time.monotonic() > deadline:
+                return alerts
+            time.sleep(1)
+
+    def no_secret_reached_the_robot(self) -> None:
+        sent = [str(r.body) for r in self.robot.requests]
+        assert sent
+        for secret in (WRONG_SECRET, self.robot.key):
+            assert not any(secret in text for text in sent)
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
         return str(self.cluster.trigger(dag_id, conf)["dag_run_id"])
@@ -58,13 +85,20 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(airflow_cluster_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    with one_account_cluster(
-        airflow_cluster_factory, tmp_path_factory.mktemp("accounts"), account=ACCOUNT,
-        # Starting yesterday: the daily DAG's catchup adds at most a run or two beside the test's.
-        start_date=beijing_today() - dt.timedelta(days=1),
-        password="not-the-app-secret", dags=[BACKFILL_DAG_ID, DAILY_DAG_ID],
-    ) as running:  # fmt: skip
-        yield Setup(running.cluster, running.sim)
+    robot, server = start_robot()
+    env = {connection_env_var("wecom_ops"): json.dumps(wecom_connection(robot.base_url, robot.key))}
+    try:
+        with one_account_cluster(
+            airflow_cluster_factory, tmp_path_factory.mktemp("accounts"), account=ACCOUNT,
+            # Starting yesterday: the daily DAG's catchup adds at most a run or two beside the test's.
+            start_date=beijing_today() - dt.timedelta(days=1),
+            password=WRONG_SECRET, dags=[BACKFILL_DAG_ID, DAILY_DAG_ID],
+            extra_env=env, alert_conn_ids="[wecom_ops]", alert_deadline_hour="null",
+        ) as running:  # fmt: skip
+            yield Setup(running.cluster, running.sim, robot)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_backfill_with_a_wrong_secret_fails_and_the_report_names_40125_and_its_fix(setup: Setup) -> None:
@@ -92,6 +126,12 @@ def test_backfill_with_a_wrong_secret_fails_and_the_report_names_40125_and_its_f
     assert "fix the configuration, then trigger again" in log
     assert "resume" not in log.lower()
     assert not any(p.startswith("/datacube/") for p in setup.sim.state.counters()["paths"])
+    # Each failed load task, named once to the robot, with the errcode's meaning.
+    alerts = setup.alerts_of(BACKFILL_DAG_ID, run_id, ["getusershare", "getuserread"])
+    assert alerts and all(MEANING in a and ACCOUNT in a for a in alerts)
+    for endpoint in ("getusershare", "getuserread"):
+        assert sum(f"`{endpoint}`" in a or f" {endpoint} " in a for a in alerts) == 1, (endpoint, alerts)
+    setup.no_secret_reached_the_robot()
 
 
 def test_daily_run_with_a_wrong_secret_fails(setup: Setup) -> None:
@@ -106,3 +146,9 @@ def test_daily_run_with_a_wrong_secret_fails(setup: Setup) -> None:
     # Permanent: failed at the first try, never retried.
     assert all(ti["try_number"] == 1 for ti in setup.cluster.task_instances(DAILY_DAG_ID, run_id))
     assert "errcode=40125" in setup.log(DAILY_DAG_ID, run_id, "getusershare")
+    # The robot heard of each failed task once: account, endpoint, 40125 and its meaning, the day.
+    alerts = setup.alerts_of(DAILY_DAG_ID, run_id, LEGACY)
+    assert alerts and all(MEANING in a and ACCOUNT in a and day in a for a in alerts)
+    for endpoint in LEGACY:
+        assert sum(f"`{endpoint}`" in a or f" {endpoint} " in a for a in alerts) == 1, (endpoint, alerts)
+    setup.no_secret_reached_the_robot()
