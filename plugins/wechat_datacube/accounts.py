@@ -29,7 +29,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from wechat_datacube.alerts.dispatch import AlertTargets, NotifierSpec
+from wechat_datacube.alerts.targets import AlertTargets, NotifierSpec
 from wechat_datacube.endpoints import FAMILIES, HISTORY_START, REPLACEMENT_START, UnknownEndpointError, expand_endpoints
 from wechat_datacube.errors import ConfigError
 

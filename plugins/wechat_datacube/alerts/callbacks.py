@@ -11,6 +11,8 @@
   within :data:`~wechat_datacube.alerts.events.ALERT_HORIZON` is reported.
 
 Both never raise: a failed alert is logged and the task's or run's state is untouched.
+Everything they need is imported when they run: the DAG files import this module at every
+parse.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from wechat_datacube.alerts.events import ALERT_HORIZON
 from wechat_datacube.errors import redact_secrets
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ def daily_run_late(context: Mapping[str, Any] | None = None, *, account: str, ta
     try:
         from wechat_datacube.alerts.builders import run_late_event
         from wechat_datacube.alerts.dispatch import deliver
+        from wechat_datacube.alerts.events import ALERT_HORIZON
 
         context = context or {}
         dag_run = dict(context.get("dag_run") or {})
