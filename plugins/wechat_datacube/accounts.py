@@ -23,15 +23,17 @@ import os
 import string
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from wechat_datacube.alerts.targets import AlertTargets, NotifierSpec
 from wechat_datacube.endpoints import FAMILIES, HISTORY_START, REPLACEMENT_START, UnknownEndpointError, expand_endpoints
 from wechat_datacube.errors import ConfigError
+
+if TYPE_CHECKING:  # imported when an account has alert settings: most parses need none of it
+    from wechat_datacube.alerts.targets import AlertTargets, NotifierSpec  # noqa: F401
 
 #: libyaml's safe loader when the wheel has it: parsing runs at every DAG-file parse.
 #: Used to compose the file into nodes; values are built by :class:`_ValueBuilder`.
@@ -96,15 +98,18 @@ class AccountConfig(NamedTuple):
     #: Airflow connections (type ``wecom_robot``) of the WeCom group robots that get this account's alerts.
     alert_conn_ids: tuple[str, ...] = ()
     #: Other Airflow notifiers (Slack, SMTP, ...) that get the same alerts.
-    alert_notifiers: tuple[NotifierSpec, ...] = ()
+    #: (NotifierSpec items; typed loosely so that parsing imports no alert module)
+    alert_notifiers: tuple[Any, ...] = ()
     #: Beijing hour by which the daily run must have finished, else an alert (None: no deadline alert).
     alert_deadline_hour: int | None = 12
     #: After each daily run, one message with the day's headline figures and freshness.
     daily_report: bool = False
 
     @property
-    def alert_targets(self) -> AlertTargets:
+    def alert_targets(self) -> "AlertTargets":
         """Where this account's alerts go; the outbox (robot rate limit) lives in its data database."""
+        from wechat_datacube.alerts.targets import AlertTargets
+
         return AlertTargets(self.alert_conn_ids, self.alert_notifiers, self.postgres_conn_id)
 
     def active_range(self, endpoint: str) -> tuple[dt.date | None, dt.date | None]:
@@ -214,12 +219,16 @@ def _conn_ids(value: Any, read: Mapping[str, Any]) -> tuple[str, ...]:
     return checked
 
 
-def _notifiers(value: Any, _read: Mapping[str, Any]) -> tuple[NotifierSpec, ...]:
+def _notifiers(value: Any, _read: Mapping[str, Any]) -> "tuple[NotifierSpec, ...]":
     """Other Airflow notifiers: ``{notifier: <dotted class path>, message_field: text, kwargs: {...}}`` each.
 
     Only the shape is checked here (DAG parsing imports no notifier); a class that cannot be
     imported is reported in the task log when an alert is sent.
     """
+    if value == ():  # the default: no notifier, nothing to import
+        return ()
+    from wechat_datacube.alerts.targets import NotifierSpec
+
     if not isinstance(value, list | tuple):
         raise _Invalid(f"expected a list of notifiers ({{notifier: dotted.path.Class, ...}}), got {value!r}")
     specs = []

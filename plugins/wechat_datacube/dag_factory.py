@@ -87,9 +87,9 @@ def _alerting(account: AccountConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     Imported only for such accounts: a DAG without alerts pays nothing at parse time.
     """
-    targets = account.alert_targets
-    if not targets:
+    if not (account.alert_conn_ids or account.alert_notifiers):
         return {}, {}
+    targets = account.alert_targets
     from wechat_datacube.alerts.callbacks import task_failure_callback
 
     task_kwargs = {"alert_targets": targets.as_json(), "on_failure_callback": task_failure_callback}
