@@ -92,21 +92,29 @@ def is_secret_name(name: str) -> bool:
     return name.lower().endswith(SECRET_NAME_ENDINGS)
 
 
+#: Query parameters that carry a credential under a name of their own: a WeCom group robot's
+#: webhook is ``...cgi-bin/webhook/send?key=KEY``. Only as a query parameter (after ``?`` or
+#: ``&``): a JSON field named ``key`` in a datacube answer is data, not a secret.
+SECRET_QUERY_NAMES = ("key",)
+
+
 @cache
 def _secret_pattern() -> re.Pattern[str]:
     """Compiled on first use, not at import: DAG parsing imports this module and never redacts."""
     query = rf"({_SECRET_NAME}=)[^&#\s\"]*"
     json_field = rf"(\"{_SECRET_NAME}\"\s*:\s*\")[^\"]*"  # also in a truncated, unparseable body
-    return re.compile(rf"{query}|{json_field}", re.IGNORECASE)
+    named_query = rf"((?<=[?&])(?:{'|'.join(SECRET_QUERY_NAMES)})=)[^&#\s\"']*"
+    return re.compile(rf"{query}|{json_field}|{named_query}", re.IGNORECASE)
 
 
 def redact_secrets(text: str) -> str:
     """Replace the value of every credential query parameter or JSON string field with ``***``.
 
     Used on URLs, messages and response bodies kept for diagnosis: a broken token response
-    (say, truncated JSON from /cgi-bin/token) must not carry the token into the database.
+    (say, truncated JSON from /cgi-bin/token) must not carry the token into the database,
+    and an error naming a robot's webhook URL must not carry its key into a log.
     """
-    return _secret_pattern().sub(lambda m: f"{m.group(1) or m.group(2)}***", text)
+    return _secret_pattern().sub(lambda m: f"{m.group(1) or m.group(2) or m.group(3)}***", text)
 
 
 class WeChatDatacubeError(Exception):

@@ -106,3 +106,31 @@ def test_a_notifier_that_cannot_be_imported_does_not_raise(caplog: pytest.LogCap
     deadline = dt.datetime.now(dt.UTC)
     daily_run_late(late_context(deadline), account="shop", targets=targets)
     assert "no.such.Notifier" in caplog.text and "not sent" in caplog.text
+
+
+def test_a_failed_alert_logs_its_error_without_the_robot_key(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # The recording notifier fails to open this "path", and the OS error quotes it, key and all.
+    notifier = f"{RecordingNotifier.__module__}.{RecordingNotifier.__qualname__}"
+    path = f"{tmp_path}/missing-dir/send?key=ROBOT-KEY-7f3a"
+    targets = {"notifiers": [{"notifier": notifier, "message_field": "text", "kwargs": {"path": path}}]}
+    daily_run_late(late_context(dt.datetime.now(dt.UTC)), account="shop", targets=targets)
+    assert "not sent" in caplog.text and "send?key=***" in caplog.text
+    assert "ROBOT-KEY-7f3a" not in caplog.text
+
+
+class _Exploding:
+    """A task whose dates cannot be read, with an error text that quotes a webhook URL."""
+
+    account, endpoint = "shop", "getusershare"
+
+    @property
+    def date_from(self) -> str:
+        raise RuntimeError("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=ROBOT-KEY-9c1d")
+
+    alert_targets = {"robots": ["wecom_ops"]}
+
+
+def test_a_failure_callback_that_breaks_logs_without_the_robot_key(caplog: pytest.LogCaptureFixture) -> None:
+    task_failure_callback({"task": _Exploding(), "exception": RuntimeError("boom")})
+    assert "failure alert not sent" in caplog.text and "key=***" in caplog.text
+    assert "ROBOT-KEY-9c1d" not in caplog.text

@@ -89,6 +89,8 @@ def test_quota_error_resets_at_next_beijing_midnight() -> None:
         ("https://api.weixin.qq.com/datacube/getusershare?access_token=TOK123&x=1", "TOK123"),
         ("http://h/cgi-bin/token?grant_type=client_credential&appid=a&secret=S3CR3T", "S3CR3T"),
         ("http://h/cgi-bin/component/api_authorizer_token?component_access_token=CT99", "CT99"),
+        ("POST https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=ROBOT-KEY-1 failed", "ROBOT-KEY-1"),
+        ("Max retries exceeded with url: /cgi-bin/webhook/send?debug=1&key=RK2 (Caused by ...)", "RK2"),
     ],
 )
 def test_redact_secrets_hides_tokens_and_secrets(url: str, secret: str) -> None:
@@ -116,6 +118,9 @@ def test_redact_secrets_hides_credentials_in_json_bodies(text: str, secret: str)
 def test_redact_secrets_keeps_ordinary_fields() -> None:
     body = '{"list":[{"ref_date":"2026-01-01","user_source":0,"int_page_read_count":12}],"errmsg":"ok"}'
     assert redact_secrets(body) == body
+    # "key" is a secret only as a URL query parameter, not inside other names or as a JSON field.
+    text = 'monkey=1 {"key": "ref_date"} /send?hotkey=2'
+    assert redact_secrets(text) == text
 
 
 def test_fixed_beijing_offset_matches_the_tz_database_for_every_served_date() -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,16 +46,13 @@ MAX_CONTENT_BYTES = 4096
 RATE_LIMITED_ERRCODE = 45009
 BUSY_ERRCODE = -1
 
-_KEY_QUERY = re.compile(r"(key=)[^&#\s'\"]*", re.IGNORECASE)
-
-
 def scrub_key(text: str, key: str | None = None) -> str:
-    """``text`` without the robot key: the literal key (plain and URL-encoded), any ``key=...`` value,
-    and every credential :func:`wechat_datacube.errors.redact_secrets` knows, each replaced by ``***``."""
+    """``text`` without the robot key: the literal key (plain and URL-encoded) wherever it stands, then
+    every credential :func:`wechat_datacube.errors.redact_secrets` knows (``key=...`` in a URL included)."""
     if key:
         for form in {key, quote(key, safe="")}:
             text = text.replace(form, "***")
-    return redact_secrets(_KEY_QUERY.sub(r"\1***", text))
+    return redact_secrets(text)
 
 
 class RobotError(Exception):
