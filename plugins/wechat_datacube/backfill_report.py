@@ -18,7 +18,7 @@ from typing import Any
 
 from wechat_datacube.accounts import AccountConfig
 from wechat_datacube.backfill_plan import account_endpoints, connections_by_database, endpoint_windows, resolve_params
-from wechat_datacube.dates import BEIJING, DateRange
+from wechat_datacube.dates import DateRange, beijing_clock
 from wechat_datacube.errors import ErrorClass, classify, describe_errcode
 from wechat_datacube.load_status import DONE, LoadStatus
 
@@ -50,7 +50,7 @@ _ERRCODE = re.compile(r"\berrcode=(-?\d+)")
 
 def resume_after(moment: dt.datetime) -> str:
     """``resume after 2026-05-03 00:00 Beijing: trigger again then``."""
-    return f"resume after {moment.astimezone(BEIJING):%Y-%m-%d %H:%M} Beijing: trigger again then"
+    return f"resume after {beijing_clock(moment)} Beijing: trigger again then"
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ through :meth:`DateRange.parse`, the only place that checks begin <= end.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 from wechat_datacube.endpoints import EndpointSpec
 from wechat_datacube.errors import DateRangeError
@@ -71,6 +71,25 @@ def to_beijing_date(moment: dt.datetime) -> dt.date:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(BEIJING).date()
+
+
+def beijing_clock(moment: dt.datetime | str) -> str:
+    """``2026-06-20 12:00``: a moment (aware, naive = UTC, or ISO text) as a person in Beijing reads it.
+
+    How messages (task logs, the backfill report, alerts) state times; stored and logged times stay UTC.
+    """
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return f"{moment.astimezone(BEIJING):%Y-%m-%d %H:%M}"
+
+
+def business_date(context: Mapping[str, Any]) -> dt.date | None:
+    """The business date of a run from its task context: the data interval's start (else the logical
+    date) in Beijing, as the daily timetable defines it; None for a run with neither."""
+    start = context.get("data_interval_start") or context.get("logical_date")
+    return None if start is None else to_beijing_date(start)
 
 
 @dataclass(frozen=True)

@@ -191,7 +191,7 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
 
     def resolve_dates(self, context: Context) -> tuple[DateRange, bool]:
         """(dates, is_daily): explicit dates win, else the data interval's Beijing date."""
-        from wechat_datacube.dates import DateRange, to_beijing_date
+        from wechat_datacube.dates import DateRange, business_date
         from wechat_datacube.run_conf import requested_dates
 
         asked = requested_dates(
@@ -199,14 +199,13 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
         )
         if asked is not None:
             return asked, False
-        start = context.get("data_interval_start") or context.get("logical_date")
-        if start is None:
+        day = business_date(context)
+        if day is None:
             raise ConfigError(
                 "this run has no logical date / data interval (e.g. a manual trigger without one): "
                 "pass begin_date and end_date (YYYY-MM-DD) in the run's conf",
                 **self._ctx(),
             )
-        day = to_beijing_date(start)
         return DateRange(day, day), True
 
     def _replace_shrinking(self) -> bool:

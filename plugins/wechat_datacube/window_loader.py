@@ -130,19 +130,15 @@ class WindowLoader:
             self._keep_failure(window, body, LoadStatus.FAILED, exc)
             raise
 
-    def _days_without_rows(self, window: Window, rows: list[Any], now: dt.datetime) -> list[dt.date]:
-        """Days of ``window`` that got no row and whose readiness deadline is still ahead.
+    def _days_without_rows(self, window: Window, rows: list[Any]) -> list[dt.date]:
+        """Days of ``window`` that got no row.
 
         Judged per day, not per window: a multi-day range ending yesterday, fetched before
         WeChat published yesterday, has rows for the other days only; storing it would mark
         yesterday ``empty`` (final for the backfill planner) instead of "not ready".
         """
         with_rows = {str(row.get(self.spec.date_column)) for row in rows if isinstance(row, Mapping)}
-        return [
-            day
-            for day in window
-            if day.isoformat() not in with_rows and now < readiness_deadline(day, self.ready_deadline_hour)
-        ]
+        return [day for day in window if day.isoformat() not in with_rows]
 
     def load(self, window: Window, *, replace_shrinking: bool = False) -> LoadResult:
         """Fetch and store ``window``; raise the typed error when it cannot be stored.
@@ -209,7 +205,10 @@ class WindowLoader:
         """Raise DataNotReadyError (kept as not_ready) while some day of the window is not published."""
         deadline = readiness_deadline(window.end, self.ready_deadline_hour)
         now = self.clock()
-        waiting = self._days_without_rows(window, fetched.rows, now)
+        waiting = [
+            day for day in self._days_without_rows(window, fetched.rows)
+            if now < readiness_deadline(day, self.ready_deadline_hour)
+        ]  # fmt: skip
         if now < deadline and (fetched.is_delay or waiting):
             self._refuse_unstorable(window, fetched.body)
             why = "is_delay is true" if fetched.is_delay else (
@@ -233,9 +232,10 @@ class WindowLoader:
         (``spec.daily_summary``), a day without rows; other endpoints are empty on quiet days.
         Deadlines missed long ago (a backfill of old days) are no news.
         """
-        with_rows = {str(row.get(self.spec.date_column)) for row in fetched.rows if isinstance(row, Mapping)}
-        missing = [day for day in window if day.isoformat() not in with_rows] if self.spec.daily_summary else []
-        days = list(window) if fetched.is_delay else missing
+        if fetched.is_delay:
+            days = list(window)
+        else:
+            days = self._days_without_rows(window, fetched.rows) if self.spec.daily_summary else []
         recent = [d for d in days if now - readiness_deadline(d, self.ready_deadline_hour) < ALERT_HORIZON]
         if recent:
             deadline = readiness_deadline(max(recent), self.ready_deadline_hour)

@@ -136,3 +136,20 @@ def test_replacement_endpoint_refuses_dates_before_its_first_date() -> None:
 def test_unparsable_dates_are_a_clear_error(bad: object) -> None:
     with pytest.raises(DateRangeError):
         parse_date(bad)  # type: ignore[arg-type]
+
+
+def test_business_date_is_the_interval_start_in_beijing_else_the_logical_date_else_none() -> None:
+    from wechat_datacube.dates import business_date
+
+    start = dt.datetime(2026, 6, 18, 16, 30, tzinfo=dt.UTC)  # 00:30 on 06-19 in Beijing
+    assert business_date({"data_interval_start": start, "logical_date": start - dt.timedelta(days=5)}) == dt.date(2026, 6, 19)
+    assert business_date({"logical_date": start}) == dt.date(2026, 6, 19)
+    assert business_date({}) is None
+
+
+def test_beijing_clock_reads_aware_naive_and_iso_moments() -> None:
+    from wechat_datacube.dates import beijing_clock
+
+    assert beijing_clock(dt.datetime(2026, 6, 19, 16, tzinfo=dt.UTC)) == "2026-06-20 00:00"
+    assert beijing_clock(dt.datetime(2026, 6, 19, 16)) == "2026-06-20 00:00"  # naive = UTC
+    assert beijing_clock("2026-06-20T04:00:00+00:00") == "2026-06-20 12:00"

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from wechat_datacube.alerts.events import AlertEvent, AlertKind
+from wechat_datacube.dates import beijing_clock, business_date
 from wechat_datacube.errors import (
     CLASS_BEHAVIOUR,
     QuotaExceededError,
@@ -21,19 +22,10 @@ from wechat_datacube.errors import (
     describe_errcode,
 )
 
-#: Beijing, for the times people read in a message (the stored and logged times stay UTC).
-_BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
-
 
 def beijing_time(moment: dt.datetime | str | None) -> str:
     """``2026-06-20 12:00 (Beijing)``: how a message states a moment."""
-    if moment is None:
-        return "?"
-    if isinstance(moment, str):
-        moment = dt.datetime.fromisoformat(moment)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(_BEIJING).strftime("%Y-%m-%d %H:%M") + " (Beijing)"
+    return "?" if moment is None else f"{beijing_clock(moment)} (Beijing)"
 
 
 def errcode_lines(errcode: int | None) -> list[str]:
@@ -51,13 +43,8 @@ def _dates_of_task(task: Any, context: Mapping[str, Any]) -> tuple[str | None, s
     begin, end = getattr(task, "date_from", None), getattr(task, "date_to", None)
     if begin or end:
         return (str(begin) if begin else None), (str(end or begin))
-    start = context.get("data_interval_start") or context.get("logical_date")
-    if start is None:
-        return None, None
-    from wechat_datacube.dates import to_beijing_date
-
-    day = to_beijing_date(start).isoformat()
-    return day, day
+    day = business_date(context)
+    return (None, None) if day is None else (day.isoformat(), day.isoformat())
 
 
 def _log_link(context: Mapping[str, Any]) -> str | None:

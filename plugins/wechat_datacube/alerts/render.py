@@ -17,10 +17,10 @@ Chinese labels, in lines short enough for a phone.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping, Sequence
 
 from wechat_datacube.alerts.events import SEVERITY, AlertEvent, AlertKind
+from wechat_datacube.dates import beijing_clock
 from wechat_datacube.errors import describe_errcode
 
 #: WeCom's limit for ``markdown.content``, in UTF-8 bytes.
@@ -40,7 +40,6 @@ KIND_LABELS: Mapping[AlertKind, str] = {
 
 #: Loudest first: a digest takes the colour of its loudest event.
 _LOUDNESS = ("warning", "info", "comment")
-_BEIJING = dt.timezone(dt.timedelta(hours=8))
 
 # Caps on single values, so the headline, ids and link of one event always fit a message
 # with room to spare (about 1.9 KB at most) and only details ever need cutting.
@@ -70,12 +69,9 @@ def _label(event: AlertEvent) -> str:
 def _beijing_time(occurred_at: str) -> str | None:
     """``2024-06-15 10:00 北京时间 Beijing`` for an ISO timestamp; None when it cannot be read."""
     try:
-        moment = dt.datetime.fromisoformat(occurred_at)
+        return f"{beijing_clock(occurred_at)} 北京时间 Beijing"
     except (TypeError, ValueError):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return f"{moment.astimezone(_BEIJING):%Y-%m-%d %H:%M} 北京时间 Beijing"
 
 
 def _id_lines(event: AlertEvent) -> list[str]:

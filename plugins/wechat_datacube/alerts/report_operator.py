@@ -61,16 +61,16 @@ class DailyReportOperator(BaseOperator):
 
     def business_day(self, context: Context) -> dt.date:
         """The run's data interval start (else its logical date) in Beijing: the day the loads fetched."""
-        from wechat_datacube.dates import to_beijing_date
+        from wechat_datacube.dates import business_date
         from wechat_datacube.errors import ConfigError
 
-        start = context.get("data_interval_start") or context.get("logical_date")
-        if start is None:
+        day = business_date(context)
+        if day is None:
             raise ConfigError(
                 "this run has no logical date / data interval: the daily report needs the run's business day",
                 account=self.account,
             )
-        return to_beijing_date(start)
+        return day
 
     def account_config(self) -> AccountConfig:
         """The account's entry of the accounts file; a missing or broken entry is a ConfigError naming it."""
