@@ -21,6 +21,20 @@ def connection_env_var(conn_id: str) -> str:
     return f"AIRFLOW_CONN_{conn_id.upper()}"
 
 
+def connection_json(
+    conn_type: str, host: str, login: str | None = None, password: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """Any connection in Airflow's JSON form; fields not given are left out, ``extra`` when empty too."""
+    conn: dict[str, Any] = {"conn_type": conn_type, "host": host}
+    if login is not None:
+        conn["login"] = login
+    if password is not None:
+        conn["password"] = password
+    if extra:
+        conn["extra"] = extra
+    return conn
+
+
 def wechat_connection(
     host: str, login: str | None = None, password: str | None = None, **extra: Any
 ) -> dict[str, Any]:
@@ -30,14 +44,7 @@ def wechat_connection(
     hook must report); ``extra`` is omitted when empty. The dict is also what
     ``Connection(**...)`` takes.
     """
-    conn: dict[str, Any] = {"conn_type": WECHAT_CONN_TYPE, "host": host}
-    if login is not None:
-        conn["login"] = login
-    if password is not None:
-        conn["password"] = password
-    if extra:
-        conn["extra"] = extra
-    return conn
+    return connection_json(WECHAT_CONN_TYPE, host, login, password, **extra)
 
 
 def wechat_connection_env(

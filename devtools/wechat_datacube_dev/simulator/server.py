@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from wechat_datacube_dev.http_reply import reply
 from wechat_datacube_dev.simulator import api, control
 from wechat_datacube_dev.simulator.config import SimulatorConfig
 from wechat_datacube_dev.simulator.facts import EndpointFacts
@@ -146,14 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _send(self, status: int, payload: bytes, content_type: str) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True  # the client gave up (e.g. its timeout beat a slow fault)
+        reply(self, status, payload, content_type)  # a client that gave up (its timeout beat a slow fault) is fine
 
     def _send_json(self, status: int, body: Any) -> None:
         self._send(status, json.dumps(body, ensure_ascii=False).encode(), "application/json; encoding=utf-8")
