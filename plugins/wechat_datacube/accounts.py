@@ -29,7 +29,14 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from wechat_datacube.endpoints import FAMILIES, HISTORY_START, REPLACEMENT_START, UnknownEndpointError, expand_endpoints
+from wechat_datacube.endpoints import (
+    ARTICLE_GENERATIONS,
+    FAMILIES,
+    HISTORY_START,
+    REPLACEMENT_START,
+    UnknownEndpointError,
+    expand_endpoints,
+)
 from wechat_datacube.errors import ConfigError
 
 if TYPE_CHECKING:  # imported when an account has alert settings: most parses need none of it
@@ -118,7 +125,9 @@ class AccountConfig(NamedTuple):
             return None, None
         if endpoint in FAMILIES["legacy"]:
             return None, self.cutover_date - dt.timedelta(days=1)
-        return self.cutover_date, None
+        if endpoint in FAMILIES["replacement"]:
+            return self.cutover_date, None
+        return None, None  # user, message, interface: not part of the article cutover
 
 
 def _err(account: str, field_name: str, message: str, entry: int | None = None) -> AccountConfigError:
@@ -169,7 +178,7 @@ def _start_date(value: Any, _read: Mapping[str, Any]) -> dt.date:
 def _endpoints(value: Any, _read: Mapping[str, Any]) -> tuple[str, ...]:
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not names or not all(isinstance(e, str) for e in names):
-        raise _Invalid("expected a non-empty list of endpoint names or 'legacy' / 'replacement'")
+        raise _Invalid(f"expected a non-empty list of endpoint names or family keywords ({', '.join(FAMILIES)})")
     try:
         return expand_endpoints(names)
     except UnknownEndpointError as exc:
@@ -178,7 +187,7 @@ def _endpoints(value: Any, _read: Mapping[str, Any]) -> tuple[str, ...]:
 
 def _cutover_date(value: Any, read: Mapping[str, Any]) -> dt.date | None:
     """Required exactly when both families are configured (legacy before it, replacement from it)."""
-    both = {f for f, names in FAMILIES.items() if set(names) & set(read["endpoints"])} == {"legacy", "replacement"}
+    both = all(set(FAMILIES[family]) & set(read["endpoints"]) for family in ARTICLE_GENERATIONS)
     if value is _UNWRITTEN:
         if both:
             raise _Invalid("is required when both legacy and replacement endpoints are configured")

@@ -10,7 +10,10 @@ How a range becomes mapped tasks:
 1. Per account and endpoint, [begin, end] is cut into windows of the endpoint's max span
    by :func:`wechat_datacube.windows.plan_windows` — clipped to the endpoint's first date
    and the account's active range (cutover between legacy and replacement endpoints).
-   Windows are aligned at the first servable date, so one window is one API call.
+   Windows are aligned at the first servable date (at the last one for getusersummary,
+   whose newest day is never asked for alone), so one window is one API call. Week and
+   month endpoints get the labels of the periods that end in the range (see
+   :mod:`wechat_datacube.windows`).
 2. With ``reprocess="missing"`` a window whose dates are all done in ``load_log``
    (:data:`wechat_datacube.load_status.DONE`: loaded, empty or kept) is dropped; with
    ``"all"`` every window is fetched again.
@@ -19,7 +22,9 @@ How a range becomes mapped tasks:
    ``begin_date..end_date`` handed to the ordinary operator, which re-plans exactly the
    same windows (all but a range's last window are full-span, so the alignment holds).
 
-API calls of a plan = Σ over endpoints of ceil(days / span), minus the windows skipped.
+API calls of a plan = Σ over endpoints of ceil(days / span) (for week and month endpoints:
+of the periods ending in the range, as many per call as the span holds), minus the windows
+skipped.
 
 Batching and Airflow's mapped-task cap (``[core] max_map_length``, 1024 by default): a
 window per mapped task is the clearest progress display, but ten years × six endpoints is
@@ -41,6 +46,7 @@ from wechat_datacube.backfill_params import DEFAULT_WINDOWS_PER_TASK, REPROCESS_
 from wechat_datacube.dates import DateRange, beijing_yesterday
 from wechat_datacube.endpoints import get_endpoint
 from wechat_datacube.errors import ConfigError, DateRangeError
+from wechat_datacube.periods import earliest_label
 from wechat_datacube.run_conf import endpoint_names, expand_names
 from wechat_datacube.windows import Window, plan_windows
 
@@ -136,7 +142,7 @@ def contiguous_runs(windows: Sequence[Window]) -> list[list[Window]]:
     """Group windows (in date order) into runs with no gap between neighbours."""
     runs: list[list[Window]] = []
     for window in windows:
-        if runs and runs[-1][-1].end + dt.timedelta(days=1) == window.begin:
+        if runs and runs[-1][-1].last_day + dt.timedelta(days=1) == window.begin:
             runs[-1].append(window)
         else:
             runs.append([window])
@@ -266,7 +272,9 @@ def plan_backfill(
     for account, name, run in pending:
         for i in range(0, len(run), batch):
             part = run[i : i + batch]
-            plan.tasks.append(BackfillTask(account, name, DateRange(part[0].begin, part[-1].end), len(part)))
+            # Through the last window's last business date: a week or month task then re-plans
+            # exactly its labels (those whose period ends in the task's range).
+            plan.tasks.append(BackfillTask(account, name, DateRange(part[0].begin, part[-1].last_day), len(part)))
     return plan
 
 
@@ -288,7 +296,8 @@ def read_done_dates(
     """
     from wechat_datacube import storage
 
-    begin, end = dates.begin, dates.end
+    # A week or month whose last day is in ``dates`` is labelled up to a month before them.
+    begin, end = earliest_label(dates.begin), dates.end
     done: dict[tuple[str, str], set[dt.date]] = {}
     for conn, group in connections_by_database(accounts, connect):
         for account, name in account_endpoints(group, endpoints):

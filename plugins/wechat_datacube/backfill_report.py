@@ -21,6 +21,7 @@ from wechat_datacube.backfill_plan import account_endpoints, connections_by_data
 from wechat_datacube.dates import DateRange, beijing_clock
 from wechat_datacube.errors import ErrorClass, classify, describe_errcode
 from wechat_datacube.load_status import DONE, LoadStatus
+from wechat_datacube.periods import earliest_label
 
 # --- the report: what became of a run ---------------------------------------------------------
 #
@@ -385,7 +386,8 @@ def read_run_outcome(
     for conn, group in connections_by_database(accounts, connect):
         for account, name in account_endpoints(group, endpoints):
             key = (account.name, name)
-            status[key] = storage.load_status(conn, account.schema, account.name, name, dates.begin, dates.end)
+            first = earliest_label(dates.begin)  # a week or month ending in ``dates`` may start before them
+            status[key] = storage.load_status(conn, account.schema, account.name, name, first, dates.end)
             until = storage.blocked_until(conn, account.schema, account=account.name, endpoint=name, now=now)
             if until is not None:
                 blocked[key] = until

@@ -24,8 +24,10 @@ loader falls back to one-day calls if WeChat refuses a wider getbizsummary windo
 import datetime as dt
 from typing import Literal, NamedTuple
 
+from wechat_datacube.periods import Period
+
 ColumnType = Literal["int", "bigint", "text", "date", "float", "jsonb", "bool"]
-Family = Literal["legacy", "replacement"]
+Family = Literal["legacy", "replacement", "user", "message", "interface"]
 
 #: WeChat keeps no usable history before this Beijing-time date.
 HISTORY_START = dt.date(2014, 12, 1)
@@ -91,6 +93,12 @@ class EndpointSpec(NamedTuple):
     #: a day still without rows at its readiness deadline is news (an alert), not a quiet day.
     #: Per-article endpoints are empty on days nothing was sent or changed (the official note).
     daily_summary: bool = False
+    #: What one ref_date describes: a day, or a week / month labelled by its first day and
+    #: served only once it is over (see :mod:`wechat_datacube.periods`).
+    period: Period = "day"
+    #: Days before a one-day window that the same call also asks for: getusersummary may
+    #: answer ``[]`` for yesterday alone while a two-day window returns both days.
+    lookback_days: int = 0
 
     @property
     def path(self) -> str:
@@ -195,6 +203,59 @@ READ_USER_SOURCE = _c(
 )
 #: The object in which the replacement family keeps each item's numbers.
 DETAIL = "detail"
+
+#: Official pages of the three families added after the article analysis interface, under
+#: https://developers.weixin.qq.com/doc/service/api/wedata/: user/api_<name> (用户分析),
+#: mess/api_<name> (消息分析) and api/api_<name> (被动回复, formerly 接口分析);
+#: docs/datacube-families-research.md quotes each page and says what it leaves open.
+FOLLOW_SOURCE = _c(
+    "user_source",
+    "int",
+    "Follow source: 0 all other sources (not a total: a day's total is the sum of its rows), "
+    "1 Official Account search, 17 business card, 30 QR code scan, 57 account name in an article, "
+    "100 WeChat ads, 149 Mini Program, 161 reposted by others, 200 Channels (视频号), 201 live; "
+    "older history may carry 43, 51 (after payment; in 0 since 2023-06), 75, 78, 176. "
+    "New codes appear without notice.",
+    True,
+)
+MSG_TYPE = _c(
+    "msg_type",
+    "int",
+    "Message type: 1 text, 2 image, 3 voice, 4 video, 6 third-party app (link) message; no 5 is documented.",
+    True,
+)
+COUNT_INTERVAL = _c(
+    "count_interval",
+    "int",
+    "Bucket of messages one user sent (发送消息量分布的区间): 0 = none, 1 = 1-5, 2 = 6-10, 3 = more than 10.",
+    True,
+)
+MSG_METRICS: tuple[Column, ...] = (
+    _c("msg_user", "bigint", "Users who sent messages to the account (上行发送了消息的用户数)."),
+    _c("msg_count", "bigint", "Messages users sent to the account (上行发送了消息的消息总数)."),
+)
+MSG_DIST_USER = _c("msg_user", "bigint", "Users whose number of messages falls in count_interval.")
+WEEK_START = _c(
+    "ref_date", "date", "Monday labelling the Monday..Sunday week the row covers; served after the week ends.", True
+)
+MONTH_START = _c("ref_date", "date", "1st of the month the row covers; served after the month ends.", True)
+CALLBACK_HOUR = _c(
+    "ref_hour",
+    "int",
+    "Hour of the day (数据的小时), HHMM of its start like the article hour endpoints (0, 100, ..., 2300); "
+    "the page's only example is 0, so the format is assumed.",
+    True,
+)
+INTERFACE_METRICS: tuple[Column, ...] = (
+    _c("callback_count", "bigint", "Passive replies to user messages via the server URL (被动回复用户消息的次数)."),
+    _c("fail_count", "bigint", "Failed passive replies (上述动作的失败次数)."),
+    _c(
+        "total_time_cost",
+        "bigint",
+        "Total reply time, in ms (unit inferred: the page gives none); / callback_count = the average.",
+    ),
+    _c("max_time_cost", "bigint", "Longest reply time, in ms (unit inferred: the page gives none)."),
+)
 
 
 
@@ -380,12 +441,149 @@ ENDPOINTS: dict[str, EndpointSpec] = {
             maturity_days=30,
             has_is_delay=True,
         ),
+        _spec(
+            name="getusersummary",
+            family="user",
+            table="user_summary",
+            max_span=7,  # "结束日期(最大跨度7天)"
+            first_date=HISTORY_START,
+            description="Account-wide follows and unfollows per day and follow source (net = new - cancel).",
+            key=("ref_date", "user_source"),
+            columns=(
+                REF_DATE,
+                FOLLOW_SOURCE,
+                _c("new_user", "bigint", "Users who followed that day from this source (新增的用户数量)."),
+                _c("cancel_user", "bigint", "Users who unfollowed that day (取消关注的用户数量)."),
+            ),
+            daily_summary=True,  # a user_source 0 row comes every day, zeros included
+            lookback_days=1,
+        ),
+        _spec(
+            name="getusercumulate",
+            family="user",
+            table="user_cumulate",
+            max_span=7,  # "结束日期(最大跨度7天)"
+            first_date=HISTORY_START,
+            description="Account-wide total followers per day.",
+            key=("ref_date",),
+            columns=(
+                REF_DATE,
+                _c("cumulate_user", "bigint", "Total followers (总用户量) on ref_date."),
+                _c("user_source", "int", "Undocumented; 0 when present (real answers carry it)."),
+            ),
+            daily_summary=True,
+        ),
+        _spec(
+            name="getupstreammsg",
+            family="message",
+            table="upstream_msg",
+            max_span=7,  # "与end_date差值小于7天"
+            first_date=HISTORY_START,
+            description="Messages users sent to the account per day and message type.",
+            key=("ref_date", "msg_type"),
+            columns=(REF_DATE, MSG_TYPE, *MSG_METRICS),
+        ),
+        _spec(
+            name="getupstreammsghour",
+            family="message",
+            table="upstream_msg_hour",
+            max_span=1,  # "必须为同一天"
+            first_date=HISTORY_START,
+            description="Messages users sent to the account per hour and message type.",
+            key=("ref_date", "ref_hour", "msg_type"),
+            columns=(REF_DATE, REF_HOUR, MSG_TYPE, *MSG_METRICS),
+        ),
+        _spec(
+            name="getupstreammsgweek",
+            family="message",
+            table="upstream_msg_week",
+            # The current page says "必须为同一天" (the old table: 30); one label per call is
+            # valid under both readings and costs one call a week.
+            max_span=1,
+            first_date=HISTORY_START,
+            description="Messages users sent to the account per week (labelled by its Monday) and message type.",
+            key=("ref_date", "msg_type"),
+            columns=(WEEK_START, MSG_TYPE, *MSG_METRICS),
+            period="week",
+        ),
+        _spec(
+            name="getupstreammsgmonth",
+            family="message",
+            table="upstream_msg_month",
+            max_span=1,  # "must be the same day" on the current page (the old table: 30)
+            first_date=HISTORY_START,
+            description="Messages users sent to the account per month (labelled by its 1st) and message type.",
+            key=("ref_date", "msg_type"),
+            columns=(MONTH_START, MSG_TYPE, *MSG_METRICS),
+            period="month",
+        ),
+        _spec(
+            name="getupstreammsgdist",
+            family="message",
+            table="upstream_msg_dist",
+            max_span=15,  # "跨度不超过15天"
+            first_date=HISTORY_START,
+            description="Users per bucket of how many messages they sent the account that day.",
+            key=("ref_date", "count_interval"),
+            columns=(REF_DATE, COUNT_INTERVAL, MSG_DIST_USER),
+        ),
+        _spec(
+            name="getupstreammsgdistweek",
+            family="message",
+            table="upstream_msg_dist_week",
+            max_span=15,  # the current page says 15 (the old table: 30)
+            first_date=HISTORY_START,
+            description="Users per bucket of messages sent, per week (labelled by its Monday).",
+            key=("ref_date", "count_interval"),
+            columns=(WEEK_START, COUNT_INTERVAL, MSG_DIST_USER),
+            period="week",
+        ),
+        _spec(
+            name="getupstreammsgdistmonth",
+            family="message",
+            table="upstream_msg_dist_month",
+            max_span=15,  # "跨度不超过15天" (the old table: 30)
+            first_date=HISTORY_START,
+            description="Users per bucket of messages sent, per month (labelled by its 1st).",
+            key=("ref_date", "count_interval"),
+            columns=(MONTH_START, COUNT_INTERVAL, MSG_DIST_USER),
+            period="month",
+        ),
+        _spec(
+            name="getinterfacesummary",
+            family="interface",
+            table="interface_summary",
+            max_span=30,  # "结束日期(最大时间跨度30天)"
+            first_date=HISTORY_START,
+            description="Per day, the health of the account's passive replies (server callback): count, "
+            "failures, time.",
+            key=("ref_date",),
+            columns=(REF_DATE, *INTERFACE_METRICS),
+        ),
+        _spec(
+            name="getinterfacesummaryhour",
+            family="interface",
+            table="interface_summary_hour",
+            max_span=1,  # "最大时间跨度为1天"
+            first_date=HISTORY_START,
+            description="Per hour, the health of the account's passive replies (server callback).",
+            key=("ref_date", "ref_hour"),
+            columns=(REF_DATE, CALLBACK_HOUR, *INTERFACE_METRICS),
+        ),
     )
 }
 
 LEGACY: tuple[str, ...] = tuple(n for n, s in ENDPOINTS.items() if s.family == "legacy")
 REPLACEMENT: tuple[str, ...] = tuple(n for n, s in ENDPOINTS.items() if s.family == "replacement")
-FAMILIES: dict[str, tuple[str, ...]] = {"legacy": LEGACY, "replacement": REPLACEMENT}
+#: Family keyword -> its endpoints, in registry order. ``legacy`` and ``replacement`` are the
+#: two generations of the article analysis (an account switches at its ``cutover_date``); the
+#: others stand beside both.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    family: tuple(n for n, s in ENDPOINTS.items() if s.family == family)
+    for family in ("legacy", "replacement", "user", "message", "interface")
+}
+#: The families of article analysis, one generation before and one after the cutover.
+ARTICLE_GENERATIONS: tuple[str, str] = ("legacy", "replacement")
 
 
 class UnknownEndpointError(KeyError):
@@ -403,7 +601,7 @@ def get_endpoint(name: str) -> EndpointSpec:
 
 
 def expand_endpoints(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Expand family keywords (``legacy`` / ``replacement``) and check names, keeping order."""
+    """Expand family keywords (``legacy``, ``replacement``, ``user``, ...) and check names, keeping order."""
     out: list[str] = []
     for name in names:
         for expanded in FAMILIES.get(name, (name,)):

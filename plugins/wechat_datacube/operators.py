@@ -277,9 +277,12 @@ class WeChatDatacubeToPostgresOperator(BaseOperator):
             active_until=self.active_until,
         )
         if not windows:
+            from wechat_datacube.periods import describe
+
+            why = "" if spec.period == "day" else f"; {describe(spec.period)}, so no period ends in these dates"
             raise AirflowSkipException(
                 f"{self.endpoint} serves no dates in {dates} for account {self.account} "
-                f"(first date {spec.first_date}, active {self.active_from}..{self.active_until})"
+                f"(first date {spec.first_date}, active {self.active_from}..{self.active_until}{why})"
             )
         return windows
 

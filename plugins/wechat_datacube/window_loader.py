@@ -32,7 +32,8 @@ from wechat_datacube.errors import (
     WeChatDatacubeError,
 )
 from wechat_datacube.load_status import LoadStatus
-from wechat_datacube.windows import Window
+from wechat_datacube.periods import last_day
+from wechat_datacube.windows import Window, label_window, labels
 
 if TYPE_CHECKING:
     import psycopg
@@ -131,14 +132,18 @@ class WindowLoader:
             raise
 
     def _days_without_rows(self, window: Window, rows: list[Any]) -> list[dt.date]:
-        """Days of ``window`` that got no row.
+        """Days of ``window`` that could carry rows (its labels: every day, or its Mondays / 1sts) and got none.
 
         Judged per day, not per window: a multi-day range ending yesterday, fetched before
         WeChat published yesterday, has rows for the other days only; storing it would mark
         yesterday ``empty`` (final for the backfill planner) instead of "not ready".
         """
         with_rows = {str(row.get(self.spec.date_column)) for row in rows if isinstance(row, Mapping)}
-        return [day for day in window if day.isoformat() not in with_rows]
+        return [day for day in labels(self.spec, window) if day.isoformat() not in with_rows]
+
+    def _deadline(self, label: dt.date) -> dt.datetime:
+        """When the rows of ``label`` must be published: after the last day of its period (the day itself, mostly)."""
+        return readiness_deadline(last_day(label, self.spec.period), self.ready_deadline_hour)
 
     def load(self, window: Window, *, replace_shrinking: bool = False) -> LoadResult:
         """Fetch and store ``window``; raise the typed error when it cannot be stored.
@@ -156,7 +161,8 @@ class WindowLoader:
                 "%s account=%s %s..%s: WeChat refused a %d-day window (61501); fetching it one day at a time",
                 self.spec.name, self.account, window.begin, window.end, window.days,
             )
-        results = [self._load(Window(day, day, window.reason), replace_shrinking) for day in window]
+        results = [self._load(label_window(self.spec, day, window.reason), replace_shrinking)
+                   for day in labels(self.spec, window)]
         statuses = {r.status for r in results}
         status = next(s for s in _MERGED_ORDER if s in statuses)
         return LoadResult(status, sum(r.rows for r in results), results[-1].response_id)
@@ -203,12 +209,9 @@ class WindowLoader:
 
     def _check_ready(self, window: Window, fetched: FetchedWindow) -> None:
         """Raise DataNotReadyError (kept as not_ready) while some day of the window is not published."""
-        deadline = readiness_deadline(window.end, self.ready_deadline_hour)
+        deadline = readiness_deadline(window.last_day, self.ready_deadline_hour)
         now = self.clock()
-        waiting = [
-            day for day in self._days_without_rows(window, fetched.rows)
-            if now < readiness_deadline(day, self.ready_deadline_hour)
-        ]  # fmt: skip
+        waiting = [day for day in self._days_without_rows(window, fetched.rows) if now < self._deadline(day)]
         if now < deadline and (fetched.is_delay or waiting):
             self._refuse_unstorable(window, fetched.body)
             why = "is_delay is true" if fetched.is_delay else (
@@ -233,12 +236,12 @@ class WindowLoader:
         Deadlines missed long ago (a backfill of old days) are no news.
         """
         if fetched.is_delay:
-            days = list(window)
+            days = labels(self.spec, window)
         else:
             days = self._days_without_rows(window, fetched.rows) if self.spec.daily_summary else []
-        recent = [d for d in days if now - readiness_deadline(d, self.ready_deadline_hour) < ALERT_HORIZON]
+        recent = [d for d in days if now - self._deadline(d) < ALERT_HORIZON]
         if recent:
-            deadline = readiness_deadline(max(recent), self.ready_deadline_hour)
+            deadline = self._deadline(max(recent))
             self.events.append(not_published_event(account=self.account, endpoint=self.spec.name, days=recent,
                                                    deadline=deadline, is_delay=fetched.is_delay))
 

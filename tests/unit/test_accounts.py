@@ -106,6 +106,22 @@ def test_both_families_need_a_cutover_and_split_dates_at_it() -> None:
     assert account.active_range("getarticleread") == (dt.date(2026, 1, 1), None)
 
 
+def test_the_user_message_and_interface_families_stand_beside_the_article_cutover() -> None:
+    """They need no cutover of their own, and a cutover between legacy and replacement does not clip them."""
+    alone = parse_account({**GOOD, "endpoints": ["user", "message", "interface"]})
+    assert alone.cutover_date is None and len(alone.endpoints) == 11
+    with pytest.raises(AccountConfigError, match="only makes sense with both legacy and replacement"):
+        parse_account({**GOOD, "endpoints": ["legacy", "user"], "cutover_date": "2026-01-01"})
+    with pytest.raises(AccountConfigError, match="is required when both"):
+        parse_account({**GOOD, "endpoints": ["legacy", "replacement", "user"]})
+    account = parse_account(
+        {**GOOD, "endpoints": ["legacy", "replacement", "user", "interface"], "cutover_date": "2026-01-01"}
+    )
+    assert account.active_range("getusersummary") == (None, None)
+    assert account.active_range("getinterfacesummaryhour") == (None, None)
+    assert account.active_range("getusershare") == (None, dt.date(2025, 12, 31))
+
+
 def test_one_broken_account_does_not_hide_the_others(tmp_path: Path) -> None:
     path = tmp_path / "accounts.yaml"
     path.write_text(
@@ -264,7 +280,7 @@ BOTH = {"endpoints": ["legacy", "replacement"]}
         ({"start_date": "2026-02-30"}, "start_date", "'2026-02-30' is not a valid date (day is out of range for month)"),
         ({"start_date": 20240101}, "start_date", "expected a YYYY-MM-DD date, got 20240101"),
         ({"start_date": "2014-11-30"}, "start_date", "WeChat keeps no data before 2014-12-01"),
-        ({"endpoints": [1]}, "endpoints", "expected a non-empty list of endpoint names or 'legacy' / 'replacement'"),
+        ({"endpoints": [1]}, "endpoints", "expected a non-empty list of endpoint names or family keywords (legacy, replacement, user, message, interface)"),
         ({"endpoints": ["getnothing"]}, "endpoints", "unknown datacube endpoint 'getnothing'; known: "),
         (BOTH, "cutover_date", "is required when both legacy and replacement endpoints are configured"),
         ({"cutover_date": "2026-01-01"}, "cutover_date", "only makes sense with both legacy and replacement endpoints"),

@@ -11,6 +11,7 @@ from wechat_datacube.backfill_plan import (
     BackfillTask,
     choose_batch_size,
     contiguous_runs,
+    endpoint_windows,
     plan_backfill,
     resolve_accounts,
     resolve_dates,
@@ -20,7 +21,7 @@ from wechat_datacube.backfill_plan import (
     window_done,
 )
 from wechat_datacube.dates import BEIJING, DateRange
-from wechat_datacube.endpoints import LEGACY, REPLACEMENT, REPLACEMENT_START, get_endpoint
+from wechat_datacube.endpoints import FAMILIES, LEGACY, REPLACEMENT, REPLACEMENT_START, get_endpoint
 from wechat_datacube.errors import ConfigError, DateRangeError
 from wechat_datacube.windows import Window, calls_needed
 
@@ -85,6 +86,32 @@ def test_batches_keep_the_endpoints_window_alignment() -> None:
         (dt.date(2025, 2, 26), dt.date(2025, 3, 25), 4),
         (dt.date(2025, 3, 26), dt.date(2025, 3, 31), 1),
     ]
+
+
+def test_every_task_of_every_endpoint_replans_exactly_its_windows() -> None:
+    """What a mapped task hands the operator (its date range) gives back the planner's windows,
+    for daily, lookback (getusersummary), week and month endpoints alike, with a range starting mid-week."""
+    names = ("user", "message", "interface")
+    acct = account(endpoints=tuple(e for f in names for e in FAMILIES[f]))
+    result = plan([acct], dt.date(2025, 1, 8), END, windows_per_task=3)
+    for name in acct.endpoints:
+        planned = endpoint_windows(acct, name, DateRange(dt.date(2025, 1, 8), END))
+        replanned = [w for t in result.tasks if t.endpoint == name for w in endpoint_windows(acct, name, t.dates)]
+        assert replanned == planned, name
+        assert sum(t.windows for t in result.tasks if t.endpoint == name) == len(planned), name
+    assert result.windows_total[("acme", "getupstreammsgweek")] == 12  # Sundays 2025-01-12 .. 2025-03-30
+    assert result.windows_total[("acme", "getupstreammsgmonth")] == 3
+    assert result.windows_total[("acme", "getupstreammsgdistweek")] == 4  # three Mondays per 15-day call
+
+
+def test_a_rerun_of_week_and_month_endpoints_plans_nothing() -> None:
+    """Done dates are the labels: a week starting before the range counts when it was loaded."""
+    acct = account(endpoints=("getupstreammsgweek", "getupstreammsgmonth"))
+    first = plan([acct], dt.date(2025, 1, 8), END)
+    done = {("acme", t.endpoint): {w.begin for w in endpoint_windows(acct, t.endpoint, t.dates)} for t in first.tasks}
+    assert dt.date(2025, 1, 6) in done[("acme", "getupstreammsgweek")]  # labelled before the range began
+    again = plan([acct], dt.date(2025, 1, 8), END, done=done)
+    assert again.tasks == [] and again.skipped == first.calls
 
 
 # --- skipping what is done ----------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from wechat_datacube.dates import DateRange
 from wechat_datacube.endpoints import ENDPOINTS, HISTORY_START, get_endpoint
 from wechat_datacube.errors import DateRangeError
-from wechat_datacube.windows import MATURED, REQUESTED, Window, calls_needed, plan_windows
+from wechat_datacube.windows import MATURED, REQUESTED, Window, calls_needed, labels, plan_windows
 
 D = dt.date(2026, 3, 10)
 DAY = DateRange(D, D)
@@ -29,10 +29,65 @@ def test_explicit_range_is_split_by_max_span() -> None:
     assert windows[0].begin == dt.date(2026, 3, 1) and windows[-1].end == dt.date(2026, 3, 30)
 
 
-def test_every_endpoint_needs_ceil_days_over_span_calls() -> None:
-    for spec in ENDPOINTS.values():
+def test_every_daily_endpoint_needs_ceil_days_over_span_calls() -> None:
+    daily = [spec for spec in ENDPOINTS.values() if spec.period == "day"]
+    assert len(daily) == 17
+    for spec in daily:
         windows = plan_windows(spec, DateRange(dt.date(2026, 1, 1), dt.date(2026, 3, 31)))
         assert len(windows) == calls_needed(90, spec.max_span)
+        assert sum(w.days for w in windows) == 90 and windows[-1].end == dt.date(2026, 3, 31)
+
+
+Q1 = DateRange(dt.date(2026, 1, 1), dt.date(2026, 3, 31))
+
+
+def test_a_week_endpoint_asks_for_the_monday_of_each_week_that_ends_in_the_range() -> None:
+    windows = plan_windows(get_endpoint("getupstreammsgweek"), Q1)
+    # Sundays 2026-01-04 .. 2026-03-29 end 13 weeks; the first is labelled Monday 2025-12-29.
+    assert [w.begin for w in windows] == [dt.date(2025, 12, 29) + dt.timedelta(weeks=k) for k in range(13)]
+    assert all(w.begin == w.end and w.begin.weekday() == 0 for w in windows)
+    assert windows[0].last_day == dt.date(2026, 1, 4) and windows[-1].last_day == dt.date(2026, 3, 29)
+
+
+def test_a_week_endpoint_has_nothing_to_fetch_on_six_days_of_seven() -> None:
+    spec = get_endpoint("getupstreammsgweek")
+    week = [dt.date(2026, 3, 9) + dt.timedelta(days=k) for k in range(7)]  # Monday .. Sunday
+    planned = {day: plan_windows(spec, DateRange(day, day)) for day in week}
+    assert [day for day, windows in planned.items() if windows] == [dt.date(2026, 3, 15)]
+    assert planned[dt.date(2026, 3, 15)] == [Window(dt.date(2026, 3, 9), dt.date(2026, 3, 9), through=dt.date(2026, 3, 15))]
+
+
+def test_a_month_endpoint_asks_for_the_first_of_each_month_that_ends_in_the_range() -> None:
+    windows = plan_windows(get_endpoint("getupstreammsgmonth"), Q1)
+    assert [(w.begin, w.last_day) for w in windows] == [
+        (dt.date(2026, 1, 1), dt.date(2026, 1, 31)),
+        (dt.date(2026, 2, 1), dt.date(2026, 2, 28)),
+        (dt.date(2026, 3, 1), dt.date(2026, 3, 31)),
+    ]
+    assert plan_windows(get_endpoint("getupstreammsgmonth"), DateRange(dt.date(2026, 3, 1), dt.date(2026, 3, 30))) == []
+
+
+def test_period_windows_hold_as_many_labels_as_the_span_allows() -> None:
+    weeks = plan_windows(get_endpoint("getupstreammsgdistweek"), Q1)  # span 15: three Mondays fit
+    assert [len(labels(get_endpoint("getupstreammsgdistweek"), w)) for w in weeks] == [3, 3, 3, 3, 1]
+    assert all(w.days <= 15 for w in weeks) and weeks[-1].last_day == dt.date(2026, 3, 29)
+    months = plan_windows(get_endpoint("getupstreammsgdistmonth"), Q1)  # span 15: one 1st per call
+    assert [w.begin for w in months] == [dt.date(2026, 1, 1), dt.date(2026, 2, 1), dt.date(2026, 3, 1)]
+
+
+def test_period_windows_start_at_the_first_date() -> None:
+    spec = get_endpoint("getupstreammsgweek")
+    windows = plan_windows(spec, DateRange(HISTORY_START - dt.timedelta(days=30), HISTORY_START + dt.timedelta(days=13)))
+    assert [w.begin for w in windows] == [HISTORY_START, HISTORY_START + dt.timedelta(days=7)]
+
+
+def test_getusersummary_never_asks_for_one_day_alone() -> None:
+    """Yesterday alone may come back empty while a two-day window holds both days (a reported quirk)."""
+    spec = get_endpoint("getusersummary")
+    assert plan_windows(spec, DAY) == [Window(D - dt.timedelta(days=1), D)]
+    assert plan_windows(spec, DateRange(HISTORY_START, HISTORY_START)) == [Window(HISTORY_START, HISTORY_START)]
+    windows = plan_windows(spec, Q1)  # cut from the end: the newest window is a full one
+    assert [w.days for w in windows] == [6] + [7] * 12 and windows[-1].end == Q1.end
 
 
 def test_daily_getarticletotal_also_refetches_the_send_date_that_just_matured() -> None:
