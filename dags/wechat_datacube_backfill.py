@@ -2,7 +2,8 @@
 
 Manual only (schedule=None). Params: ``accounts`` (names from the accounts file; empty =
 all), ``begin_date`` / ``end_date`` (Beijing dates; end defaults to and is capped at
-yesterday), ``endpoints`` (names or the family keywords ``legacy`` / ``replacement``, as a
+yesterday), ``endpoints`` (names or the family keywords ``legacy``, ``replacement``, ``user``,
+``message``, ``interface``, as a
 list or one as a string; empty = each account's configured endpoints; an unknown name
 fails the run), ``reprocess`` (``missing``: skip windows whose dates are all
 loaded/empty/kept in load_log; ``all``: fetch everything again),

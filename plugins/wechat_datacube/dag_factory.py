@@ -13,8 +13,9 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 from wechat_datacube.dag_settings import API_POOL, BACKFILL_DAG_ID, DAILY_DAG_PREFIX, DEFAULT_TASK_ARGS, RETRY_POLICY
-from wechat_datacube.endpoints import get_endpoint
+from wechat_datacube.endpoints import FAMILIES, get_endpoint
 from wechat_datacube.operators import WeChatDatacubeToPostgresOperator
+from wechat_datacube.periods import describe
 
 if TYPE_CHECKING:  # the backfill DAG file imports this module without needing the accounts module
     from wechat_datacube.accounts import AccountConfig
@@ -62,16 +63,16 @@ def _doc(account: AccountConfig) -> str:
         "**Manual runs**: trigger with a run configuration (conf) such as "
         '`{"begin_date": "2026-01-01", "end_date": "2026-01-31", "endpoints": ["getusershare"]}` '
         f"(Beijing dates, at most {MAX_MANUAL_DAYS} days: longer ranges go to the `{BACKFILL_DAG_ID}` DAG; "
-        "`endpoints` optional — a list or one name, endpoints or the families `legacy` / `replacement`, "
+        f"`endpoints` optional — a list or one name, endpoints or the families {' / '.join(f'`{f}`' for f in FAMILIES)}, "
         "empty = all; an unknown name fails the run). Without dates a manual run covers the "
         "last complete day before it; a trigger without a logical date needs the dates.",
         "",
-        "| task | table | max span |",
-        "|---|---|---|",
+        "| task | table | max span | ref_date |",
+        "|---|---|---|---|",
     ]
     for name in account.endpoints:
         spec = get_endpoint(name)
-        lines.append(f"| {name} | `{account.schema}.{spec.table}` | {spec.max_span} |")
+        lines.append(f"| {name} | `{account.schema}.{spec.table}` | {spec.max_span} | {describe(spec.period)} |")
     return "\n".join(lines)
 
 

@@ -18,6 +18,15 @@ the replacement four 获取发表内容每日阅读数据 (getarticleread), 获�
 from which page. What the pages leave uncertain (getbizsummary's span, quoted by SDKs) is a
 plain value here, so a wrong guess is a one-line change, not a rewrite — and the window
 loader falls back to one-day calls if WeChat refuses a wider getbizsummary window (61501).
+
+Beside the article analysis stand three more families, from ``api/wedata/user/``,
+``api/wedata/mess/`` and ``api/wedata/api/``: ``user`` (获取用户增减数据 getusersummary,
+获取累计用户数据 getusercumulate), ``message`` (获取消息发送概况/分时/周/月数据 getupstreammsg,
+-hour, -week, -month; 获取消息发送分布(周/月)数据 getupstreammsgdist, -week, -month) and
+``interface`` (获取被动回复概要/分布数据 getinterfacesummary, -hour).
+docs/datacube-families-research.md quotes those pages. Where they contradict themselves
+(the week/month spans; "必须为同一天" beside two-day examples), the registry takes the reading
+that is valid under both, and says so beside the value.
 """
 
 

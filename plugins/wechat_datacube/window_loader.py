@@ -161,8 +161,10 @@ class WindowLoader:
                 "%s account=%s %s..%s: WeChat refused a %d-day window (61501); fetching it one day at a time",
                 self.spec.name, self.account, window.begin, window.end, window.days,
             )
-        results = [self._load(label_window(self.spec, day, window.reason), replace_shrinking)
-                   for day in labels(self.spec, window)]
+        results = [
+            self._load(label_window(self.spec, day, window.reason), replace_shrinking)
+            for day in labels(self.spec, window)
+        ]
         statuses = {r.status for r in results}
         status = next(s for s in _MERGED_ORDER if s in statuses)
         return LoadResult(status, sum(r.rows for r in results), results[-1].response_id)
@@ -209,7 +211,8 @@ class WindowLoader:
 
     def _check_ready(self, window: Window, fetched: FetchedWindow) -> None:
         """Raise DataNotReadyError (kept as not_ready) while some day of the window is not published."""
-        deadline = readiness_deadline(window.last_day, self.ready_deadline_hour)
+        fallback = readiness_deadline(window.end, self.ready_deadline_hour)  # a window without a label
+        deadline = max(map(self._deadline, labels(self.spec, window)), default=fallback)
         now = self.clock()
         waiting = [day for day in self._days_without_rows(window, fetched.rows) if now < self._deadline(day)]
         if now < deadline and (fetched.is_delay or waiting):

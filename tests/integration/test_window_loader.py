@@ -404,3 +404,59 @@ def test_an_old_day_without_rows_is_no_news(sim: SimulatorServer, dsn: str) -> N
     events: list[Any] = []
     assert load(sim, "getuserread", old, events=events).status == "empty"
     assert events == []
+
+
+# --- week and month endpoints, and getusersummary's quirk -----------------------------------------
+
+#: The week 2026-06-08 (Monday) .. 06-14 (Sunday): published at 08:00 on Monday 06-15.
+WEEK_LABEL = dt.date(2026, 6, 8)
+WEEK_DONE = dt.date(2026, 6, 15)
+
+
+def test_a_week_is_not_ready_until_its_sunday_is_published(sim: SimulatorServer, dsn: str) -> None:
+    """The Monday label's readiness is that of the week's last day, not of the Monday itself."""
+    sim.state.clock.set(beijing(WEEK_DONE, 7))
+    with pytest.raises(DataNotReadyError, match="the list is empty") as info:
+        load(sim, "getupstreammsgweek", WEEK_LABEL)
+    assert info.value.deadline == beijing(WEEK_DONE, 12)
+    assert loads.load_log(dsn, "getupstreammsgweek") == {WEEK_LABEL: "not_ready"}
+
+    sim.state.clock.set(beijing(WEEK_DONE, 9))
+    assert load(sim, "getupstreammsgweek", WEEK_LABEL).status == "loaded"
+    stored = loads.stored_flat(dsn, "getupstreammsgweek", WEEK_LABEL, WEEK_LABEL)
+    assert stored and stored == loads.truth_flat(sim, "getupstreammsgweek", WEEK_LABEL, WEEK_LABEL)
+
+
+def test_a_window_of_several_weeks_judges_only_its_mondays(sim: SimulatorServer, dsn: str) -> None:
+    """Days between the labels never carry rows: their emptiness is neither "not ready" nor an alert."""
+    sim.state.clock.set(beijing(WEEK_DONE, 9))
+    first = WEEK_LABEL - dt.timedelta(days=14)
+    events: list[Any] = []
+    result = load(sim, "getupstreammsgdistweek", first, WEEK_LABEL, events=events)
+    assert result.status == "loaded" and events == []
+    stored = loads.stored_flat(dsn, "getupstreammsgdistweek", first, WEEK_LABEL)
+    assert {key[0] for key in stored} == {d.isoformat() for d in (first, first + dt.timedelta(days=7), WEEK_LABEL)}
+
+
+def test_getusersummary_yesterday_alone_is_not_ready_and_two_days_hold_both(sim: SimulatorServer, dsn: str) -> None:
+    """The simulator plays the reported quirk (yesterday alone answers []); the planner's two-day window avoids it."""
+    sim.state.clock.set(beijing(TODAY, 9))
+    with pytest.raises(DataNotReadyError, match="the list is empty"):
+        load(sim, "getusersummary", YESTERDAY)
+    result = load(sim, "getusersummary", YESTERDAY - dt.timedelta(days=1), YESTERDAY)
+    assert result.status == "loaded"
+    assert loads.load_log(dsn, "getusersummary") == {YESTERDAY - dt.timedelta(days=1): "loaded", YESTERDAY: "loaded"}
+    days = {key[0] for key in loads.stored_flat(dsn, "getusersummary", YESTERDAY - dt.timedelta(days=1), YESTERDAY)}
+    assert days == {(YESTERDAY - dt.timedelta(days=1)).isoformat(), YESTERDAY.isoformat()}
+
+
+def test_getusersummary_yesterday_alone_after_the_deadline_keeps_stored_rows(sim: SimulatorServer, dsn: str) -> None:
+    """Never-shrink holds for the quirk: an empty one-day answer does not erase a day already stored."""
+    sim.state.clock.set(beijing(TODAY, 9))
+    load(sim, "getusersummary", YESTERDAY - dt.timedelta(days=1), YESTERDAY)
+    before = loads.stored_flat(dsn, "getusersummary", YESTERDAY, YESTERDAY)
+    sim.state.clock.set(beijing(TODAY, 13))
+    events: list[Any] = []
+    assert load(sim, "getusersummary", YESTERDAY, events=events).status == "kept"
+    assert before and loads.stored_flat(dsn, "getusersummary", YESTERDAY, YESTERDAY) == before
+    assert AlertKind.KEPT in {e.kind for e in events}
