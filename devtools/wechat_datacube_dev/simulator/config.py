@@ -56,6 +56,10 @@ class SimulatorConfig:
     #: answers a final ``{"list": [], "is_delay": false}``. Small: DAG tests fetch only legacy
     #: endpoints, and before the readiness deadline the pipeline retries such a day.
     quiet_day_rate: float = 0.05
+    #: Play the community-reported quirk of the endpoints whose facts say ``newest_alone_empty``
+    #: (getusersummary): asked for the newest published day alone they answer ``{"list": []}``,
+    #: while any window of two or more days that includes it answers all its days.
+    newest_alone_empty: bool = True
 
     def __post_init__(self) -> None:
         """Refuse typos and nonsense at start, not on the first request."""

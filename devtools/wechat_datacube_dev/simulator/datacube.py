@@ -2,7 +2,10 @@
 
 Dates before the endpoint's first date contribute no rows; a day D is published only
 once the simulated Beijing clock reaches D+1 at ``ready_hour``:00. Until then it adds no
-rows, and the replacement endpoints say ``"is_delay": true``.
+rows, and the replacement endpoints say ``"is_delay": true``. A week/month endpoint's
+label date adds rows only once its whole period is published (:func:`.rows.rows_for_day`).
+getusersummary asked for the newest published day alone answers ``[]`` (a community
+report; ``SimulatorConfig.newest_alone_empty`` turns it off).
 """
 
 from __future__ import annotations
@@ -60,10 +63,11 @@ def answer(
     list that is final, as WeChat's note on the replacement family says.
     """
     last_ready = last_ready_day(now, config.ready_hour)
+    hide_lone_newest = facts.newest_alone_empty and config.newest_alone_empty and begin == end == last_ready
     rows: list[dict[str, Any]] = []
     delayed = False
     for day in (begin + dt.timedelta(days=n) for n in range((end - begin).days + 1)):
-        if day < facts.first_date:
+        if day < facts.first_date or hide_lone_newest:
             continue
         if day > last_ready:
             delayed = True

@@ -1,7 +1,8 @@
 """The simulator's own facts about WeChat's datacube endpoints.
 
 Written from the official datacube pages (``developers.weixin.qq.com/doc/service/api/wedata/...``:
-spans, first dates, response shapes; see ``tests/fixtures/wechat_samples/README.md``) and the
+spans, first dates, response shapes; see ``tests/fixtures/wechat_samples/README.md`` and, for
+the user / message / interface families, ``docs/datacube-families-research.md``) and the
 API as it behaves (delays, maturing series), **not** from the pipeline's registry
 (``wechat_datacube.endpoints``). The simulator stands in for WeChat, so it must be able to
 disagree with the pipeline: when both read one table, a wrong fact there is "true" on both
@@ -32,7 +33,10 @@ ALL_SCENE = "全部"
 #: replacement item's numbers carry it: a client that fails on unknown fields fails here.
 UNDOCUMENTED_FIELD = "forward_user"
 
-Family = Literal["legacy", "replacement"]
+Family = Literal["legacy", "replacement", "user", "message", "interface"]
+#: What one row covers: its ref_date's day, or the week (labelled by its Monday) or calendar
+#: month (labelled by its 1st) that starts there; a period is served only once it is over.
+Period = Literal["day", "week", "month"]
 #: Where a list item keeps its numbers: at its top level (``flat``), in an object
 #: (``detail``), or in each element of a nested list (``nested_list``).
 Shape = Literal["flat", "detail", "nested_list"]
@@ -64,6 +68,11 @@ class EndpointFacts(NamedTuple):
     is_delay: bool = False
     #: Stat days a cumulative series runs for (0: not cumulative).
     series_days: int = 0
+    #: What one row covers (see :data:`Period`).
+    period: Period = "day"
+    #: Asked for alone (begin_date == end_date), the newest published day answers ``[]``,
+    #: while any wider window still has it (community-reported for getusersummary).
+    newest_alone_empty: bool = False
 
     def holders(self, item: dict[str, Any]) -> list[dict[str, Any]]:
         """The dicts of ``item`` that hold its numbers (the item itself when flat)."""
@@ -75,8 +84,13 @@ class EndpointFacts(NamedTuple):
         return [item] if self.shape == "flat" else []
 
 
+def _flat(family: Family, name: str, max_span: int, key: tuple[str, ...], metric: str, **more: Any) -> EndpointFacts:
+    """An endpoint of ``family`` with data from HISTORY_START and (by default) flat rows."""
+    return EndpointFacts(name, family, max_span, HISTORY_START, more.pop("shape", "flat"), key, metric, **more)
+
+
 def _legacy(name: str, max_span: int, key: tuple[str, ...], metric: str, **more: Any) -> EndpointFacts:
-    return EndpointFacts(name, "legacy", max_span, HISTORY_START, more.pop("shape", "flat"), key, metric, **more)
+    return _flat("legacy", name, max_span, key, metric, **more)
 
 
 def _replacement(name: str, max_span: int, shape: Shape, holder: str, key: tuple[str, ...], metric: str,
@@ -101,6 +115,21 @@ FACTS: dict[str, EndpointFacts] = {
         _replacement("getbizsummary", 30, "detail", "detail", ("ref_date",), "read_user"),
         _replacement("getarticletotaldetail", 1, "nested_list", "detail_list", ("ref_date", "msgid"), "read_user",
                      element_key=("stat_date",), series_days=30),
+        # User analysis: "结束日期(最大跨度7天)" on both pages.
+        _flat("user", "getusersummary", 7, ("ref_date", "user_source"), "new_user", newest_alone_empty=True),
+        _flat("user", "getusercumulate", 7, ("ref_date",), "cumulate_user"),
+        # Message analysis. The week/month pages say end_date "必须为同一天" (the old table: 30);
+        # the dist pages "跨度不超过15天". The simulator plays the current pages.
+        _flat("message", "getupstreammsg", 7, ("ref_date", "msg_type"), "msg_count"),
+        _flat("message", "getupstreammsghour", 1, ("ref_date", "ref_hour", "msg_type"), "msg_count"),
+        _flat("message", "getupstreammsgweek", 1, ("ref_date", "msg_type"), "msg_count", period="week"),
+        _flat("message", "getupstreammsgmonth", 1, ("ref_date", "msg_type"), "msg_count", period="month"),
+        _flat("message", "getupstreammsgdist", 15, ("ref_date", "count_interval"), "msg_user"),
+        _flat("message", "getupstreammsgdistweek", 15, ("ref_date", "count_interval"), "msg_user", period="week"),
+        _flat("message", "getupstreammsgdistmonth", 15, ("ref_date", "count_interval"), "msg_user", period="month"),
+        # Interface (passive reply) analysis: "最大时间跨度30天" / "最大时间跨度为1天".
+        _flat("interface", "getinterfacesummary", 30, ("ref_date",), "callback_count"),
+        _flat("interface", "getinterfacesummaryhour", 1, ("ref_date", "ref_hour"), "callback_count"),
     )
 }
 

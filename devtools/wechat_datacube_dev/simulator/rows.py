@@ -1,7 +1,10 @@
-"""One endpoint's rows for one ref_date: which builder answers which endpoint, and quiet days.
+"""One endpoint's rows for one ref_date: which builder answers which endpoint, quiet days and periods.
 
 Availability (first date, readiness) is :mod:`.datacube`'s job; this only needs the
-newest published day to cut cumulative series there.
+newest published day to cut cumulative series there and to hold back a week or month
+until it is over (:mod:`.periods`): a week/month endpoint answers only for a label date
+(Monday / 1st) whose whole period is published, so the live answer, ``state.truth`` and
+stray rows all follow the rule.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from wechat_datacube_dev.simulator import legacy_rows, replacement_rows
+from wechat_datacube_dev.simulator import audience_rows, legacy_rows, replacement_rows
 from wechat_datacube_dev.simulator.data import DayQuery, is_quiet
 from wechat_datacube_dev.simulator.facts import FACTS, endpoint_facts
+from wechat_datacube_dev.simulator.periods import is_served
 
 Builder = Callable[[DayQuery], list[dict[str, Any]]]
 
@@ -30,6 +34,20 @@ BUILDERS: dict[str, Builder] = {
     "getarticletotaldetail": partial(
         replacement_rows.total_detail_rows, series_days=FACTS["getarticletotaldetail"].series_days
     ),
+    "getusersummary": audience_rows.user_summary_rows,
+    "getusercumulate": audience_rows.user_cumulate_rows,
+    "getupstreammsghour": audience_rows.upstream_msg_hour_rows,
+    "getinterfacesummary": audience_rows.interface_summary_rows,
+    "getinterfacesummaryhour": audience_rows.interface_summary_hour_rows,
+    **{
+        name: partial(build, period=FACTS[name].period)
+        for build, names in (
+            (audience_rows.upstream_msg_rows, ("getupstreammsg", "getupstreammsgweek", "getupstreammsgmonth")),
+            (audience_rows.upstream_msg_dist_rows,
+             ("getupstreammsgdist", "getupstreammsgdistweek", "getupstreammsgdistmonth")),
+        )
+        for name in names
+    },
 }
 
 
@@ -39,9 +57,13 @@ def rows_for_day(
     """The list items endpoint ``name`` returns for ref_date ``day`` when ``last_ready`` is the newest published day.
 
     On a quiet day (nothing changed, see :func:`.data.is_quiet`) the replacement family
-    answers nothing; the legacy six still answer, as WeChat's old endpoints do.
+    answers nothing; the other families still answer, as WeChat's old endpoints do. A
+    week/month endpoint answers nothing for a day that labels no period, or whose
+    period is not over at ``last_ready``.
     """
     facts = endpoint_facts(name)
+    if not is_served(facts.period, day, last_ready):
+        return []
     if facts.family == "replacement" and is_quiet(seed, appid, day, quiet_day_rate):
         return []
     return BUILDERS[name](DayQuery(seed, appid, day, last_ready, quiet_day_rate))

@@ -37,11 +37,15 @@ _HTML_PAGE = (
 
 
 def _stray_rows(state: SimulatorState, appid: str, facts: EndpointFacts, begin: str) -> list[dict[str, Any]]:
-    """Rows of the same endpoint whose ref_date lies well before the requested range."""
+    """Rows of the same endpoint whose ref_date lies well before the requested range.
+
+    Searched over 40 days, so a monthly endpoint finds a 1st, and read as 40 days later,
+    when even a month labelled there is over.
+    """
     start = dt.date.fromisoformat(begin)
-    for back in range(400, 410):
+    for back in range(400, 440):
         day = start - dt.timedelta(days=back)
-        rows = rows_for_day(facts.name, state.config.seed, appid, day, day + dt.timedelta(days=6),
+        rows = rows_for_day(facts.name, state.config.seed, appid, day, day + dt.timedelta(days=40),
                             state.config.quiet_day_rate)
         if rows:
             return copy.deepcopy(rows[:3])

@@ -96,11 +96,15 @@ def test_simulator_facts_are_the_reference_values() -> None:
         "getarticlesummary": 1, "getarticletotal": 1, "getuserread": 3, "getuserreadhour": 1, "getusershare": 7,
         "getusersharehour": 1, "getarticleread": 1, "getarticleshare": 1, "getbizsummary": 30,
         "getarticletotaldetail": 1,
+        # docs/datacube-families-research.md: the current pages' spans
+        "getusersummary": 7, "getusercumulate": 7, "getupstreammsg": 7, "getupstreammsghour": 1,
+        "getupstreammsgweek": 1, "getupstreammsgmonth": 1, "getupstreammsgdist": 15, "getupstreammsgdistweek": 15,
+        "getupstreammsgdistmonth": 15, "getinterfacesummary": 30, "getinterfacesummaryhour": 1,
     }
-    legacy = {n for n, f in FACTS.items() if f.family == "legacy"}
-    assert {f.first_date for n, f in FACTS.items() if n in legacy} == {dt.date(2014, 12, 1)}
-    assert {f.first_date for n, f in FACTS.items() if n not in legacy} == {dt.date(2025, 11, 1)}
-    assert {n for n, f in FACTS.items() if f.is_delay} == set(FACTS) - legacy
+    replacement = {n for n, f in FACTS.items() if f.family == "replacement"}
+    assert {f.first_date for n, f in FACTS.items() if n not in replacement} == {dt.date(2014, 12, 1)}
+    assert {f.first_date for n, f in FACTS.items() if n in replacement} == {dt.date(2025, 11, 1)}
+    assert {n for n, f in FACTS.items() if f.is_delay} == replacement
     assert {n: f.series_days for n, f in FACTS.items() if f.series_days} == {
         "getarticletotal": 7, "getarticletotaldetail": 30}
     assert set(BUILDERS) == set(FACTS)
@@ -111,8 +115,8 @@ def test_simulator_and_registry_agree_where_both_model_the_api() -> None:
     assert set(FACTS) == set(ENDPOINTS)
     for name, facts in FACTS.items():
         spec = ENDPOINTS[name]
-        assert (facts.max_span, facts.first_date, facts.is_delay) == (
-            spec.max_span, spec.first_date, spec.has_is_delay), name
+        assert (facts.max_span, facts.first_date, facts.is_delay, facts.period, facts.key + facts.element_key) == (
+            spec.max_span, spec.first_date, spec.has_is_delay, spec.period, spec.key), name
         assert facts.series_days == spec.maturity_days, name
 
 
@@ -130,7 +134,8 @@ def _flatten(spec: EndpointSpec, row: dict[str, Any]) -> set[str]:
 def test_rows_carry_every_registry_field_where_the_registry_expects_it(name: str) -> None:
     """The simulator's answer, read with the registry's shape, has exactly the registry's fields."""
     spec = ENDPOINTS[name]
-    rows = rows_for_day(name, SEED, APPID, _day_with_articles(), LATE)
+    day = _day_with_articles() if FACTS[name].period == "day" else DAY  # DAY: a Monday and a 1st
+    rows = rows_for_day(name, SEED, APPID, day, LATE)
     assert rows
     seen: set[str] = set()
     for row in rows:
