@@ -20,6 +20,7 @@ from pathlib import Path
 
 from wechat_datacube.endpoints import ENDPOINTS, EndpointSpec
 from wechat_datacube.errors import CLASS_BEHAVIOUR, ERRCODES, ErrorClass
+from wechat_datacube.periods import describe
 from wechat_datacube.provider import DEFAULT_BASE_URL
 from wechat_datacube.storage.columns import FIXED_COLUMNS, primary_key
 from wechat_datacube.storage.connection import DEFAULT_SCHEMA
@@ -112,6 +113,12 @@ def tables_doc() -> str:
             f"* primary key: ({', '.join(primary_key(spec))})",
         ]
         out.append(f"* WeChat keeps the numbers {spec.shape}")
+        if spec.period != "day":
+            out.append(f"* {describe(spec.period)}; the run of the period's last day fetches it")
+        if spec.lookback_days:
+            before = "the day" if spec.lookback_days == 1 else f"the {spec.lookback_days} days"
+            out.append(f"* never asked for one day alone: a one-day window also asks for {before} before it, "
+                       "in the same call (WeChat may answer `[]` for one day that a wider window returns)")
         if spec.nested:
             out.append(f"* one row per element of the response's `{spec.nested}` list, with "
                        f"{', '.join(f'`{c}`' for c in spec.parent_columns)} from its parent")

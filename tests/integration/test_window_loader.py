@@ -459,4 +459,4 @@ def test_getusersummary_yesterday_alone_after_the_deadline_keeps_stored_rows(sim
     events: list[Any] = []
     assert load(sim, "getusersummary", YESTERDAY, events=events).status == "kept"
     assert before and loads.stored_flat(dsn, "getusersummary", YESTERDAY, YESTERDAY) == before
-    assert AlertKind.KEPT in {e.kind for e in events}
+    assert AlertKind.DAY_KEPT in {e.kind for e in events}

@@ -24,6 +24,7 @@ from wechat_datacube.storage.schema import (
     add_column_sql,
     create_read_index_sql,
     create_table_sql,
+    create_window_index_sql,
     needs_window_index,
     read_indexes,
     registry_ddl,
@@ -217,6 +218,31 @@ def _m6_read_indexes(cur: psycopg.Cursor[Any], schema: str) -> None:
     ensure_read_indexes(cur, schema)
 
 
+#: The families whose tables migration 7 brings to deployments made before them.
+_STEP_7_FAMILIES = ("user", "message", "interface")
+
+
+def _m7_user_message_interface(cur: psycopg.Cursor[Any], schema: str) -> None:
+    """Typed tables of the user, message and interface families (issue #18), with the registry's indexes.
+
+    The reconcile pass would create them too; a numbered step makes the upgrade explicit:
+    the ledger records when a deployment gained the families, and the upgrade's log names
+    the step. Every statement is ``IF NOT EXISTS`` because the tables may already be there:
+    step 2 of a fresh schema creates every table of the registry it runs with, and a
+    reconcile pass may have made one. A table that exists is left as it is, rows included;
+    the reconcile pass after the steps checks its columns and key and writes the comments,
+    as it does for every typed table.
+    """
+    for spec in ENDPOINTS.values():
+        if spec.family not in _STEP_7_FAMILIES:
+            continue
+        cur.execute(create_table_sql(schema, spec))
+        if needs_window_index(spec):
+            cur.execute(create_window_index_sql(schema, spec))
+        for index in read_indexes(spec):
+            cur.execute(create_read_index_sql(schema, index))
+
+
 #: Append-only. Released steps are never edited.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "api_response and load_log", _m1_base_tables),
@@ -225,6 +251,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "load state 'kept' (a shrinking answer did not erase stored rows)", _m4_status_kept),
     Migration(5, "replacement endpoints in their official shapes", _m5_official_shapes),
     Migration(6, "indexes for the dashboard's lookups by article", _m6_read_indexes),
+    Migration(7, "the user, message and interface tables", _m7_user_message_interface),
 )
 
 
@@ -263,7 +290,8 @@ def migrate(conn: psycopg.Connection[Any], schema: str = DEFAULT_SCHEMA) -> list
     """Apply pending numbered migrations and reconcile the tables with the registry.
 
     Returns the versions applied by this call ([] when there were none). Safe to call from
-    many processes at once; about 44 statements under an exclusive lock, so tasks call
+    many processes at once; even with nothing to do it costs a few statements per typed table
+    under an exclusive lock (about 140 with the registry's 21 tables), so tasks call
     :func:`ensure_schema` instead. ``conn`` is a psycopg 3 connection
     (``PostgresHook(...).get_conn()``) with no transaction open; the work is committed
     before returning.

@@ -7,6 +7,9 @@
 * ``daily_readers``: one readers-per-day series per account across the cutover from the
   legacy family (getuserread's all-sources row) to the replacement family (getbizsummary),
   with a column naming the endpoint each day came from.
+* ``daily_followers``: follows, unfollows, net and total followers per account and day, from
+  getusersummary (summed over every follow source: its rows are a split, with no total row)
+  and getusercumulate, so analysts need no source codes.
 
 Views hold no data, so they are (re)created, never migrated: :func:`ensure_views` runs in
 the schema reconcile (:mod:`.reconcile`) and replaces a view whose definition changed (a
@@ -123,9 +126,36 @@ def _daily_readers(schema: str) -> View:
     return View("daily_readers", comment, select)
 
 
+def _daily_followers(schema: str) -> View:
+    """One row per (account, ref_date) that getusersummary or getusercumulate has.
+
+    A FULL JOIN: getusersummary may lack a day getusercumulate has (it can answer ``[]`` for
+    one day alone) and the other way round; the day still shows, the missing side NULL.
+    The sums are cast back to bigint (``sum(bigint)`` is numeric) so the columns keep the
+    tables' type. ``USING`` makes ``account = ...`` reach both tables' primary keys (the
+    planner derives it for each side of the full join); a date range filters after the join,
+    over one account's days.
+    """
+    summary, cumulate = get_endpoint("getusersummary"), get_endpoint("getusercumulate")
+    select = sql.SQL(
+        "WITH by_day AS (SELECT account, ref_date, sum(new_user)::bigint AS new_user,"
+        " sum(cancel_user)::bigint AS cancel_user FROM {summary} GROUP BY account, ref_date)"
+        " SELECT ref_date, account, s.new_user, s.cancel_user, s.new_user - s.cancel_user AS net_user,"
+        " c.cumulate_user"
+        " FROM by_day s FULL JOIN {cumulate} c USING (account, ref_date)"
+    ).format(summary=sql.Identifier(schema, summary.table), cumulate=sql.Identifier(schema, cumulate.table))
+    comment = (
+        "Followers per account and day; analysts need no source codes. new_user and cancel_user: "
+        f"the day's {summary.table} rows summed over every user_source (source 0 is 'other sources', "
+        f"not a total); net_user = new_user - cancel_user; cumulate_user: {cumulate.table}'s total "
+        "followers. A day in only one of the two tables has its row, the other side NULL."
+    )
+    return View("daily_followers", comment, select)
+
+
 def views(schema: str) -> list[View]:
     """Every derived view of ``schema``, in creation order."""
-    return [*_scene_views(schema), _daily_readers(schema)]
+    return [*_scene_views(schema), _daily_readers(schema), _daily_followers(schema)]
 
 
 def _digest(conn: psycopg.Connection[Any] | psycopg.Cursor[Any], view: View) -> str:

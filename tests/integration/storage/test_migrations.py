@@ -47,12 +47,14 @@ def tables(conn: psycopg.Connection[Any], schema: str = "wechat", kind: str = "B
     return names
 
 
-def live_columns(conn: psycopg.Connection[Any], table: str) -> dict[str, tuple[str, bool, str | None]]:
+def live_columns(
+    conn: psycopg.Connection[Any], table: str, schema: str = "wechat"
+) -> dict[str, tuple[str, bool, str | None]]:
     """column -> (type, not null, comment)."""
     rows = conn.execute(
         """SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, col_description(a.attrelid, a.attnum)
              FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped""",
-        (f"wechat.{table}",),
+        (f"{schema}.{table}",),
     ).fetchall()
     conn.rollback()
     return {name: (type_, notnull, comment) for name, type_, notnull, comment in rows}
@@ -75,7 +77,7 @@ def test_migrate_creates_every_table_from_an_empty_database(conn: psycopg.Connec
     expected = {"schema_migrations", "api_response", "load_log", "quota_block"} | {s.table for s in ENDPOINTS.values()}
     assert tables(conn) == expected
     scene_views = {v.view for s in ENDPOINTS.values() for v in s.scene_lists}
-    assert tables(conn, kind="VIEW") == scene_views | {"daily_readers"}
+    assert tables(conn, kind="VIEW") == scene_views | {"daily_readers", "daily_followers"}
 
 
 def test_the_status_columns_accept_every_load_state_and_nothing_else(conn: psycopg.Connection[Any]) -> None:
@@ -303,7 +305,7 @@ def make_release_3_deployment(conn: psycopg.Connection[Any]) -> None:
 
 def test_a_release_3_deployment_upgrades_and_recovers_the_numbers_left_in_extra(conn: psycopg.Connection[Any]) -> None:
     make_release_3_deployment(conn)
-    assert migrate(conn) == [4, 5, 6]
+    assert migrate(conn) == [4, 5, 6, 7]
     rows = conn.execute("SELECT read_user, read_user_source, extra FROM wechat.article_read").fetchall()
     assert rows == [(41, SCENES, {"forward_user": 2, "title": "a title"})]
     assert conn.execute("SELECT share_user, extra FROM wechat.article_share").fetchall() == [(7, {})]
@@ -404,3 +406,120 @@ def test_a_table_the_registry_gains_later_gets_its_read_index_from_the_reconcile
         "CREATE INDEX new_articles_account_msgid_idx ON {s}.new_articles USING btree (account, msgid, ref_date)"
     )
     assert ensure_schema(conn) is False
+
+
+# --- migration 7: the user, message and interface tables -------------------------------------
+
+#: The tables migration 7 adds (written out: issue #18 names them; the oracle of the step's selection).
+STEP_7_TABLES = (
+    "user_summary", "user_cumulate", "upstream_msg", "upstream_msg_hour", "upstream_msg_week", "upstream_msg_month",
+    "upstream_msg_dist", "upstream_msg_dist_week", "upstream_msg_dist_month", "interface_summary",
+    "interface_summary_hour",
+)
+#: The one of them a release-6 deployment already holds, as a reconcile pass would have made it.
+ALREADY_THERE = "user_summary"
+STEP_7 = next(m for m in MIGRATIONS if m.version == 7)
+STEP_7_SPECS = [s for s in ENDPOINTS.values() if s.table in STEP_7_TABLES]
+
+
+def make_release_6_deployment(conn: psycopg.Connection[Any], schema: str) -> None:
+    """A schema as release 6 left it (migrations 1-6, release 6's fingerprint, none of the new views), holding rows.
+
+    Ten of the eleven tables are absent; ``user_summary`` exists with a row, as a reconcile
+    pass would have made it, so the step must leave an existing table and its rows alone.
+    """
+    migrate(conn, schema)
+    with conn.transaction():
+        conn.execute(f"DROP VIEW {schema}.daily_followers")
+        conn.execute(f"DROP TABLE {', '.join(f'{schema}.{t}' for t in STEP_7_TABLES if t != ALREADY_THERE)}")
+        conn.execute(f"DELETE FROM {schema}.schema_migrations WHERE version > 6")
+        conn.execute(f"COMMENT ON TABLE {schema}.schema_migrations IS"
+                     " 'wechat_datacube data schema: migration 6, definition 0000000000000000'")
+        conn.execute(f"INSERT INTO {schema}.api_response (id, account, endpoint, begin_date, end_date, status)"
+                     " VALUES (1, 'acme', 'getusershare', '2025-03-10', '2025-03-10', 'loaded')")
+        conn.execute(f"INSERT INTO {schema}.user_share (account, ref_date, share_scene, share_user, share_count,"
+                     " response_id) VALUES ('acme', '2025-03-10', 1, 4, 9, 1)")
+        conn.execute(f"INSERT INTO {schema}.user_summary (account, ref_date, user_source, new_user, cancel_user,"
+                     " response_id) VALUES ('acme', '2025-03-10', 0, 12, 3, 1)")
+
+
+def stored_rows(conn: psycopg.Connection[Any], schema: str) -> dict[str, list[Any]]:
+    """Every row of the two tables that hold rows in the release-6 deployment."""
+    out = {
+        table: conn.execute(f"SELECT to_jsonb(t) FROM {schema}.{table} t ORDER BY 1").fetchall()
+        for table in ("user_share", ALREADY_THERE, "api_response")
+    }
+    conn.rollback()
+    return out
+
+
+def catalog(conn: psycopg.Connection[Any], schema: str) -> dict[str, Any]:
+    """The new tables' columns (type, not null, comment), primary keys and comments, and every index of ``schema``."""
+    out: dict[str, Any] = {"indexes": index_definitions(conn, schema)}
+    for table in STEP_7_TABLES:
+        (comment,) = conn.execute("SELECT obj_description(to_regclass(%s), 'pg_class')", (f"{schema}.{table}",)).fetchone()
+        key = live_primary_key(conn.cursor(), schema, table)
+        conn.rollback()
+        out[table] = (live_columns(conn, table, schema), key, comment)
+    return out
+
+
+def test_step_7_selects_exactly_the_tables_of_the_three_families() -> None:
+    assert sorted(s.table for s in STEP_7_SPECS) == sorted(STEP_7_TABLES)
+    assert {s.family for s in STEP_7_SPECS} == {"user", "message", "interface"}
+    assert STEP_7.name == "the user, message and interface tables"
+
+
+def test_step_7_alone_creates_the_missing_tables_typed_and_keeps_the_existing_one(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """The step itself, not the reconcile pass after it, creates the tables; applied twice, it changes nothing."""
+    make_release_6_deployment(conn, "old")
+    before = stored_rows(conn, "old")
+    with conn.transaction(), conn.cursor() as cur:
+        STEP_7.apply(cur, "old")
+    assert set(STEP_7_TABLES) <= tables(conn, "old")
+    for spec in STEP_7_SPECS:
+        live = live_columns(conn, spec.table, "old")
+        assert {c.name: (EXPECTED_TYPES[c.type], c.required) for c in spec.columns} == {
+            c.name: live[c.name][:2] for c in spec.columns
+        }, spec.table
+        assert live_primary_key(conn.cursor(), "old", spec.table) == ("account", *spec.key)
+        conn.rollback()
+    assert stored_rows(conn, "old") == before
+    once = catalog(conn, "old")
+    with conn.transaction(), conn.cursor() as cur:
+        STEP_7.apply(cur, "old")
+    assert catalog(conn, "old") == once
+    assert stored_rows(conn, "old") == before
+
+
+def test_a_release_6_deployment_gets_the_new_tables_and_then_equals_a_fresh_schema(
+    conn: psycopg.Connection[Any],
+) -> None:
+    migrate(conn, "fresh")
+    make_release_6_deployment(conn, "old")
+    before = stored_rows(conn, "old")
+    assert set(STEP_7_TABLES) & tables(conn, "old") == {ALREADY_THERE}
+    assert migrate(conn, "old") == [7]
+    assert set(STEP_7_TABLES) <= tables(conn, "old")
+    assert "daily_followers" in tables(conn, "old", kind="VIEW")
+    migrated = catalog(conn, "old")
+    assert migrated == catalog(conn, "fresh")
+    for spec in STEP_7_SPECS:
+        columns, key, comment = migrated[spec.table]
+        assert key == ("account", *spec.key)
+        assert comment is not None and spec.description in comment
+        for column in spec.columns:
+            assert columns[column.name] == (EXPECTED_TYPES[column.type], column.required, column.comment)
+    assert stored_rows(conn, "old") == before  # no stored row is touched, the pre-existing table's included
+    ledger = conn.execute("SELECT version, name, applied_at FROM old.schema_migrations ORDER BY 1").fetchall()
+    conn.rollback()
+    assert [(v, n) for v, n, _ in ledger][-1] == (7, STEP_7.name)
+    # Again: nothing to apply, nothing changed; the one-query check is satisfied.
+    assert migrate(conn, "old") == []
+    assert conn.execute("SELECT version, name, applied_at FROM old.schema_migrations ORDER BY 1").fetchall() == ledger
+    conn.rollback()
+    assert catalog(conn, "old") == migrated
+    assert stored_rows(conn, "old") == before
+    assert ensure_schema(conn, "old") is False

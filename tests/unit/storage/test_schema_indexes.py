@@ -32,7 +32,7 @@ def test_the_registry_ddl_creates_them() -> None:
 def test_a_changed_read_index_changes_the_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
     """So ensure_schema migrates every deployment whose indexes the code no longer matches."""
     before = fingerprint(migrations.DATA_TRACK, "wechat")
-    assert before.startswith("wechat_datacube data schema: migration 6, ")
+    assert before.startswith("wechat_datacube data schema: migration 7, ")
     monkeypatch.setattr(schema, "read_indexes", lambda spec: ())
     assert fingerprint(migrations.DATA_TRACK, "wechat") != before
 
