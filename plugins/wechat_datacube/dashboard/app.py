@@ -11,8 +11,10 @@ account's newest loaded day):
 * ``GET /api/accounts`` — the accounts the user may read (and the accounts file's errors, in
   full only for a user who may read every DAG);
 * ``GET /api/accounts/{account}/{section}`` with section ``daily``, ``sources``,
-  ``share-scenes``, ``hourly``, ``articles`` (``top``), ``freshness``, or from the
-  replacement family ``read-scenes``, ``biz-summary`` and ``article-curves`` (``top``);
+  ``share-scenes``, ``hourly``, ``articles`` (``top``), ``freshness``, from the
+  replacement family ``read-scenes``, ``biz-summary`` and ``article-curves`` (``top``),
+  from the user family ``followers`` (per day) and ``follow-sources`` (per follow source),
+  and from the message family ``messages`` (per message type);
 * ``GET /api/accounts/{account}/dashboard`` — every section at once (what the page shows).
 """
 
@@ -46,6 +48,9 @@ SECTION_PATHS = {
     "read-scenes": "read_scenes",
     "biz-summary": "biz_summary",
     "article-curves": "article_curves",
+    "followers": "followers",
+    "follow-sources": "follow_sources",
+    "messages": "messages",
     "freshness": "freshness",
 }
 

@@ -28,6 +28,32 @@ PUBLISH_TYPE_LABELS: dict[int, str] = {
     1: "no notification",
 }
 
+#: getusersummary ``user_source``: where followers came from. 0 is "all other sources", one
+#: source among the others, not a total (a day's total is the sum of its rows). Codes that
+#: only older history carries (43, 51, 75, 78, 176) and new ones WeChat adds without notice
+#: fall back to "source <code>".
+FOLLOW_SOURCE_LABELS: dict[int, str] = {
+    0: "other sources",
+    1: "Official Account search",
+    17: "business card",
+    30: "QR code scan",
+    57: "account name in an article",
+    100: "WeChat ads",
+    149: "Mini Program",
+    161: "reposted by others",
+    200: "Channels (视频号)",
+    201: "live",
+}
+
+#: Message analysis ``msg_type``: what users sent the account (no 5 is documented).
+MSG_TYPE_LABELS: dict[int, str] = {
+    1: "text",
+    2: "image",
+    3: "voice",
+    4: "video",
+    6: "link (third-party app message)",
+}
+
 SHARE_SCENE_LABELS: dict[int, str] = {
     1: "friend forward",
     2: "Moments",
@@ -38,6 +64,15 @@ SHARE_SCENE_LABELS: dict[int, str] = {
 
 def user_source_label(code: int) -> str:
     return "all sources" if code == ALL_SOURCES else USER_SOURCE_LABELS.get(code, f"source {code}")
+
+
+def follow_source_label(code: int) -> str:
+    """A follow source's name; a code the table does not know is shown, never an error (new ones appear)."""
+    return FOLLOW_SOURCE_LABELS.get(code, f"source {code}")
+
+
+def msg_type_label(code: int) -> str:
+    return MSG_TYPE_LABELS.get(code, f"type {code}")
 
 
 def share_scene_label(code: int) -> str:

@@ -17,6 +17,7 @@ from wechat_datacube.dashboard.labels import publish_type_label
 from wechat_datacube.dashboard.queries import DETAIL_DAYS
 from wechat_datacube.dashboard.svg import STATUS_COLORS, Series, legend, line_chart, status_grid
 from wechat_datacube.dates import iter_days
+from wechat_datacube.endpoints import get_endpoint
 
 #: Chart ids on the page (the browser test checks each rendered with points).
 CHART_IDS = (
@@ -30,12 +31,28 @@ CHART_IDS = (
     "chart-biz-summary",
     "chart-biz-engagement",
     "chart-article-curves",
+    "chart-followers",
+    "chart-followers-total",
+    "chart-follow-sources-new",
+    "chart-follow-sources-cancel",
+    "chart-follow-sources-net",
+    "chart-messages",
+    "chart-message-users",
     "chart-freshness",
 )
 #: getbizsummary's daily overview as two charts of (legend name, column): readers outnumber
 #: the interactions some fiftyfold, which would flatten them on one y axis.
 BIZ_READERS = (("readers", "read_user"), ("sharers", "share_user"))
 BIZ_ENGAGEMENT = (("Wow (在看)", "zaikan_user"), ("likes (thumbs-up)", "like_user"), ("comments", "comment_count"))
+#: Follower growth per day, summed over the follow sources; the total followers on their own axis.
+FOLLOW_CHANGES = (("new followers", "new_user"), ("unfollows", "cancel_user"), ("net", "net_user"))
+FOLLOW_TOTAL = (("total followers", "cumulate_user"),)
+#: The per-source charts: (chart id suffix, title, column).
+FOLLOW_SOURCE_CHARTS = (
+    ("new", "New followers by follow source", "new_user"),
+    ("cancel", "Unfollows by follow source", "cancel_user"),
+    ("net", "Net followers by follow source", "net_user"),
+)
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans CJK SC",sans-serif;margin:16px;color:#222}
@@ -46,6 +63,7 @@ form{display:flex;gap:12px;align-items:end;flex-wrap:wrap;margin-bottom:8px} lab
 svg.chart{width:100%;max-width:100%;height:auto;display:block} .axis{stroke:#444} .grid{stroke:#e5e5e5}
 .line{stroke-width:2} .line.total{stroke-width:4} .tick,.y-title{font-size:11px;fill:#555} .no-data{font-size:14px;fill:#888}
 ul.legend{list-style:none;padding:0;margin:4px 0;display:flex;flex-wrap:wrap;gap:12px;font-size:12px}
+.grid.zero{stroke:#999}
 .swatch{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
 table{border-collapse:collapse;font-size:12px;margin-top:6px} td,th{border:1px solid #ddd;padding:3px 6px;text-align:left}
 td.num{text-align:right}
@@ -74,10 +92,13 @@ def _date_label(x: float) -> str:
     return dt.date.fromordinal(int(x)).isoformat()
 
 
-def _over_days(begin: dt.date, end: dt.date, rows: Sequence[dict[str, Any]], metric: str) -> list[tuple[float, Any]]:
-    """(day, value) for every day of the range; None where no row (the line breaks there)."""
+def _over_days(
+    begin: dt.date, end: dt.date, rows: Sequence[dict[str, Any]], metric: str, zero_on: Container[dt.date] = ()
+) -> list[tuple[float, Any]]:
+    """(day, value) for every day of the range; None where no row (the line breaks there), but 0 on
+    the days of ``zero_on`` (days WeChat answered without a row for this series: it had nothing)."""
     by_day = {r["ref_date"]: r[metric] for r in rows}
-    return [(float(d.toordinal()), by_day.get(d)) for d in iter_days(begin, end)]
+    return [(float(d.toordinal()), by_day.get(d, 0 if d in zero_on else None)) for d in iter_days(begin, end)]
 
 
 def _date_chart(
@@ -156,10 +177,13 @@ def _daily(data: dict[str, Any]) -> str:
     )
 
 
-def _by_code(data: dict[str, Any], section: str, metric: str) -> list[Series]:
+def _by_code(data: dict[str, Any], section: str, metric: str, only_active: bool = False) -> list[Series]:
+    """One series per code of ``section``. ``only_active``: the endpoint sends a row only for the codes
+    that had activity (follow sources, message types), so on a day with rows a code without one is 0."""
     begin, end = data["begin"], data["end"]
+    answered = {p["ref_date"] for s in data[section] for p in s["points"]} if only_active else set()
     return [
-        Series(s["label"], _over_days(begin, end, s["points"], metric), total=s.get("total", False))
+        Series(s["label"], _over_days(begin, end, s["points"], metric, answered), total=s.get("total", False))
         for s in data[section]
     ]
 
@@ -240,14 +264,22 @@ def _read_scenes(data: dict[str, Any]) -> str:
         '<p class="note">getbizsummary read_user_source, one line per scene as WeChat names it. The thick '
         "全部 line is the total: a reader can arrive through several scenes, so the others do not add up to it.</p>"
         + _date_chart("chart-read-scenes", "Readers by scene per day", _by_code(data, "read_scenes", "user_count"),
-                      begin, end, "readers", empty_message="No getbizsummary data in this range")
+                      begin, end, "readers", empty_message=_no_rows("getbizsummary"))
     )
 
 
-def _biz_chart(data: dict[str, Any], chart_id: str, title: str, metrics: Sequence[tuple[str, str]]) -> str:
-    begin, end, rows = data["begin"], data["end"], data["biz_summary"]
+def _no_rows(endpoint: str) -> str:
+    return f"No {endpoint} data in this range"
+
+
+def _metric_chart(
+    data: dict[str, Any], section: str, chart_id: str, title: str, metrics: Sequence[tuple[str, str]], endpoint: str,
+    y_title: str = "per day",
+) -> str:
+    """One line per (legend name, column) of a one-row-per-day section."""
+    begin, end, rows = data["begin"], data["end"], data[section]
     series = [Series(name, _over_days(begin, end, rows, column)) for name, column in metrics]
-    return _date_chart(chart_id, title, series, begin, end, "per day", empty_message="No getbizsummary data in this range")
+    return _date_chart(chart_id, title, series, begin, end, y_title, empty_message=_no_rows(endpoint))
 
 
 def _biz_summary(data: dict[str, Any]) -> str:
@@ -255,8 +287,81 @@ def _biz_summary(data: dict[str, Any]) -> str:
         "<h2>Account summary per day</h2>"
         '<p class="note">getbizsummary: readers and sharers, then Wow (在看), thumbs-up likes and comments per day '
         "(on their own axis: readers outnumber them by far).</p>"
-        + _biz_chart(data, "chart-biz-summary", "Readers and sharers per day", BIZ_READERS)
-        + _biz_chart(data, "chart-biz-engagement", "Wow, likes and comments per day", BIZ_ENGAGEMENT)
+        + _metric_chart(data, "biz_summary", "chart-biz-summary", "Readers and sharers per day", BIZ_READERS,
+                        "getbizsummary")
+        + _metric_chart(data, "biz_summary", "chart-biz-engagement", "Wow, likes and comments per day",
+                        BIZ_ENGAGEMENT, "getbizsummary")
+    )
+
+
+def _family_note(
+    account: AccountConfig | None, data: dict[str, Any], sections: Sequence[str], endpoint: str, what: str
+) -> str:
+    """Why ``sections`` are empty when the account does not pull ``endpoint``: name the family to add.
+
+    Nothing when they have rows (an account that pulled the family before still shows them)
+    or when the account pulls it (the chart's own empty state and freshness tell the rest).
+    """
+    if account is None or endpoint in account.endpoints or any(data[s] for s in sections):
+        return ""
+    family = get_endpoint(endpoint).family
+    return (
+        f'<div class="notice family" id="note-{escape(family)}">No data — {escape(what)} come from the '
+        f"{escape(family)} family ({escape(endpoint)}), which account {escape(account.name)} does not pull: add "
+        f"<code>{escape(family)}</code> to the account's endpoints in the accounts file.</div>"
+    )
+
+
+def _sums_table(header: Sequence[str], series: Sequence[dict[str, Any]], code: str, metrics: Sequence[str]) -> str:
+    """A table of series: each one's label, its ``code`` and its range ``sums`` of ``metrics`` (see :mod:`.queries`)."""
+    return _table(
+        header,
+        [(s["label"], s[code], *(s["sums"][m] for m in metrics)) for s in series],
+        numeric=set(range(2, 2 + len(metrics))),
+    )
+
+
+def _followers(data: dict[str, Any], account: AccountConfig | None) -> str:
+    begin, end = data["begin"], data["end"]
+    by_source = "".join(
+        _date_chart(f"chart-follow-sources-{suffix}", title, _by_code(data, "follow_sources", column, only_active=True),
+                    begin, end, "followers", empty_message=_no_rows("getusersummary"))
+        for suffix, title, column in FOLLOW_SOURCE_CHARTS
+    )
+    table = _sums_table(("follow source", "code", "new", "unfollows", "net"), data["follow_sources"],
+                        "user_source", ("new_user", "cancel_user", "net_user"))
+    return (
+        "<h2>Follower growth per day</h2>"
+        + _family_note(account, data, ("followers", "follow_sources"), "getusersummary", "followers")
+        + '<p class="note">getusersummary summed over every follow source (source 0 is "other sources", one '
+        "source among the others, not a total); net = new − unfollows. Total followers: getusercumulate.</p>"
+        + _metric_chart(data, "followers", "chart-followers", "New, lost and net followers per day", FOLLOW_CHANGES,
+                        "getusersummary", "followers")
+        + _metric_chart(data, "followers", "chart-followers-total", "Total followers per day", FOLLOW_TOTAL,
+                        "getusercumulate", "followers")
+        + "<h2>Follower growth by follow source</h2>"
+        '<p class="note">getusersummary per user_source: new followers, unfollows and net per day, then the '
+        "range's sums per source. WeChat sends a row only for a source with activity: on a day it answered, a "
+        "source without one is drawn at 0. New source codes appear as \"source &lt;code&gt;\".</p>"
+        + by_source + table
+    )
+
+
+def _messages(data: dict[str, Any], account: AccountConfig | None) -> str:
+    begin, end = data["begin"], data["end"]
+    return (
+        "<h2>Messages users sent the account per day</h2>"
+        + _family_note(account, data, ("messages",), "getupstreammsg", "messages")
+        + '<p class="note">getupstreammsg per message type: messages, and the users who sent them (a user who '
+        "sent two types is in both lines). On a day with messages, a type without a row is drawn at 0; a day "
+        "without any breaks the lines.</p>"
+        + _date_chart("chart-messages", "Messages per day by type",
+                      _by_code(data, "messages", "msg_count", only_active=True), begin, end, "messages",
+                      empty_message=_no_rows("getupstreammsg"))
+        + _date_chart("chart-message-users", "Users who sent messages per day by type",
+                      _by_code(data, "messages", "msg_user", only_active=True), begin, end, "users",
+                      empty_message=_no_rows("getupstreammsg"))
+        + _sums_table(("message type", "code", "messages in the range"), data["messages"], "msg_type", ("msg_count",))
     )
 
 
@@ -370,9 +475,11 @@ def render_page(
                 f"{escape(', '.join(data['missing_tables']))} do not exist (the pipeline has not run for "
                 "this database).</div>"
             )
+        account = next((a for a in accounts if a.name == selected), None)
         body = (
             _daily(data) + _sources(data) + _hourly(data) + _articles(data)
-            + _read_scenes(data) + _biz_summary(data) + _article_curves(data) + _freshness(data)
+            + _read_scenes(data) + _biz_summary(data) + _article_curves(data)
+            + _followers(data, account) + _messages(data, account) + _freshness(data)
         )
     title = f"WeChat datacube · {selected}" if selected else "WeChat datacube"
     return (

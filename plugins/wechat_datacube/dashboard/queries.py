@@ -17,7 +17,14 @@ from typing import Any
 
 from psycopg import Cursor, sql
 
-from wechat_datacube.dashboard.labels import ALL_SCENE, scene_label, share_scene_label, user_source_label
+from wechat_datacube.dashboard.labels import (
+    ALL_SCENE,
+    follow_source_label,
+    msg_type_label,
+    scene_label,
+    share_scene_label,
+    user_source_label,
+)
 from wechat_datacube.endpoints import ALL_SOURCES, get_endpoint
 from wechat_datacube.load_status import DONE, LoadStatus
 
@@ -42,6 +49,12 @@ LOAD_LOG = "load_log"
 BIZ_SUMMARY = get_endpoint("getbizsummary").table
 BIZ_SUMMARY_SCENE = _scene_view("getbizsummary")
 ARTICLE_TOTAL_DETAIL = get_endpoint("getarticletotaldetail").table
+#: ... and the user and message analysis families (accounts pull them beside either generation).
+USER_SUMMARY = get_endpoint("getusersummary").table
+UPSTREAM_MSG = get_endpoint("getupstreammsg").table
+#: The view of followers per account and day over both user tables (storage.views names it;
+#: it is no endpoint's, so the registry does not).
+DAILY_FOLLOWERS = "daily_followers"
 #: Tables that know article titles (the replacement family sends none): used when they exist.
 TITLE_TABLES = (ARTICLE_TOTAL, ARTICLE_SUMMARY)
 
@@ -57,6 +70,10 @@ CURVE_METRICS = ("int_page_read_user", "int_page_read_count", "share_count", "ad
 #: getbizsummary's daily overview as charted: readers, sharers, Wow (在看), thumbs-up, comments.
 BIZ_METRICS = ("read_user", "share_user", "zaikan_user", "like_user", "comment_count")
 DETAIL_CURVE_METRICS = ("read_user", "share_user", "zaikan_user", "like_user", "comment_count")
+#: Followers gained, lost and their difference (net = new - cancel: WeChat sends no net).
+FOLLOW_METRICS = ("new_user", "cancel_user", "net_user")
+#: getupstreammsg per message type: users who sent that type, and how many they sent.
+MSG_METRICS = ("msg_user", "msg_count")
 #: getarticletotaldetail counts up to this many days from the publish date (day 0..29).
 DETAIL_DAYS = get_endpoint("getarticletotaldetail").maturity_days
 MAX_TOP_ARTICLES = 20
@@ -349,12 +366,66 @@ def scene_readers(cur: Cursor[Any], schema: str, account: str, begin: dt.date, e
     return series
 
 
-def biz_daily(cur: Cursor[Any], schema: str, account: str, begin: dt.date, end: dt.date) -> list[Row]:
-    """getbizsummary per day: readers, sharers, Wow, thumbs-up and comments (one row per day)."""
+def _per_day(
+    cur: Cursor[Any], schema: str, table: str, metrics: tuple[str, ...], account: str, begin: dt.date, end: dt.date
+) -> list[Row]:
+    """``metrics`` of a table or view with one row per account and day, in date order."""
     query = sql.SQL(
         "SELECT ref_date, {metrics} FROM {tbl} WHERE account = %s AND ref_date BETWEEN %s AND %s ORDER BY ref_date"
-    ).format(metrics=sql.SQL(", ").join(map(sql.Identifier, BIZ_METRICS)), tbl=_table(schema, BIZ_SUMMARY))
+    ).format(metrics=sql.SQL(", ").join(map(sql.Identifier, metrics)), tbl=_table(schema, table))
     return _fetch(cur, query, (account, begin, end))
+
+
+def biz_daily(cur: Cursor[Any], schema: str, account: str, begin: dt.date, end: dt.date) -> list[Row]:
+    """getbizsummary per day: readers, sharers, Wow, thumbs-up and comments (one row per day)."""
+    return _per_day(cur, schema, BIZ_SUMMARY, BIZ_METRICS, account, begin, end)
+
+
+def daily_followers(cur: Cursor[Any], schema: str, account: str, begin: dt.date, end: dt.date) -> list[Row]:
+    """Per day: followers gained, lost and net over every follow source, and the total followers.
+
+    Read from the ``daily_followers`` view, which defines the day's figures once for the
+    dashboard and analysts alike: getusersummary's rows summed over every source (user_source
+    0 is "other sources", not a total), net = new - cancel, getusercumulate's total; a day
+    only one of the two has is a row with the other's figures None (no invented zero).
+    """
+    return _per_day(cur, schema, DAILY_FOLLOWERS, (*FOLLOW_METRICS, "cumulate_user"), account, begin, end)
+
+
+def _with_sums(series: list[Row], metrics: tuple[str, ...]) -> list[Row]:
+    """Each series with ``sums``: its metrics added up over the range (None values skipped)."""
+    for entry in series:
+        entry["sums"] = {m: sum(p[m] for p in entry["points"] if p[m] is not None) for m in metrics}
+    return series
+
+
+def follow_sources(cur: Cursor[Any], schema: str, account: str, begin: dt.date, end: dt.date) -> list[Row]:
+    """Followers gained, lost and net per follow source and day, the biggest sources first.
+
+    Codes WeChat adds without notice come through, labelled "source <code>". Each series
+    carries its range ``sums`` (the page's table by source).
+    """
+    query = sql.SQL(
+        "SELECT user_source, ref_date, new_user, cancel_user, new_user - cancel_user AS net_user FROM {tbl}"
+        " WHERE account = %s AND ref_date BETWEEN %s AND %s"
+        " ORDER BY sum(new_user) OVER (PARTITION BY user_source) DESC NULLS LAST, user_source, ref_date"
+    ).format(tbl=_table(schema, USER_SUMMARY))
+    rows = _fetch(cur, query, (account, begin, end))
+    return _with_sums(_series(rows, "user_source", follow_source_label, FOLLOW_METRICS), FOLLOW_METRICS)
+
+
+def message_types(cur: Cursor[Any], schema: str, account: str, begin: dt.date, end: dt.date) -> list[Row]:
+    """Messages users sent the account per message type and day (getupstreammsg), with range sums.
+
+    Only messages are summed over the range: senders are counted per day, so their sum
+    would count a user once per day (and a user who sent text and an image is in both types).
+    """
+    query = sql.SQL(
+        "SELECT msg_type, ref_date, msg_user, msg_count FROM {tbl}"
+        " WHERE account = %s AND ref_date BETWEEN %s AND %s ORDER BY msg_type, ref_date"
+    ).format(tbl=_table(schema, UPSTREAM_MSG))
+    rows = _fetch(cur, query, (account, begin, end))
+    return _with_sums(_series(rows, "msg_type", msg_type_label, MSG_METRICS), ("msg_count",))
 
 
 def load_log_rows(cur: Cursor[Any], schema: str, account: str, begin: dt.date, end: dt.date) -> list[Row]:

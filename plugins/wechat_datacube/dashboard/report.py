@@ -78,6 +78,9 @@ SECTIONS: dict[str, Section] = {
     "read_scenes": Section((q.BIZ_SUMMARY_SCENE,), lambda cur, r: q.scene_readers(cur, *r.args)),
     "biz_summary": Section((q.BIZ_SUMMARY,), lambda cur, r: q.biz_daily(cur, *r.args)),
     "article_curves": Section((q.ARTICLE_TOTAL_DETAIL,), _article_curves),
+    "followers": Section((q.DAILY_FOLLOWERS,), lambda cur, r: q.daily_followers(cur, *r.args)),
+    "follow_sources": Section((q.USER_SUMMARY,), lambda cur, r: q.follow_sources(cur, *r.args)),
+    "messages": Section((q.UPSTREAM_MSG,), lambda cur, r: q.message_types(cur, *r.args)),
     "freshness": Section((q.LOAD_LOG,), _freshness),
 }
 #: Tables a section needs, then tables some section uses only when they exist.

@@ -5,6 +5,7 @@ days, hours or days since sending) and :func:`status_grid` (the freshness calend
 Every plotted value is an element with ``class="point"`` and ``data-series`` / ``data-x``
 / ``data-y`` attributes plus a ``<title>`` tooltip, so people can hover a value and tests
 can count what a browser rendered. All text (article titles come from WeChat) is escaped.
+Values may be negative (net followers): the y axis then reaches below a marked 0 line.
 """
 
 from __future__ import annotations
@@ -53,6 +54,19 @@ def nice_ceiling(value: float) -> float:
     return float(10 * power)  # pragma: no cover - the loop always returns
 
 
+def y_ticks(low: float, high: float) -> list[float]:
+    """The y grid values for data between ``low`` and ``high``: five lines from 0 to a round top,
+    or, when some value is negative (net followers), round steps below and above a 0 line.
+    """
+    if low >= 0:
+        top = nice_ceiling(high)
+        return [top * i / 4 for i in range(5)]
+    step = nice_ceiling((max(high, 0) - low) / 4)
+    below = math.ceil(-low / step - 1e-9)
+    above = max(math.ceil(high / step - 1e-9), 0) if high > 0 else 0
+    return [step * i for i in range(-below, above + 1)]
+
+
 def _fmt(value: float) -> str:
     if abs(value) >= 1_000_000:
         return f"{value / 1_000_000:g}M"
@@ -75,7 +89,8 @@ class _Frame:
 
     x_min: float
     x_max: float
-    y_max: float
+    #: The y grid values, lowest first: the plot spans the first to the last.
+    y_grid: tuple[float, ...]
     width: float = _W - _LEFT - _RIGHT
     height: float = _H - _TOP - _BOTTOM
 
@@ -84,19 +99,21 @@ class _Frame:
         return _LEFT + (self.width * (x - self.x_min) / span if span > 0 else self.width / 2)
 
     def py(self, y: float) -> float:
-        return _TOP + self.height * (1 - y / self.y_max)
+        low, high = self.y_grid[0], self.y_grid[-1]
+        return _TOP + self.height * (1 - (y - low) / (high - low))
 
 
 def _axes(frame: _Frame, x_ticks: Sequence[float], x_label: Callable[[float], str], y_title: str) -> list[str]:
-    """Both axes, five y grid lines with their values, the x tick labels and the y title."""
+    """Both axes, the y grid lines with their values (0 marked), the x tick labels and the y title."""
     bottom = _TOP + frame.height
     parts = [
         f'<line class="axis" x1="{_LEFT}" y1="{bottom}" x2="{_W - _RIGHT}" y2="{bottom}"/>',
         f'<line class="axis" x1="{_LEFT}" y1="{_TOP}" x2="{_LEFT}" y2="{bottom}"/>',
     ]
-    for i in range(5):
-        y = frame.y_max * i / 4
-        parts.append(f'<line class="grid" x1="{_LEFT}" y1="{frame.py(y):.1f}" x2="{_W - _RIGHT}" y2="{frame.py(y):.1f}"/>')
+    for y in frame.y_grid:
+        grid = "grid zero" if y == 0 and frame.y_grid[0] < 0 else "grid"
+        at = f"{frame.py(y):.1f}"
+        parts.append(f'<line class="{grid}" x1="{_LEFT}" y1="{at}" x2="{_W - _RIGHT}" y2="{at}"/>')
         parts.append(f'<text class="tick" x="{_LEFT - 6}" y="{frame.py(y) + 4:.1f}" text-anchor="end">{_fmt(y)}</text>')
     for x in x_ticks:
         parts.append(
@@ -152,7 +169,7 @@ def line_chart(
     if not values:
         return _empty(chart_id, title, empty_message)
     xs = [x for s in series for x, _ in s.points] + list(x_ticks)
-    frame = _Frame(min(xs), max(xs), nice_ceiling(max(values)))
+    frame = _Frame(min(xs), max(xs), tuple(y_ticks(min(values), max(values))))
     parts = [
         f'<svg class="chart" id="{escape(chart_id)}" data-points="{len(values)}" viewBox="0 0 {_W} {_H}" '
         f'width="{_W}" height="{_H}" role="img" aria-label="{escape(title)}">',

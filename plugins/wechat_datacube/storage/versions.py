@@ -7,7 +7,7 @@ and the token schema are two tracks (:mod:`.migrations`, :mod:`.token_tables`); 
 its own ledger, so both can even share one schema.
 
 Why a fingerprint: running every step's check, the reconcile pass and the views under an
-exclusive lock costs about 44 statements, and tasks start all the time. The ledger table's
+exclusive lock costs about 140 statements, and tasks start all the time. The ledger table's
 comment holds a fingerprint of the code that last migrated the schema: the latest step and
 a digest of everything the track generates (DDL from the registry, views). :func:`ensure`
 reads it, together with the existence of every relation the track owns, in ONE statement,

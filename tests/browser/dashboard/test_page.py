@@ -1,5 +1,8 @@
 """Debian's chromium opens the dashboard after a demo load and every chart is drawn with its data.
 
+Follower growth and message volume are checked value by value against the answers the
+fixture stored; an account without those families shows a note naming the family to add.
+
 The browser logs in the way the Airflow UI does — the ``_token`` cookie holding the JWT
 from ``POST /auth/token`` — and is first shown to be sent to the login form without it.
 Point counts read from the rendered DOM are checked against the JSON API, and every point
@@ -17,7 +20,18 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.fixtures.chromium import Browser
-from tests.fixtures.dashboard import BEGIN, DEMO_ACCOUNT, END, DashboardServer
+from tests.fixtures.dashboard import (
+    BEGIN,
+    DEMO_ACCOUNT,
+    END,
+    NEW_SOURCE,
+    QUIET_ACCOUNT,
+    UNFOLLOW_DAY,
+    DashboardServer,
+    cumulate_rows,
+    follow_rows,
+    message_rows,
+)
 from wechat_datacube.dashboard.page import CHART_IDS
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
@@ -36,6 +50,16 @@ CHARTS_JS = """
           tickBoxes: [...svg.querySelectorAll('text.tick')].map(t => {
             const b = t.getBoundingClientRect(); return [Math.round(b.top), b.left, b.right]; }),
           bodyWidth: document.body.clientWidth};
+})
+"""
+
+
+#: Per point of one chart (its id in ``ID``): [series, day, value] as the browser has it.
+POINTS_JS = "[...document.querySelectorAll('#ID .point')].map(p => [p.dataset.series, p.dataset.x, p.dataset.y])"
+#: The page's family notes with whether each is laid out (visible) and its text.
+NOTES_JS = """
+[...document.querySelectorAll('.notice.family')].map(n => {
+  const b = n.getBoundingClientRect(); return {id: n.id, visible: b.width > 0 && b.height > 0, text: n.innerText};
 })
 """
 
@@ -93,6 +117,8 @@ def test_every_chart_renders_with_its_data_points(browser: Browser, dashboard_se
     assert charts["chart-top-articles"]["series"] == len(data["articles"]) == 5
     assert charts["chart-freshness"]["points"] == len(data["freshness"]) * 19
     assert_replacement_charts(charts, data)
+    assert_follower_and_message_charts(charts, data)
+    assert_follower_numbers(browser)
     assert size > 50_000  # a real full-page image, not a blank one
 
 
@@ -108,6 +134,62 @@ def assert_replacement_charts(charts: dict[str, dict[str, Any]], data: dict[str,
     assert charts["chart-article-curves"]["points"] == sum(len(a["curve"]) for a in articles)
     assert charts["chart-article-curves"]["series"] == len(articles) == 5
     assert charts["chart-article-curves"]["ticks"][-1] == "day 29"  # the 30-day axis, whatever the data's length
+
+
+def assert_follower_and_message_charts(charts: dict[str, dict[str, Any]], data: dict[str, Any]) -> None:
+    """The user and message families' charts: three lines a day, one line per follow source or message type.
+
+    A source or type has a point on every day WeChat answered with rows (0 where it had no
+    row of its own), none on a day without any (the day nobody wrote).
+    """
+    days, sources, types = len(data["followers"]), data["follow_sources"], data["messages"]
+    assert days == 19
+    assert (charts["chart-followers"]["points"], charts["chart-followers"]["series"]) == (3 * days, 3)
+    assert (charts["chart-followers-total"]["points"], charts["chart-followers-total"]["series"]) == (days, 1)
+    for metric in ("new", "cancel", "net"):
+        chart = charts[f"chart-follow-sources-{metric}"]
+        assert (chart["points"], chart["series"]) == (len(sources) * days, len(sources)) == (5 * 19, 5)
+    message_days = len({r["ref_date"] for r in message_rows()})
+    for chart_id in ("chart-messages", "chart-message-users"):
+        assert (charts[chart_id]["points"], charts[chart_id]["series"]) == (len(types) * message_days, len(types))
+        assert (message_days, len(types)) == (18, 4)
+
+
+def points_of(browser: Browser, chart_id: str, series: str) -> dict[str, float]:
+    """{day: value} of one series as the browser rendered it."""
+    return {x: float(y) for name, x, y in browser.evaluate(POINTS_JS.replace("ID", chart_id)) if name == series}
+
+
+def assert_follower_numbers(browser: Browser) -> None:
+    """The drawn values are the stored answers: a day's net over every source, the total, a new source."""
+    net = points_of(browser, "chart-followers", "net")
+    day = UNFOLLOW_DAY.isoformat()
+    assert net[day] == sum(r["new_user"] - r["cancel_user"] for r in follow_rows() if r["ref_date"] == day) < 0
+    assert points_of(browser, "chart-followers-total", "total followers") == {
+        r["ref_date"]: r["cumulate_user"] for r in cumulate_rows()}
+    (new_source,) = [r for r in follow_rows() if r["user_source"] == NEW_SOURCE]
+    drawn = points_of(browser, "chart-follow-sources-new", f"source {NEW_SOURCE}")
+    assert drawn.pop(new_source["ref_date"]) == new_source["new_user"] == 4
+    assert len(drawn) == 18 and set(drawn.values()) == {0}  # no row on the other days: nobody came that way
+    assert points_of(browser, "chart-messages", "text") == {
+        r["ref_date"]: r["msg_count"] for r in message_rows() if r["msg_type"] == 1}
+    assert browser.evaluate(NOTES_JS) == []  # the demo has rows: no note
+
+
+def test_an_account_without_the_user_and_message_families_shows_a_note_for_each(
+    browser: Browser, dashboard_server: DashboardServer
+) -> None:
+    base = dashboard_server.base_url
+    browser.set_cookie("_token", dashboard_server.token("viewer"), base)
+    browser.navigate(f"{base}/wechat-dashboard/?{urlencode({**RANGE, 'account': QUIET_ACCOUNT})}")
+    notes = {n["id"]: n for n in browser.evaluate(NOTES_JS)}
+    assert set(notes) == {"note-user", "note-message"}
+    for family in ("user", "message"):
+        note = notes[f"note-{family}"]
+        assert note["visible"] and f"add {family} to the account's endpoints" in note["text"], note
+    charts = {c["id"]: c for c in browser.evaluate(CHARTS_JS)}
+    assert charts["chart-followers"]["points"] == charts["chart-messages"]["points"] == 0
+    browser.screenshot(ARTIFACTS / "wechat-dashboard-without-families.png")
 
 
 def test_the_airflow_ui_embeds_the_dashboard_from_its_navigation_entry(

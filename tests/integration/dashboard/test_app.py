@@ -49,7 +49,9 @@ def test_plugin_registers_its_app_and_a_ui_navigation_entry(dashboard_server: Da
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/accounts", f"{DEMO}/daily", f"{DEMO}/dashboard", f"{DEMO}/freshness", f"{DEMO}/article-curves"]
+    "path",
+    ["/api/accounts", f"{DEMO}/daily", f"{DEMO}/dashboard", f"{DEMO}/freshness", f"{DEMO}/article-curves",
+     f"{DEMO}/followers", f"{DEMO}/follow-sources", f"{DEMO}/messages"],
 )
 def test_anonymous_json_request_is_refused_with_401(dashboard_server: DashboardServer, path: str) -> None:
     response = dashboard_server.get(path, user=None, params=RANGE)
@@ -112,6 +114,21 @@ def test_page_shows_the_replacement_charts_with_their_articles(dashboard_server:
     for article in articles:
         assert f"<td>{article['msgid']}</td><td>{article['ref_date']}</td>" in page.text
     assert "全部 · all readers (total)" in page.text
+
+
+def test_page_shows_follower_growth_and_messages_with_their_tables(dashboard_server: DashboardServer) -> None:
+    page = dashboard_server.get("/", params={"account": DEMO_ACCOUNT, **RANGE})
+    assert page.status_code == 200
+    for chart in ("chart-followers", "chart-followers-total", "chart-follow-sources-new",
+                  "chart-follow-sources-cancel", "chart-follow-sources-net", "chart-messages", "chart-message-users"):
+        assert f'<svg class="chart" id="{chart}"' in page.text  # drawn, not the empty state
+    for s in dashboard_server.json(f"{DEMO}/follow-sources", **RANGE)["follow_sources"]:
+        sums = s["sums"]
+        assert (f"<td>{html.escape(s['label'])}</td><td>{s['user_source']}</td><td class=num>{sums['new_user']}</td>"
+                f"<td class=num>{sums['cancel_user']}</td><td class=num>{sums['net_user']}</td>") in page.text
+    for s in dashboard_server.json(f"{DEMO}/messages", **RANGE)["messages"]:
+        row = f"<td>{html.escape(s['label'])}</td><td>{s['msg_type']}</td><td class=num>{s['sums']['msg_count']}</td>"
+        assert row in page.text
 
 
 @pytest.mark.parametrize(

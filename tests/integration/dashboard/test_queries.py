@@ -4,6 +4,7 @@ The data was loaded by the operator from the simulator (tests/fixtures/dashboard
 every legacy figure is compared with the simulator's truth. The replacement family's charts
 are compared with what the tables hold, read here with SQL of the tests' own (the
 simulator's shapes are its own business; what the dashboard must show is what was stored).
+The user and message families' charts are compared with the answers the fixture stored.
 """
 
 from __future__ import annotations
@@ -23,10 +24,17 @@ from tests.fixtures.dashboard import (
     EMPTY_DAY,
     END,
     GAP_DAY,
+    NEW_MSG_TYPE,
+    NEW_SOURCE,
+    NO_MESSAGES_DAY,
     NOT_READY_DAY,
     RANGE,
+    UNFOLLOW_DAY,
     DashboardServer,
+    cumulate_rows,
+    follow_rows,
     iso,
+    message_rows,
     stored,
     truth,
     with_iso_dates,
@@ -216,3 +224,62 @@ def test_article_curves_need_no_legacy_table_for_titles(dashboard_server: Dashbo
         bare = queries.article_curves(cur, "wechat", DEMO_ACCOUNT, BEGIN, END, limit=5, title_tables=())
     assert [(iso(a["ref_date"]), a["msgid"]) for a in bare] == detail_ranking(stored_detail_curves(dashboard_server))[:5]
     assert all(a["title"] is None and a["curve"] for a in bare)
+
+
+# --- the user and message families ---------------------------------------------------------------
+
+
+def test_followers_per_day_are_every_source_summed_with_net_and_the_total(dashboard_server: DashboardServer) -> None:
+    followers = dashboard_server.json(f"{DEMO}/followers", **RANGE)["followers"]
+    by_day: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in follow_rows():
+        by_day[r["ref_date"]][0] += r["new_user"]
+        by_day[r["ref_date"]][1] += r["cancel_user"]
+    totals = {r["ref_date"]: r["cumulate_user"] for r in cumulate_rows()}
+    assert followers == [
+        {"ref_date": day, "new_user": new, "cancel_user": cancel, "net_user": new - cancel,
+         "cumulate_user": totals[day]}
+        for day, (new, cancel) in sorted(by_day.items())
+    ]
+    unfollow = next(f for f in followers if f["ref_date"] == iso(UNFOLLOW_DAY))
+    assert unfollow["net_user"] < 0
+    other_only = next(r["new_user"] for r in follow_rows() if r["ref_date"] == iso(BEGIN) and r["user_source"] == 0)
+    assert followers[0]["new_user"] > other_only  # source 0 is one source, not the day's total
+
+
+def test_follow_sources_are_one_series_per_source_biggest_first_new_codes_included(
+    dashboard_server: DashboardServer,
+) -> None:
+    series = dashboard_server.json(f"{DEMO}/follow-sources", **RANGE)["follow_sources"]
+    expected: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in sorted(follow_rows(), key=lambda r: r["ref_date"]):
+        expected[r["user_source"]].append({"ref_date": r["ref_date"], "new_user": r["new_user"],
+                                           "cancel_user": r["cancel_user"],
+                                           "net_user": r["new_user"] - r["cancel_user"]})
+    assert {s["user_source"]: s["points"] for s in series} == dict(expected)
+    for s in series:
+        assert s["sums"] == {m: sum(p[m] for p in expected[s["user_source"]]) for m in
+                             ("new_user", "cancel_user", "net_user")}
+    news = [s["sums"]["new_user"] for s in series]
+    assert news == sorted(news, reverse=True) and series[0]["label"] == "Official Account search"
+    labels = {s["user_source"]: s["label"] for s in series}
+    assert labels[0] == "other sources" and labels[200] == "Channels (视频号)"
+    assert labels[NEW_SOURCE] == f"source {NEW_SOURCE}"
+
+
+def test_messages_are_one_series_per_type_and_a_day_without_messages_has_no_point(
+    dashboard_server: DashboardServer,
+) -> None:
+    series = dashboard_server.json(f"{DEMO}/messages", **RANGE)["messages"]
+    expected: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in sorted(message_rows(), key=lambda r: r["ref_date"]):
+        expected[r["msg_type"]].append({k: r[k] for k in ("ref_date", "msg_user", "msg_count")})
+    assert [s["msg_type"] for s in series] == sorted(expected)
+    assert {s["msg_type"]: s["points"] for s in series} == dict(expected)
+    assert {s["msg_type"]: s["sums"] for s in series} == {
+        t: {"msg_count": sum(p["msg_count"] for p in points)} for t, points in expected.items()}
+    assert [s["label"] for s in series] == ["text", "image", "voice", f"type {NEW_MSG_TYPE}"]
+    assert iso(NO_MESSAGES_DAY) not in {p["ref_date"] for s in series for p in s["points"]}
+    stored_count = stored(dashboard_server, "SELECT sum(msg_count)::bigint AS n FROM wechat.upstream_msg"
+                          " WHERE account = %s", DEMO_ACCOUNT)[0]["n"]
+    assert sum(s["sums"]["msg_count"] for s in series) == stored_count > 0

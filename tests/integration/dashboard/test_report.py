@@ -1,4 +1,5 @@
-"""The dashboard's report: the default range, freshness per endpoint, and databases with no rows or tables.
+"""The dashboard's report: the default range, freshness per endpoint, and databases with no rows or tables
+(or accounts without a family).
 
 On a real api-server over data the pipeline loaded (tests/fixtures/dashboard.py), with one
 gap, one empty day and one day not ready on purpose.
@@ -8,10 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from tests.fixtures.dashboard import (
     BEGIN,
     BLANK_ACCOUNT,
     DEMO,
+    DEMO_ACCOUNT,
     EMPTY_DAY,
     END,
     GAP_DAY,
@@ -55,17 +59,32 @@ def test_account_with_no_rows_gets_empty_charts_and_every_day_a_gap(dashboard_se
     data = dashboard_server.json(f"/api/accounts/{QUIET_ACCOUNT}/dashboard", **RANGE)
     assert data["missing_tables"] == []
     sections = ("daily", "sources", "share_scenes", "hourly", "articles", "read_scenes", "biz_summary",
-                "article_curves")
+                "article_curves", "followers", "follow_sources", "messages")
     assert [data[s] for s in sections] == [[]] * len(sections)
     assert all(r["gaps"] == [{"from": iso(BEGIN), "to": iso(END), "days": 19}] for r in data["freshness"])
+
+
+@pytest.mark.parametrize("account", [QUIET_ACCOUNT, BLANK_ACCOUNT])
+def test_an_account_without_the_user_and_message_families_gets_a_note_not_an_error(
+    dashboard_server: DashboardServer, account: str
+) -> None:
+    page = dashboard_server.get("/", params={"account": account, **RANGE})
+    assert page.status_code == 200
+    for family in ("user", "message"):
+        assert f'id="note-{family}"' in page.text
+        assert f"add <code>{family}</code> to the account's endpoints" in page.text
+    demo = dashboard_server.get("/", params={"account": DEMO_ACCOUNT, **RANGE}).text
+    assert 'class="notice family"' not in demo  # its rows are drawn, though its accounts entry names legacy only
 
 
 def test_empty_database_is_reported_as_no_data_not_as_an_error(dashboard_server: DashboardServer) -> None:
     data = dashboard_server.json(f"/api/accounts/{BLANK_ACCOUNT}/dashboard", **RANGE)
     assert set(data["missing_tables"]) == {"user_read", "user_read_hour", "user_share", "user_share_hour",
                                            "article_total", "load_log", "biz_summary", "biz_summary_scene",
-                                           "article_total_detail"}
+                                           "article_total_detail", "daily_followers", "user_summary",
+                                           "upstream_msg"}
     assert data["daily"] == data["articles"] == data["read_scenes"] == data["article_curves"] == []
+    assert data["followers"] == data["follow_sources"] == data["messages"] == []
     assert len(data["freshness"]) == len(LEGACY)
     page = dashboard_server.get("/", params={"account": BLANK_ACCOUNT, **RANGE})
     assert page.status_code == 200 and "No data yet" in page.text
