@@ -219,7 +219,8 @@ def test_broken_payload_for_the_day_still_stores_the_send_date_that_matured(sim:
 @pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
 def test_a_changed_response_shape_is_schema_drift_and_writes_nothing(sim: SimulatorServer, dsn: str, endpoint: str) -> None:
     """The guard against the defect that once stored NULL metrics and succeeded: it must fire for every endpoint."""
-    day = dt.date(2026, 6, 12)  # a send date: every endpoint has rows
+    # A send date: every endpoint has rows; a Sunday at a month's end for the week and month endpoints.
+    day = dt.date(2026, 6, 12) if get_endpoint(endpoint).period == "day" else PERIODS_END
     run_range(sim, endpoint, day, day)
     before = checksum(dsn, endpoint)
     assert before[0] > 0
@@ -273,7 +274,7 @@ def test_stray_rows_outside_the_window_are_dropped(sim: SimulatorServer, dsn: st
 # --- every endpoint equals the truth -------------------------------------------------------
 
 
-@pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
+@pytest.mark.parametrize("endpoint", sorted(e for e in ENDPOINTS if get_endpoint(e).period == "day"))
 def test_ten_day_range_of_every_endpoint_equals_the_simulator_truth(
     sim: SimulatorServer, dsn: str, endpoint: str
 ) -> None:
@@ -289,6 +290,34 @@ def test_ten_day_range_of_every_endpoint_equals_the_simulator_truth(
     assert summary["calls"] == data_calls(sim, endpoint) == len(DateRange(begin, end).windows(spec.max_span))
     with_rows = {dt.date.fromisoformat(k[0]) for k in truth}
     assert load_log(dsn, endpoint) == {d: ("loaded" if d in with_rows else "empty") for d in DateRange(begin, end)}
+
+
+#: Sunday 2026-05-31 ends a week and a month.
+PERIODS_END = dt.date(2026, 5, 31)
+#: Wednesday 05-27 .. Sunday 06-14 ends the weeks of Mondays 05-25, 06-01 and 06-08 and the month of May.
+#: Calls written out: one label per call at span 1; the three Mondays fit one 15-day call.
+PERIOD_CALLS = {"getupstreammsgweek": 3, "getupstreammsgdistweek": 1, "getupstreammsgmonth": 1, "getupstreammsgdistmonth": 1}
+PERIOD_LABELS = {"week": ("2026-05-25", "2026-06-01", "2026-06-08"), "month": ("2026-05-01",)}
+
+
+@pytest.mark.parametrize("endpoint", sorted(PERIOD_CALLS))
+def test_week_and_month_endpoints_store_the_periods_ending_in_the_range_equal_to_the_truth(
+    sim: SimulatorServer, dsn: str, endpoint: str
+) -> None:
+    """Rows are dated by the period's label, which may lie before the range; nothing else is stored."""
+    begin, end = dt.date(2026, 5, 27), dt.date(2026, 6, 14)
+    labels = PERIOD_LABELS[get_endpoint(endpoint).period]
+    summary = run_range(sim, endpoint, begin, end)
+
+    first = dt.date.fromisoformat(labels[0])
+    truth = truth_flat(sim, endpoint, first, end)
+    assert {key[0] for key in truth} == set(labels)
+    assert stored_flat(dsn, endpoint, first - dt.timedelta(days=40), end) == truth
+    assert summary["rows"] == len(truth)
+    assert summary["calls"] == data_calls(sim, endpoint) == PERIOD_CALLS[endpoint]
+    logged = load_log(dsn, endpoint)
+    assert {d.isoformat() for d, status in logged.items() if status == "loaded"} == set(labels)
+    assert all(status == "empty" for d, status in logged.items() if d.isoformat() not in labels)
 
 
 # --- the task's contract -------------------------------------------------------------------
