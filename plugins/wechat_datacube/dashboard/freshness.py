@@ -7,8 +7,9 @@ without a database. For each endpoint the account pulls, over the requested rang
 * ``empty_days`` — WeChat answered, with nothing (final);
 * ``not_ready_days`` / ``failed_days`` — tried, no data yet (the pipeline retries them);
 * ``gaps`` — runs of days the endpoint should have (within the account's start date, the
-  endpoint's first date, its cutover range, and up to yesterday in Beijing) with no
-  load_log entry at all: never fetched.
+  endpoint's first date, its cutover range, and up to yesterday in Beijing; for a week or
+  month endpoint only the Mondays / 1sts of periods over by then) with no load_log entry at
+  all: never fetched.
 
 ``calendar`` gives every day of the range its state for the freshness chart; days the
 endpoint is not expected to have are ``n/a``.
@@ -24,6 +25,7 @@ from wechat_datacube.accounts import AccountConfig
 from wechat_datacube.dates import DateRange
 from wechat_datacube.endpoints import get_endpoint
 from wechat_datacube.load_status import LoadStatus
+from wechat_datacube.periods import labels_ending_between
 
 #: A calendar day's state besides the load states: expected but never fetched / not expected.
 MISSING = "missing"
@@ -39,6 +41,15 @@ def expected_range(account: AccountConfig, endpoint: str, dates: DateRange, yest
     return dates.clipped(first, last)
 
 
+def expected_days(endpoint: str, expected: DateRange | None) -> set[dt.date]:
+    """The days that should have a load state: every day of ``expected``, or for a week or
+    month endpoint the labels (Mondays, 1sts) of the periods that end in it; a label's other
+    days never carry rows and are not expected (see :mod:`wechat_datacube.periods`)."""
+    if expected is None:
+        return set()
+    return set(labels_ending_between(expected.begin, expected.end, get_endpoint(endpoint).period))
+
+
 def runs(days: Iterable[dt.date]) -> list[dict[str, Any]]:
     """Consecutive days grouped into inclusive ranges: [{from, to, days}]."""
     out: list[dict[str, Any]] = []
@@ -51,10 +62,10 @@ def runs(days: Iterable[dt.date]) -> list[dict[str, Any]]:
     return out
 
 
-def _calendar(dates: DateRange, states: Mapping[dt.date, str], expected: DateRange | None) -> list[dict[str, Any]]:
+def _calendar(dates: DateRange, states: Mapping[dt.date, str], expected: set[dt.date]) -> list[dict[str, Any]]:
     """Every day of ``dates`` with its state: the load_log's, else missing (expected) or n/a."""
     return [
-        {"ref_date": day, "status": states.get(day) or (MISSING if expected and day in expected else NOT_EXPECTED)}
+        {"ref_date": day, "status": states.get(day) or (MISSING if day in expected else NOT_EXPECTED)}
         for day in dates
     ]
 
@@ -98,6 +109,6 @@ def endpoint_freshness(
     reports = []
     for endpoint in account.endpoints:
         expected = expected_range(account, endpoint, dates, yesterday)
-        calendar = _calendar(dates, by_endpoint.get(endpoint, {}), expected)
+        calendar = _calendar(dates, by_endpoint.get(endpoint, {}), expected_days(endpoint, expected))
         reports.append(_report(endpoint, calendar, expected, latest.get(endpoint, {})))
     return reports

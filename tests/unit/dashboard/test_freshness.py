@@ -39,3 +39,18 @@ def test_only_never_fetched_expected_days_are_gaps() -> None:
                               {"from": D(2026, 1, 14), "to": D(2026, 1, 14), "days": 1}]
     assert [c["status"] for c in report["calendar"]] == ["n/a", "loaded", "not_ready", "missing", "empty",
                                                           "missing", "n/a"]
+
+
+def test_a_week_or_month_endpoint_expects_only_the_labels_of_periods_already_over() -> None:
+    """Tuesday..Sunday never carry week rows: they are n/a, not gaps; an unfinished week is not expected yet."""
+    acct = shop_account(start_date="2026-01-01", endpoints=["message"])
+    rows = [{"endpoint": "getupstreammsgweek", "ref_date": D(2026, 1, 5), "status": "loaded"}]
+    january = DateRange(D(2026, 1, 1), D(2026, 1, 31))
+    reports = {r["endpoint"]: r for r in endpoint_freshness(acct, january, rows, {}, D(2026, 1, 20))}
+    week = reports["getupstreammsgweek"]
+    # Weeks over by the 20th with a Monday in the calendar: 01-05 and 01-12.
+    assert week["gaps"] == [{"from": D(2026, 1, 12), "to": D(2026, 1, 12), "days": 1}]
+    assert {c["ref_date"]: c["status"] for c in week["calendar"] if c["status"] != "n/a"} == {
+        D(2026, 1, 5): "loaded", D(2026, 1, 12): "missing"}
+    assert reports["getupstreammsgmonth"]["gaps"] == []  # January is not over on the 20th
+    assert reports["getupstreammsg"]["gaps"] == [{"from": D(2026, 1, 1), "to": D(2026, 1, 20), "days": 20}]
