@@ -8,8 +8,10 @@
 * B1 — the real catchups' token-endpoint calls per account (each repetition is its own
   account and AppID) next to the number of task processes that ran.
 * B2 — the bulk backfill DAG under the same scheduler: 365 days and 2014-12-01 to the end
-  of last year, data calls (simulator counters) against Σ ceil(days / span), then the
-  same runs again (expected: zero calls).
+  of last year, for accounts with the legacy six and the user, message and interface
+  families (:data:`BULK_FAMILIES`), data calls (simulator counters) per endpoint against
+  the bench's own arithmetic (:func:`expected_calls`), then the same runs again (expected:
+  zero calls). ``run(catchups=False)`` runs B2 alone (``python -m bench --only B2``).
 """
 
 from __future__ import annotations
@@ -43,9 +45,8 @@ from bench.harness import (
     write_accounts_file,
 )
 from wechat_datacube.dag_settings import DEFAULT_TASK_ARGS, RETRY_DELAY_ENV
-from wechat_datacube.endpoints import HISTORY_START, LEGACY, get_endpoint
+from wechat_datacube.endpoints import HISTORY_START, LEGACY, expand_endpoints, get_endpoint
 from wechat_datacube.operators import table_asset
-from wechat_datacube.windows import calls_needed
 
 CATCHUP_DAYS = 30
 MAX_ACTIVE_RUNS = 3  # the accounts file's default
@@ -53,6 +54,10 @@ BACKFILL_DAG = "wechat_datacube_backfill"
 #: Windows per mapped backfill task: ~18,000 windows in ~120 tasks (each task costs ~2 s of
 #: Airflow overhead on this machine; the default 15 would make >1000 tasks).
 BULK_WINDOWS_PER_TASK = 150
+#: What the B2 accounts pull: the six of B1/B4 plus every family that stands beside them.
+BULK_FAMILIES = ("legacy", "user", "message", "interface")
+BULK_ENDPOINTS = expand_endpoints(BULK_FAMILIES)
+_ONE_DAY = dt.timedelta(days=1)
 
 NOOP_DAGS = '''"""No-op baseline for bench/scheduler.py: the daily DAGs' shape, tasks that do nothing."""
 import datetime as dt
@@ -134,7 +139,10 @@ class BackfillResult:
     rerun_calls: int = -1
     rerun_seconds: float = 0.0
     rerun_state: str = ""
+    #: endpoint -> (calls, expected) of the first run
     per_endpoint: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: endpoint -> calls of the rerun
+    rerun_per_endpoint: dict[str, int] = field(default_factory=dict)
 
 
 class TaskMemory(threading.Thread):
@@ -171,14 +179,59 @@ class TaskMemory(threading.Thread):
         self.join(timeout=5)
 
 
-def expected_calls(begin: dt.date, end: dt.date) -> dict[str, int]:
-    """Σ ceil(days / span) per legacy endpoint (all serve data from 2014-12-01)."""
-    out = {}
-    for name in LEGACY:
-        spec = get_endpoint(name)
-        first = max(begin, spec.first_date)
-        out[name] = calls_needed((end - first).days + 1, spec.max_span) if first <= end else 0
-    return out
+def _ceil_div(days: int, span: int) -> int:
+    return -(-days // span)
+
+
+def period_labels(begin: dt.date, end: dt.date, period: str) -> list[dt.date]:
+    """Labels of the periods whose last day is in [begin, end]: each day, the Monday of each
+    Sunday, the 1st of each month's last day.
+
+    The bench's own arithmetic, written from the official rule (a week or month is served,
+    labelled by its first day, once it is over), not taken from ``wechat_datacube.periods``:
+    so the measured calls can disagree with the planner.
+    """
+    labels = []
+    day = begin
+    while day <= end:
+        following = day + _ONE_DAY
+        if period == "day":
+            labels.append(day)
+        elif period == "week" and day.isoweekday() == 7:
+            labels.append(day - dt.timedelta(days=6))
+        elif period == "month" and following.day == 1:
+            labels.append(day.replace(day=1))
+        day = following
+    return labels
+
+
+def packed_calls(labels: list[dt.date], span: int) -> int:
+    """Calls for ``labels`` (oldest first), each call asking for as many as fit in ``span`` days
+    (its first to its last label, both included)."""
+    calls, first = 0, None
+    for label in labels:
+        if first is None or (label - first).days + 1 > span:
+            calls, first = calls + 1, label
+    return calls
+
+
+def expected_endpoint_calls(name: str, begin: dt.date, end: dt.date) -> int:
+    """Calls one endpoint needs for [begin, end]: ceil(days / span) for a day endpoint (also with
+    a lookback: getusersummary's windows are cut from the end, a 1-day range widened, same
+    count), the packed labels of the periods ending in the range for a week or month one."""
+    spec = get_endpoint(name)
+    first = max(begin, spec.first_date)
+    if first > end:
+        return 0
+    if spec.period == "day":
+        return _ceil_div((end - first).days + 1, spec.max_span)
+    labels = [label for label in period_labels(first, end, spec.period) if label >= spec.first_date]
+    return packed_calls(labels, spec.max_span)
+
+
+def expected_calls(begin: dt.date, end: dt.date, endpoints: tuple[str, ...] = BULK_ENDPOINTS) -> dict[str, int]:
+    """Expected calls per endpoint for [begin, end] (see :func:`expected_endpoint_calls`)."""
+    return {name: expected_endpoint_calls(name, begin, end) for name in endpoints}
 
 
 def _catchup(
@@ -204,6 +257,11 @@ def _catchup(
     return result
 
 
+def _endpoint_order(name: str) -> tuple[int, str]:
+    """Registry order of the B2 endpoints; anything else (unexpected) after them."""
+    return (BULK_ENDPOINTS.index(name), "") if name in BULK_ENDPOINTS else (len(BULK_ENDPOINTS), name)
+
+
 def _backfill(
     cluster: Cluster, account: Account, label: str, begin: dt.date, end: dt.date
 ) -> BackfillResult:
@@ -222,27 +280,33 @@ def _backfill(
         run = cluster.wait_run(BACKFILL_DAG, run["dag_run_id"], timeout=1500)
         seconds = run_wall_seconds([run], started)
         after = account.data_calls()
-        calls = {e: after.get(e, 0) - before.get(e, 0) for e in LEGACY}
+        # Every datacube path, not only the expected ones: a call to anything else counts too.
+        calls = {e: after.get(e, 0) - before.get(e, 0) for e in {*after, *expected}}
         tis = cluster.all_task_instances(BACKFILL_DAG, run["dag_run_id"])
         mapped = sum(1 for t in tis if t["task_id"] == "load" and t.get("map_index", -1) >= 0)
         return seconds, run["state"], mapped, calls
 
     seconds, state, mapped, calls = one_run()
     result = BackfillResult(label, begin, end, sum(expected.values()), sum(calls.values()), seconds, mapped, state)
-    result.per_endpoint = {e: (calls[e], expected[e]) for e in LEGACY}
+    result.per_endpoint = {e: (calls[e], expected.get(e, 0)) for e in sorted(calls, key=_endpoint_order)}
     log(f"  backfill {label}: {result.calls}/{result.expected_calls} calls, {seconds:.0f} s, {mapped} tasks, {state}")
     result.rerun_seconds, result.rerun_state, _, again = one_run()
     result.rerun_calls = sum(again.values())
+    result.rerun_per_endpoint = again
     log(f"  backfill {label} rerun: {result.rerun_calls} calls, {result.rerun_seconds:.0f} s")
     return result
 
 
-def run(repeats: int = 2) -> dict[str, Any]:
-    """Start one cluster, run B4/B1 (alternating real and no-op catchups) and B2."""
+def run(repeats: int = 2, *, catchups: bool = True) -> dict[str, Any]:
+    """Start one cluster, run B4/B1 (alternating real and no-op catchups) and B2.
+
+    ``catchups=False``: B2 alone (no catchup accounts, no no-op DAGs); B1/B4 and the task
+    memory of B5 then have nothing to report.
+    """
     last = last_scheduled_day()
     start = last - dt.timedelta(days=CATCHUP_DAYS - 1)
-    real_names = [f"real{i + 1}" for i in range(repeats)]
-    noop_names = [f"noop{i + 1}" for i in range(repeats)]
+    real_names = [f"real{i + 1}" for i in range(repeats)] if catchups else []
+    noop_names = [f"noop{i + 1}" for i in range(repeats)] if catchups else []
     this_year = dt.datetime.now(dt.UTC).year
     bulk_year_end = dt.date(this_year - 1, 12, 31)
     bulk_365 = (last - dt.timedelta(days=364 + 10), last - dt.timedelta(days=10))
@@ -250,7 +314,8 @@ def run(repeats: int = 2) -> dict[str, Any]:
 
     appids = {name: f"wx_bench_{name}" for name in [*real_names, "bulk365", "bulkall"]}
     secrets = secrets_for(appids.values())
-    with Lab() as lab, section("scheduler benchmarks (B1, B2, B4)") as load:
+    title = "scheduler benchmarks (B1, B2, B4)" if catchups else "scheduler benchmark B2"
+    with Lab() as lab, section(title) as load:
         sim = lab.simulator(secrets)
         databases = {"bench_pg": lab.database("wdc_bench_data")}
         accounts = [
@@ -259,31 +324,31 @@ def run(repeats: int = 2) -> dict[str, Any]:
             for name in real_names
         ] + [
             Account(name, appids[name], secrets[appids[name]], sim, "bench_pg", bulk_year_end,
-                    options={"ready_deadline_hour": 0})
+                    endpoints=BULK_FAMILIES, options={"ready_deadline_hour": 0})
             for name in ("bulk365", "bulkall")
         ]
         by_name = {a.name: a for a in accounts}
         accounts_file = write_accounts_file(scratch_dir("accounts") / "accounts.yaml", accounts)
-        noop = noop_dag_file(noop_names, start)
+        extra_dags = {"noop_dags.py": noop_dag_file(noop_names, start)} if catchups else {}
         env = accounts_env(accounts, accounts_file, databases)
         env[RETRY_DELAY_ENV] = SHORT_RETRY_DELAY_SECONDS
         cluster_started = time.monotonic()
-        cluster = lab.cluster(env, dag_folder=scratch_dag_folder({"noop_dags.py": noop}))
-        for dag_id in [*(a.dag_id for a in accounts[:repeats]), *(noop_dag_id(n) for n in noop_names), BACKFILL_DAG]:
+        cluster = lab.cluster(env, dag_folder=scratch_dag_folder(extra_dags))
+        for dag_id in [*(by_name[n].dag_id for n in real_names), *(noop_dag_id(n) for n in noop_names), BACKFILL_DAG]:
             cluster.wait_for_dag(dag_id)
         cluster.set_paused(BACKFILL_DAG, False)
         log(f"cluster up in {time.monotonic() - cluster_started:.0f} s")
 
-        catchups: list[CatchupResult] = []
+        results: list[CatchupResult] = []
         memory = TaskMemory()
         memory.start()
-        for i in range(repeats):
+        for i in range(len(real_names)):
             pair = [("real", by_name[real_names[i]]), ("noop", None)]
             if i % 2:
                 pair.reverse()
             for kind, account in pair:
                 dag_id = account.dag_id if account else noop_dag_id(noop_names[i])
-                catchups.append(_catchup(cluster, dag_id, kind, account, memory))
+                results.append(_catchup(cluster, dag_id, kind, account, memory))
         memory.stop()
 
         backfills = [
@@ -291,7 +356,7 @@ def run(repeats: int = 2) -> dict[str, Any]:
             _backfill(cluster, by_name["bulkall"], "2014-12-01 to last year", *bulk_all),
         ]
         foreign = load.summary()
-    return {"catchups": catchups, "backfills": backfills, "foreign_load": foreign, "start": start, "last": last,
+    return {"catchups": results, "backfills": backfills, "foreign_load": foreign, "start": start, "last": last,
             "repeats": repeats}
 
 
@@ -384,28 +449,48 @@ no-op processes than tasks in the table (a no-op task lives ~0.1 s).
 
 def report_b2(results: dict[str, Any]) -> tuple[bool, str]:
     """(met, section text)."""
+    backfills: list[BackfillResult] = results["backfills"]
     rows = []
-    for b in results["backfills"]:
+    for b in backfills:
         ratio = b.calls / b.expected_calls if b.expected_calls else float("nan")
         rows.append([
             b.label, f"{b.begin}..{b.end}", (b.end - b.begin).days + 1, b.expected_calls, b.calls, f"{ratio:.2f}",
             b.mapped_tasks, f"{b.seconds:.0f}", b.state, b.rerun_calls, f"{b.rerun_seconds:.0f}",
         ])
+    endpoints = list(dict.fromkeys(e for b in backfills for e in b.per_endpoint))
     per = []
-    for b in results["backfills"]:
-        per.append([b.label, *(f"{c}/{e}" for c, e in b.per_endpoint.values())])
-    met = all(b.calls == b.expected_calls and b.rerun_calls == 0 and b.state == "success" for b in results["backfills"])
+    for name in endpoints:
+        spec = get_endpoint(name) if name in BULK_ENDPOINTS else None
+        cells = [f"{c}/{e}" for c, e in (b.per_endpoint.get(name, (0, 0)) for b in backfills)]
+        reruns = [b.rerun_per_endpoint.get(name, 0) for b in backfills]
+        per.append([name, spec.family if spec else "(not configured)", spec.period if spec else "",
+                    spec.max_span if spec else "", *cells, *reruns])  # fmt: skip
+    met = all(
+        b.calls == b.expected_calls and b.rerun_calls == 0 and b.state == "success"
+        and all(c == e for c, e in b.per_endpoint.values())
+        for b in backfills
+    )
+    headers = ["endpoint", "family", "period", "span", *(f"{b.label}: calls/expected" for b in backfills),
+               *(f"{b.label}: rerun calls" for b in backfills)]  # fmt: skip
     return met, f"""
-Goal: measured data calls ÷ Σ ceil(days / span) = 1.00, and a rerun makes 0 calls. Setting:
-the bulk backfill DAG (`{BACKFILL_DAG}`) **under the same real scheduler** (not `dag.test`),
-`windows_per_task={BULK_WINDOWS_PER_TASK}`, one account per range; calls counted by the
-simulator per AppID. The rerun is the same DAG run conf again (`reprocess=missing`).
+Goal: measured data calls ÷ expected calls = 1.00 for every endpoint, and a rerun makes 0
+calls. Setting: the bulk backfill DAG (`{BACKFILL_DAG}`) **under the same real scheduler**
+(not `dag.test`), `windows_per_task={BULK_WINDOWS_PER_TASK}`, one account per range, each
+pulling `{", ".join(BULK_FAMILIES)}` ({len(BULK_ENDPOINTS)} endpoints; B1/B4 keep the legacy
+six); calls counted by the simulator per AppID and path. The rerun is the same DAG run conf
+again (`reprocess=missing`).
 
-{markdown_table(["range", "dates", "days", "Σ ceil(days/span)", "data calls", "ratio", "mapped tasks", "wall (s)", "state", "rerun calls", "rerun wall (s)"], rows)}
+Expected calls are the bench's own arithmetic, not the planner's: ceil(days / span) for a
+day endpoint (getusersummary too: its windows are cut from the range's end, same count);
+for a week or month endpoint, the periods whose last day (a Sunday, a month's last day)
+is in the range, labelled by their Monday / 1st, as many labels per call as fit in the
+span (first to last label <= span days: 3 weeks in 15 days, one month in 15).
 
-Per endpoint (calls / expected):
+{markdown_table(["range", "dates", "days", "expected calls", "data calls", "ratio", "mapped tasks", "wall (s)", "state", "rerun calls", "rerun wall (s)"], rows)}
 
-{markdown_table(["range", *LEGACY], per)}
+Per endpoint:
+
+{markdown_table(headers, per)}
 
 Result: {verdict(met)}.
 """

@@ -3,8 +3,9 @@
 ``run``  starts the stack, prints where everything is, reports catchup progress and keeps
          going until Ctrl-C (or SIGTERM), then stops every process it started.
 ``demo`` starts the same stack, waits until the catchup has finished, prints rows per
-         table and a summary, stops everything; exit status 0 only if every run
-         succeeded and every table has rows.
+         table of every endpoint the demo account is configured for and a summary, stops
+         everything; exit status 0 only if every run succeeded and every table has rows
+         and all its dates of the catchup done (:func:`demo_problem`).
 ``psql`` opens psql on the data database of the running stack.
 ``airflow`` runs the ``airflow`` CLI against the running stack: its AIRFLOW_HOME,
          metadata database, configuration and connections (``make airflow ARGS="dags list"``).
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import sys
@@ -21,7 +23,7 @@ from types import FrameType
 
 import psycopg
 
-from wechat_datacube.endpoints import ALL_SOURCES, LEGACY
+from wechat_datacube.endpoints import ALL_SOURCES
 from wechat_datacube_dev.localrun import CheckoutNotFoundError
 from wechat_datacube_dev.localrun.airflow_cluster import AIRFLOW_BIN, ClusterError
 from wechat_datacube_dev.localrun.postgres import shell_command
@@ -82,8 +84,9 @@ def _status(stack: LocalStack) -> CatchupStatus:
     return catchup_status(stack.cluster.dag_runs(DAG_ID), stack.first_day, last_scheduled_day())
 
 
-def _counts(stack: LocalStack, status: CatchupStatus) -> list[TableCount]:
-    return table_counts(stack.data_params(), DEMO_ACCOUNT, status.first, status.last, schema=DATA_SCHEMA)
+def _counts(stack: LocalStack, first: dt.date, last: dt.date) -> list[TableCount]:
+    """Rows per table of every endpoint the demo account's accounts file configures."""
+    return table_counts(stack.data_params(), DEMO_ACCOUNT, first, last, endpoints=stack.endpoints, schema=DATA_SCHEMA)
 
 
 def _relative(path: os.PathLike[str] | str) -> str:
@@ -208,7 +211,7 @@ def _serve(stack: LocalStack, say: Callable[[str], None], poll: float) -> int:
         status = progress.poll()
         if status.complete and not announced:
             announced = True
-            say(format_counts(_counts(stack, status), status.days))
+            say(format_counts(_counts(stack, status.first, status.last)))
             say("catchup complete; new days are loaded every day at 10:00 Beijing while this runs.")
         for run_ in status.failed_runs():
             if run_["dag_run_id"] not in reported:
@@ -253,7 +256,7 @@ def _start_counting(stack: LocalStack) -> list[TableCount]:
     """Start the stack; the rows per table before any task can run (what the demo adds is measured against it)."""
     stack.start_services()
     assert stack.first_day is not None
-    before = table_counts(stack.data_params(), DEMO_ACCOUNT, stack.first_day, last_scheduled_day(), schema=DATA_SCHEMA)
+    before = _counts(stack, stack.first_day, last_scheduled_day())
     stack.start_airflow()
     return before
 
@@ -280,11 +283,12 @@ def _await_catchup(stack: LocalStack, timeout: float, say: Callable[[str], None]
 def _judge_demo(
     stack: LocalStack, status: CatchupStatus, before: list[TableCount], seconds: float, say: Callable[[str], None]
 ) -> int:
-    """Print rows per table and a summary; OK only if every table has rows for every day of the catchup."""
+    """Print rows per table and a summary; OK only if every table has rows and every date of the catchup
+    is done (a week or month table: every period that ended in it; none may have ended yet)."""
     assert stack.simulator is not None
-    counts = _counts(stack, status)
+    counts = _counts(stack, status.first, status.last)
     say("")
-    say(format_counts(counts, status.days, before))
+    say(format_counts(counts, before))
     calls = stack.simulator.state.counters()["paths"]
     datacube = sum(n for p, n in calls.items() if p.startswith("/datacube/"))
     tokens = sum(n for p, n in calls.items() if p.startswith("/cgi-bin/"))
@@ -293,16 +297,25 @@ def _judge_demo(
     say(
         f"summary: {status.succeeded}/{status.days} daily runs of {DAG_ID} succeeded "
         f"({status.first}..{status.last}, Beijing); {rows} rows in "
-        f"{len(LEGACY)} tables, {rows - sum(c.rows for c in before)} new; "
+        f"{len(counts)} tables, {rows - sum(c.rows for c in before)} new; "
         f"{datacube} datacube + {tokens} token calls to the simulator; {seconds:.0f} s."
     )
-    empty = [c.table for c in counts if c.rows == 0]
-    unfinished = [c.table for c in counts if c.days_loaded < status.days]
-    if empty or unfinished:
-        say(f"DEMO FAILED: tables without rows {empty or '-'}; days not loaded in {unfinished or '-'}")
+    problem = demo_problem(counts)
+    if problem:
+        say(f"DEMO FAILED: {problem}")
         return EXIT_FAILED
     say("DEMO OK")
     return EXIT_OK
+
+
+def demo_problem(counts: list[TableCount]) -> str | None:
+    """What is wrong with the stored tables, or None: a table without rows although a date of it was
+    due, or a due date not done (a week / month table with no period ended in the catchup owes nothing)."""
+    empty = [c.table for c in counts if c.rows == 0 and c.expected]
+    unfinished = [c.table for c in counts if c.days_loaded < c.expected]
+    if empty or unfinished:
+        return f"tables without rows {empty or '-'}; dates not loaded in {unfinished or '-'}"
+    return None
 
 
 def psql(state_dir: StateDir, extra_args: list[str]) -> int:

@@ -123,6 +123,8 @@ class LocalStack:
         self.broker: RedisBroker | None = None
         self.cluster: AirflowCluster | None = None
         self.first_day: dt.date | None = None
+        #: The demo account's endpoints as its accounts file says (families expanded): what it loads.
+        self.endpoints: tuple[str, ...] = ()
         self.password: str | None = None
 
     def __enter__(self) -> LocalStack:
@@ -163,7 +165,7 @@ class LocalStack:
             name=DEMO_ACCOUNT, wechat_conn_id=WECHAT_CONN_ID, postgres_conn_id=PG_CONN_ID, start=first
         ):
             self.say(f"accounts:  wrote {self.state.accounts_file} (start date {first})")
-        self.first_day = self._configured_start()
+        self.first_day, self.endpoints = self._configured_account()
         if cfg.executor == "celery":
             self._start_broker()
 
@@ -245,14 +247,14 @@ class LocalStack:
         broker_groups = self.broker.process_groups() if self.broker is not None else {}
         self.state.record_groups({**broker_groups, **airflow_groups})
 
-    def _configured_start(self) -> dt.date:
-        """The demo account's start date as the accounts file (possibly from an earlier run) says."""
+    def _configured_account(self) -> tuple[dt.date, tuple[str, ...]]:
+        """The demo account's start date and endpoints as the accounts file (possibly from an earlier run) says."""
         from wechat_datacube.accounts import load_accounts
 
         loaded = load_accounts(self.state.accounts_file)
         for account in loaded.accounts:
             if account.name == DEMO_ACCOUNT:
-                return account.start_date
+                return account.start_date, account.endpoints
         problems = "; ".join(str(e) for e in loaded.errors) or "no account named demo"
         raise StackError(f"{self.state.accounts_file}: {problems} (delete the file to regenerate it)")
 

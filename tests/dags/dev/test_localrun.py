@@ -39,18 +39,21 @@ import pytest
 import requests
 from wechat_datacube_dev.checksums import table_checksums
 from wechat_datacube_dev.localrun.processes import group_alive
-from wechat_datacube_dev.localrun.report import catchup_window
+from wechat_datacube_dev.localrun.report import catchup_window, expected_dates
 from wechat_datacube_dev.localrun.stack import DAG_ID, DEMO_ACCOUNT
+from wechat_datacube_dev.localrun.state import DEMO_ENDPOINTS
 from wechat_datacube_dev.simulator import DEMO_APPID, DEMO_SECRET, SimulatorConfig, SimulatorServer
 
 from tests.fixtures.airflow import free_port
 from tests.fixtures.postgres import ADMIN_DSN, _drop_db, _dsn_for
 from tests.fixtures.truth import count_rows, stored_rows, truth_rows
-from wechat_datacube.endpoints import LEGACY, get_endpoint
+from wechat_datacube.endpoints import LEGACY, expand_endpoints, get_endpoint
 
 pytestmark = pytest.mark.scheduler
 
 DAYS = 14
+#: What the demo account pulls: the legacy six, and the user, message and interface families.
+ENDPOINTS = expand_endpoints(DEMO_ENDPOINTS)
 ROW = re.compile(
     r"^(?P<table>wechat\.\w+)\s+(?P<endpoint>\w+)\s+(?P<rows>\d+)(?:\s+(?P<new>[+-]\d+))?\s+"
     r"(?P<with_rows>\d+)/(?P<days>\d+)\s+(?P<loaded>\d+)/\d+$"
@@ -96,10 +99,18 @@ def printed_counts(stdout: str) -> dict[str, dict[str, str]]:
 
 
 def assert_counts_match_database(counts: dict[str, dict[str, str]], dsn: str) -> None:
-    assert sorted(counts) == sorted(f"wechat.{get_endpoint(e).table}" for e in LEGACY)
-    for table, row in counts.items():
-        assert int(row["rows"]) == count_rows(dsn, table.split(".")[1]) > 0, table
-        assert (row["loaded"], row["days"]) == (str(DAYS), str(DAYS)), table
+    """Every table's printed rows are the database's; every date it owes (a day, or a week / month
+    that ended in the catchup) was loaded."""
+    assert set(ENDPOINTS) >= set(LEGACY) and len(ENDPOINTS) == 17
+    assert sorted(counts) == sorted(f"wechat.{get_endpoint(e).table}" for e in ENDPOINTS)
+    first, last = catchup_window(DAYS)
+    for endpoint in ENDPOINTS:
+        table = f"wechat.{get_endpoint(endpoint).table}"
+        row, owed = counts[table], len(expected_dates(endpoint, first, last))
+        assert int(row["rows"]) == count_rows(dsn, table.split(".")[1]), table
+        assert (row["loaded"], row["days"]) == (str(owed), str(owed)), table
+        assert int(row["rows"]) > 0 or owed == 0, table
+    assert counts["wechat.upstream_msg_week"]["days"] == "2"  # 14 days always end two weeks
 
 
 def test_demo_catches_up_fourteen_days_and_prints_counts(launcher: Launcher) -> None:
@@ -114,10 +125,13 @@ def test_demo_catches_up_fourteen_days_and_prints_counts(launcher: Launcher) -> 
     # What was stored is exactly what the simulator serves for those days.
     first, last = catchup_window(DAYS)
     truth_source = SimulatorServer(SimulatorConfig(ready_hour=0))  # same seed: same data; never started
-    for endpoint in LEGACY:
-        stored = stored_rows(launcher.data_dsn, endpoint, first, last, account=DEMO_ACCOUNT)
-        truth = truth_rows(truth_source, DEMO_APPID, endpoint, first, last, account=DEMO_ACCOUNT)
-        assert stored == truth, endpoint
+    for endpoint in ENDPOINTS:
+        owed = expected_dates(endpoint, first, last)
+        if not owed:
+            continue  # a month table when no month ended in the fourteen days
+        stored = stored_rows(launcher.data_dsn, endpoint, owed[0], last, account=DEMO_ACCOUNT)
+        truth = truth_rows(truth_source, DEMO_APPID, endpoint, owed[0], owed[-1], account=DEMO_ACCOUNT)
+        assert stored and stored == truth, endpoint
     # No secret in what a user sees or in the stored responses.
     assert "demo-app-secret" not in result.stdout + result.stderr
     with psycopg.connect(launcher.data_dsn) as conn:
@@ -352,7 +366,7 @@ def test_the_readme_rest_examples_trigger_both_dags(running: Running) -> None:
         "GET", f"/dags/{DAG_ID}/dagRuns/{created[DAG_ID]}/taskInstances").json()["task_instances"]}
     assert daily["state"] == "success", states
     assert states["getusershare"] == states["getuserread"] == "success"
-    assert {states[e] for e in LEGACY if e not in ("getusershare", "getuserread")} == {"skipped"}
+    assert {states[e] for e in ENDPOINTS if e not in ("getusershare", "getuserread")} == {"skipped"}
 
     backfill = running.wait_run("wechat_datacube_backfill", created["wechat_datacube_backfill"])
     assert backfill["state"] == "success"

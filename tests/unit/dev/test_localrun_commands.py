@@ -117,3 +117,19 @@ def test_every_way_run_and_demo_end_stops_the_stack_and_says_why(
         assert said_before_stopping == []
     else:
         assert len(said_before_stopping) == 1 and said in said_before_stopping[0]
+
+
+def test_the_demo_judges_each_table_by_the_dates_it_owes() -> None:
+    from wechat_datacube_dev.localrun.commands import demo_problem
+    from wechat_datacube_dev.localrun.report import TableCount
+
+    daily = TableCount("wechat.user_summary", "getusersummary", 150, 14, 14, 14)
+    # No month ended in the catchup: an empty month table owes nothing.
+    month = TableCount("wechat.upstream_msg_month", "getupstreammsgmonth", 0, 0, 0, 0)
+    assert demo_problem([daily, month]) is None
+    # An empty week is done (load_log 'empty') without rows, but the table must hold rows of some period.
+    assert demo_problem([daily, TableCount("wechat.upstream_msg_week", "getupstreammsgweek", 5, 1, 2, 2)]) is None
+    half_week = TableCount("wechat.upstream_msg_week", "getupstreammsgweek", 5, 1, 1, 2)
+    assert demo_problem([daily, half_week]) == "tables without rows -; dates not loaded in ['wechat.upstream_msg_week']"
+    no_rows = TableCount("wechat.interface_summary", "getinterfacesummary", 0, 0, 14, 14)
+    assert demo_problem([no_rows, daily]) == "tables without rows ['wechat.interface_summary']; dates not loaded in -"

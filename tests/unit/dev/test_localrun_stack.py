@@ -119,3 +119,23 @@ def test_the_banner_names_the_executor_workers_and_broker_but_no_password(tmp_pa
     local = LocalStack(StackConfig(tmp_path / "other"))
     local.cluster = local.make_cluster(META)
     assert [line.split()[:2] for line in executor_lines(local)] == [["Executor", "LocalExecutor"]]
+
+
+def test_the_demo_account_pulls_every_family_beside_legacy_and_a_kept_file_keeps_its_own_list(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from wechat_datacube.endpoints import FAMILIES, LEGACY
+
+    stack = LocalStack(StackConfig(tmp_path / ".local"))
+    start = dt.date(2026, 3, 1)
+    assert stack.state.ensure_accounts_file(name="demo", wechat_conn_id="wechat_demo", postgres_conn_id="wechat_pg",
+                                            start=start)  # fmt: skip
+    first, endpoints = stack._configured_account()  # read back through the pipeline's own accounts loader
+    assert first == start
+    assert endpoints == tuple(e for f in ("legacy", "user", "message", "interface") for e in FAMILIES[f])
+    assert len(endpoints) == 17
+    # An accounts file of an earlier run (legacy only) is kept, and what it says is what is reported.
+    text = stack.state.accounts_file.read_text()
+    stack.state.accounts_file.write_text(text.replace("endpoints: [legacy, user, message, interface]", "endpoints: [legacy]"))
+    assert stack._configured_account() == (start, LEGACY)
+    assert not stack.state.ensure_accounts_file(name="demo", wechat_conn_id="w", postgres_conn_id="p", start=start)
