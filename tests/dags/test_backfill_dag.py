@@ -271,7 +271,7 @@ def test_an_unknown_endpoint_name_fails_the_run_naming_the_known_ones(
     assert data_calls(simulator) == dict.fromkeys(LEGACY, 0)
     output = capfd.readouterr().out + caplog.text
     assert "unknown endpoint name(s) 'getusershre'" in output
-    assert "families legacy, replacement; endpoints getarticlesummary" in output
+    assert "families legacy, replacement, user, message, interface; endpoints getarticlesummary" in output
     assert f"account={ACCOUNT}" in output and f"dates={BEGIN}..{END}" in output
 
 

@@ -79,7 +79,7 @@ def test_a_run_asking_for_an_unknown_endpoint_fails_instead_of_skipping_everythi
     assert not any(p.startswith("/datacube/") for p in simulator.state.counters()["paths"])
     output = capfd.readouterr().out + caplog.text
     assert "unknown endpoint name(s) 'getusershre'" in output
-    assert "families legacy, replacement; endpoints getarticlesummary" in output
+    assert "families legacy, replacement, user, message, interface; endpoints getarticlesummary" in output
 
 
 def test_one_endpoint_given_as_a_string_runs_that_endpoint(demo_dag, simulator) -> None:  # noqa: ANN001
