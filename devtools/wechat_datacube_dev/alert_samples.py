@@ -24,6 +24,7 @@ from wechat_datacube.alerts.daily_report import (
     DailyFigures,
     EndpointState,
     Figure,
+    Followers,
     TopArticle,
     report_event,
 )
@@ -56,10 +57,14 @@ def _figures() -> DailyFigures:
         TopArticle("2247483698_1", "618 购物清单（内含优惠券）", 2875),
         TopArticle("2247483701_2", "门店地址与营业时间更新", 960),
     )
+    # The account pulls the user family too: the message has its followers line.
+    followers = Followers(Figure("net followers", 105, "getusersummary", Change(92.0, 13.0, 13 / 92 * 100, 7), 7),
+                          new=143, cancel=38, total=48216)
     states = [EndpointState(name, "loaded", DAY) for name in
               ("getarticlesummary", "getarticletotal", "getuserread", "getuserreadhour", "getusershare")]
     states.append(EndpointState("getusersharehour", "not_ready", DAY - dt.timedelta(days=1)))
-    return DailyFigures(ACCOUNT, DAY, readers, shares, top, "getarticlesummary", tuple(states))
+    states += [EndpointState(name, "loaded", DAY) for name in ("getusersummary", "getusercumulate")]
+    return DailyFigures(ACCOUNT, DAY, readers, shares, top, "getarticlesummary", tuple(states), followers)
 
 
 def sample_events() -> dict[str, AlertEvent]:

@@ -1,18 +1,22 @@
 """The daily data report: one day's headline figures and the freshness of every endpoint, as one alert.
 
 :func:`daily_figures` reads the figures of one account and day (readers, shares, the top
-articles, each against the median of the 7 days before, and one load state per endpoint
-the account pulls); :func:`report_event` turns them into an :class:`AlertEvent` of kind
-``DAILY_REPORT``. Everything but the reads is pure, so the rules (the median needs 3 days
-of history, a median of 0 has no percentage, ...) are tested without a database.
+articles, each against the median of the 7 days before, the day's net followers when the
+account pulls the ``user`` family, and one load state per endpoint the account pulls);
+:func:`report_event` turns them into an :class:`AlertEvent` of kind ``DAILY_REPORT``.
+Everything but the reads is pure, so the rules (the median needs 3 days of history, a
+median of 0 or below has no percentage, ...) are tested without a database.
 
 Where a figure comes from: readers from the ``daily_readers`` view, which already spans the
 legacy -> replacement cutover. Shares and top articles come from the family the account
 pulls for the day (the replacement family first when it does), falling back to the other
 family's table when only that one holds the day. The two families count shares
 differently (legacy: shares; replacement: users who shared), so a shares figure is only
-compared with history from the same endpoint. A table that does not exist (the account
-never loaded) gives "no data", never an error.
+compared with history from the same endpoint. Followers come from the ``daily_followers``
+view (getusersummary's follows and unfollows summed over the follow sources, getusercumulate's
+total): only for an account that pulls the ``user`` family, so an account without it gets the
+message it always got. A table that does not exist (the account never loaded) gives "no
+data", never an error.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ TOP_ARTICLES = 3
 #: Longest title shown (a message line must stay one readable line).
 MAX_TITLE = 60
 
+#: What the followers figure counts, and the endpoint its net comes from (its total: getusercumulate).
+NET_FOLLOWERS = "net followers"
+FOLLOWS_ENDPOINT = "getusersummary"
+
 #: Load states (``load_status.LoadStatus`` values, plus the dashboard's calendar states) in words.
 STATE_WORDS: Mapping[str, str] = {
     "loaded": "loaded",
@@ -62,7 +70,8 @@ class Change:
     median: float
     #: value - median.
     absolute: float
-    #: 100 * (value - median) / median; None when the median is 0 (no percentage of nothing).
+    #: 100 * (value - median) / median; None when the median is 0 (no percentage of nothing) or below
+    #: (net followers: a percentage of a loss reads backwards, the absolute change says it plainly).
     percent: float | None
     #: How many days the median was taken over.
     days: int
@@ -72,7 +81,7 @@ class Change:
 class Figure:
     """One headline number of the day, where it came from and how it compares."""
 
-    #: What it counts: ``readers``, ``shares`` or ``sharers``.
+    #: What it counts: ``readers``, ``shares``, ``sharers`` or ``net followers``.
     measure: str
     value: int | None = None
     #: The endpoint the value came from (None: no data).
@@ -105,6 +114,25 @@ class EndpointState:
 
 
 @dataclass(frozen=True)
+class Followers:
+    """The day's followers: the net change (new - cancel) as a figure against its median, its parts and the total.
+
+    Only the net is compared with history (it is what moved); a day that loses followers has
+    a negative net, and a week of them a negative median.
+    """
+
+    net: Figure
+    new: int | None = None
+    cancel: int | None = None
+    #: Total followers on the day (getusercumulate); None when that endpoint has no row for it.
+    total: int | None = None
+
+
+#: One ``daily_followers`` row: (new, cancel, net, total); a side the view has no row for is None.
+FollowersRow = tuple[int | None, int | None, int | None, int | None]
+
+
+@dataclass(frozen=True)
 class DailyFigures:
     """Everything the daily report says about one account and day."""
 
@@ -116,6 +144,8 @@ class DailyFigures:
     #: The endpoint the top articles came from (None: no article data for the day).
     top_source: str | None = None
     freshness: tuple[EndpointState, ...] = ()
+    #: None when the account does not pull the ``user`` family: then the message has no followers line.
+    followers: Followers | None = None
 
 
 # --- pure rules ------------------------------------------------------------------
@@ -137,7 +167,7 @@ def median_change(value: int | None, history: Iterable[int | None]) -> Change | 
         return None
     median = float(statistics.median(known))
     absolute = value - median
-    percent = None if median == 0 else 100.0 * absolute / median
+    percent = None if median <= 0 else 100.0 * absolute / median
     return Change(median=median, absolute=absolute, percent=percent, days=len(known))
 
 
@@ -153,6 +183,22 @@ def figure(measure: str, day: dt.date, series: Mapping[dt.date, int], source: st
         change=median_change(value, history),
         history_days=len(history),
     )
+
+
+def pulls_followers(account: AccountConfig) -> bool:
+    """Whether the report has a followers line: the account pulls an endpoint of the ``user`` family."""
+    return any(get_endpoint(endpoint).family == "user" for endpoint in account.endpoints)
+
+
+def followers_figure(day: dt.date, rows: Mapping[dt.date, FollowersRow]) -> Followers:
+    """The followers of ``day`` from ``daily_followers`` rows {ref_date: (new, cancel, net, total)} around it.
+
+    A day with a total but no follows (getusersummary not stored yet) has no net: "no data",
+    with the total still shown.
+    """
+    net = {d: row[2] for d, row in rows.items() if row[2] is not None}
+    new, cancel, _, total = rows.get(day, (None, None, None, None))
+    return Followers(figure(NET_FOLLOWERS, day, net, FOLLOWS_ENDPOINT), new, cancel, total)
 
 
 def family_order(account: AccountConfig, day: dt.date) -> tuple[Family, Family]:
@@ -191,7 +237,7 @@ def signed(value: float) -> str:
 
 
 def change_text(change: Change | None, history_days: int) -> str:
-    """``+5.2% vs 7-day median`` (``+12 vs ...`` when the median is 0), or why there is none."""
+    """``+5.2% vs 7-day median`` (``+12 vs ...`` when the median is 0 or below), or why there is none."""
     if change is None:
         return f"no 7-day median yet ({history_days} of {HISTORY_DAYS} days of history, {MIN_HISTORY} needed)"
     if change.percent is None:
@@ -199,15 +245,28 @@ def change_text(change: Change | None, history_days: int) -> str:
     return f"{'+' if change.percent >= 0 else ''}{change.percent:.1f}% vs 7-day median"
 
 
-def figure_line(label: str, fig: Figure) -> str:
-    """``**Readers**: 1,234 · +5.2% vs 7-day median (1,173, +61 over 7 days) · getbizsummary``."""
+def figure_line(label: str, fig: Figure, value_text: str | None = None) -> str:
+    """``**Readers**: 1,234 · +5.2% vs 7-day median (1,173, +61 over 7 days) · getbizsummary``.
+
+    ``value_text`` words the value where the bare number says too little (followers).
+    """
     if fig.value is None:
         return f"**{label}**: no data for the day"
-    parts = [count(fig.value), change_text(fig.change, fig.history_days)]
+    parts = [value_text or count(fig.value), change_text(fig.change, fig.history_days)]
     if fig.change is not None:
         parts[-1] += f" ({count(fig.change.median)}, {signed(fig.change.absolute)} over {fig.change.days} days)"
     parts.append(str(fig.source))
     return f"**{label}**: " + " · ".join(parts)
+
+
+def followers_line(followers: Followers) -> str:
+    """``**Followers**: +123 -45 = net +78 (total 12,345) · +12.0% vs 7-day median (70, +8 over 7 days) · ...``."""
+    total = f" (total {count(followers.total)})" if followers.total is not None else ""
+    net = followers.net.value
+    if net is None:
+        return figure_line("Followers", followers.net) + total
+    moves = f"+{count(followers.new or 0)} -{count(followers.cancel or 0)} = net {signed(net)}"
+    return figure_line("Followers", followers.net, moves + total)
 
 
 def title_text(article: TopArticle) -> str:
@@ -257,6 +316,7 @@ def report_event(figures: DailyFigures) -> AlertEvent:
     details = [
         figure_line("Readers", figures.readers),
         figure_line(shares_label, figures.shares),
+        *([followers_line(figures.followers)] if figures.followers is not None else []),
         *article_lines(figures),
         f"**Freshness** of {figures.day.isoformat()}:" if figures.freshness else "**Freshness**: no endpoints",
         *(freshness_line(s, figures.day) for s in figures.freshness),
@@ -269,8 +329,11 @@ def report_event(figures: DailyFigures) -> AlertEvent:
 
 
 def summary(figures: DailyFigures) -> dict[str, Any]:
-    """A small JSON-ready summary (the report task's XCom): figures and flags, no text, no secret."""
-    return {
+    """A small JSON-ready summary (the report task's XCom): figures and flags, no text, no secret.
+
+    ``followers`` only for an account that pulls the ``user`` family (the others' XCom is unchanged).
+    """
+    result: dict[str, Any] = {
         "account": figures.account,
         "day": figures.day.isoformat(),
         "readers": figures.readers.value,
@@ -280,6 +343,11 @@ def summary(figures: DailyFigures) -> dict[str, Any]:
         "top_msgids": [a.msgid for a in figures.top_articles],
         "not_loaded": [s.endpoint for s in figures.freshness if s.flagged],
     }
+    if figures.followers is not None:
+        f = figures.followers
+        result["followers"] = {"net": f.net.value, "net_change_percent": _rounded(f.net.change), "new": f.new,
+                               "cancel": f.cancel, "total": f.total}
+    return result
 
 
 def _rounded(change: Change | None) -> float | None:
@@ -307,10 +375,13 @@ def daily_figures(
     order = family_order(account, day)
     sources = [*rq.SHARES.values(), *rq.ARTICLES.values()]
     with read_transaction(conn), conn.cursor() as cur:
-        present = existing_tables(cur, schema, {rq.DAILY_READERS, LOAD_LOG, *TITLE_TABLES, *(s.table for s in sources)})
+        present = existing_tables(
+            cur, schema, {rq.DAILY_READERS, rq.DAILY_FOLLOWERS, LOAD_LOG, *TITLE_TABLES, *(s.table for s in sources)}
+        )
         readers = _readers(cur, schema, account.name, day) if rq.DAILY_READERS in present else Figure("readers")
         shares = _shares(cur, schema, account.name, day, order, present)
         top, top_source = _top_articles(cur, schema, account.name, day, order, present)
+        followers = _followers(cur, schema, account.name, day, present) if pulls_followers(account) else None
         log_rows, latest = rq.load_log(cur, schema, account.name, day) if LOAD_LOG in present else ([], {})
     reports = endpoint_freshness(account, DateRange(day, day), log_rows, latest, yesterday)
     return DailyFigures(
@@ -321,6 +392,7 @@ def daily_figures(
         top_articles=top,
         top_source=top_source,
         freshness=endpoint_states(reports),
+        followers=followers,
     )
 
 
@@ -331,6 +403,14 @@ def _readers(cur: psycopg.Cursor[Any], schema: str, account: str, day: dt.date) 
     readers = rq.readers_by_day(cur, schema, account, history_window(day)[0], day)
     source = readers[day][1] if day in readers else None
     return figure("readers", day, {d: v for d, (v, _) in readers.items()}, source)
+
+
+def _followers(cur: psycopg.Cursor[Any], schema: str, account: str, day: dt.date, present: set[str]) -> Followers:
+    """Followers from the ``daily_followers`` view over the day and its history window (no view: no data)."""
+    from wechat_datacube.alerts import report_queries as rq
+
+    rows = rq.followers_by_day(cur, schema, account, history_window(day)[0], day) if rq.DAILY_FOLLOWERS in present else {}
+    return followers_figure(day, rows)
 
 
 def _shares(
@@ -370,6 +450,7 @@ __all__ = [
     "DailyFigures",
     "EndpointState",
     "Figure",
+    "Followers",
     "TopArticle",
     "daily_figures",
     "median_change",

@@ -34,8 +34,9 @@ class DailyReportOperator(BaseOperator):
     :param clock: returns "now" as an aware datetime (tests); None is the real clock. It decides
         which days freshness expects (up to yesterday in Beijing).
 
-    Returns (XCom) a small summary: the day, readers, shares, the top msgids and the
-    endpoints whose day is not stored. Never a secret: targets are connection ids.
+    Returns (XCom) a small summary: the day, readers, shares, the top msgids, the followers
+    (an account of the ``user`` family) and the endpoints whose day is not stored. Never a
+    secret: targets are connection ids.
     """
 
     ui_color = "#d9f2e3"

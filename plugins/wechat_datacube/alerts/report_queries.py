@@ -21,6 +21,8 @@ from wechat_datacube.endpoints import Family, get_endpoint
 
 #: The view of readers per account and day across the legacy -> replacement cutover (storage/views.py).
 DAILY_READERS = "daily_readers"
+#: The view of follows, unfollows, net and total followers per account and day (storage/views.py).
+DAILY_FOLLOWERS = "daily_followers"
 
 
 class DailyTotal(NamedTuple):
@@ -76,6 +78,23 @@ def readers_by_day(
         (account, begin, end),
     )
     return {day: (int(value), source) for day, value, source in cur.fetchall()}
+
+
+def followers_by_day(
+    cur: Cursor[Any], schema: str, account: str, begin: dt.date, end: dt.date
+) -> dict[dt.date, tuple[int | None, int | None, int | None, int | None]]:
+    """{day: (new, cancel, net, total followers)} from the ``daily_followers`` view, for [begin, end].
+
+    A side the view has no row for is None (a day getusercumulate has and getusersummary not yet).
+    """
+    cur.execute(
+        sql.SQL(
+            "SELECT ref_date, new_user, cancel_user, net_user, cumulate_user FROM {view}"
+            " WHERE account = %s AND ref_date BETWEEN %s AND %s ORDER BY ref_date"
+        ).format(view=sql.Identifier(schema, DAILY_FOLLOWERS)),
+        (account, begin, end),
+    )
+    return {day: (new, cancel, net, total) for day, new, cancel, net, total in cur.fetchall()}
 
 
 def totals_by_day(

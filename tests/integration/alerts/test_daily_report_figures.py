@@ -2,9 +2,10 @@
 
 ``dashboard_demo`` (tests/fixtures/dashboard.py) holds 2026-06-01..19 of every endpoint of
 both families for account ``demo``, with one getuserread gap, one empty getusershare day
-and one getusersharehour day not ready. Expected values are computed here from the
-simulator's truth (never through the code under test) and, for the stored readers, by
-plain SQL.
+and one getusersharehour day not ready, plus getusersummary / getusercumulate answers of
+known numbers stored by the storage writer (with a day that loses followers). Expected
+values are computed here from the simulator's truth (never through the code under test)
+and, for the stored readers and followers, by plain SQL over the tables.
 """
 
 from __future__ import annotations
@@ -18,11 +19,21 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.fixtures.dashboard import BEGIN, DEMO_ACCOUNT, EMPTY_DAY, END, GAP_DAY, NOT_READY_DAY, DemoData
+from tests.fixtures.dashboard import (
+    BEGIN,
+    DEMO_ACCOUNT,
+    EMPTY_DAY,
+    END,
+    GAP_DAY,
+    NOT_READY_DAY,
+    UNFOLLOW_DAY,
+    DemoData,
+    follow_rows,
+)
 from tests.fixtures.simulator import TEST_APPID
 from tests.fixtures.truth import truth_dicts
 from wechat_datacube.accounts import AccountConfig, parse_account
-from wechat_datacube.alerts.daily_report import DailyFigures, EndpointState, daily_figures, report_event
+from wechat_datacube.alerts.daily_report import DailyFigures, EndpointState, daily_figures, report_event, summary
 from wechat_datacube.endpoints import LEGACY, REPLACEMENT, get_endpoint
 
 DAY = dt.date(2026, 6, 18)
@@ -176,3 +187,74 @@ def test_a_database_without_any_table_reads_as_no_data_not_an_error(fresh_pg: tu
     assert [s.state for s in figures.freshness] == ["missing"] * len(LEGACY)
     assert "**Top articles**: no article data for the day" in report_event(figures).details
 
+
+
+# --- followers: an account of the user family --------------------------------------------------
+
+
+def followers_by_sql(conn: psycopg.Connection[Any], begin: dt.date, end: dt.date) -> dict[dt.date, tuple[int, ...]]:
+    """{day: (new, cancel, net, total)} straight from user_summary (summed over sources) and user_cumulate."""
+    follows = conn.execute(
+        "SELECT ref_date, sum(new_user), sum(cancel_user) FROM wechat.user_summary"
+        " WHERE account = %s AND ref_date BETWEEN %s AND %s GROUP BY ref_date", (DEMO_ACCOUNT, begin, end)).fetchall()
+    totals = dict(conn.execute("SELECT ref_date, cumulate_user FROM wechat.user_cumulate"
+                               " WHERE account = %s AND ref_date BETWEEN %s AND %s", (DEMO_ACCOUNT, begin, end)).fetchall())
+    return {d: (int(new), int(cancel), int(new - cancel), totals[d]) for d, new, cancel in follows}
+
+
+@pytest.mark.parametrize("day", [DAY, UNFOLLOW_DAY], ids=["gain", "loss"])
+def test_followers_of_a_user_family_account_equal_plain_sql_over_the_user_tables(
+    conn: psycopg.Connection[Any], day: dt.date
+) -> None:
+    figures = daily_figures(conn, "wechat", account(endpoints=("legacy", "user")), day, today=TODAY)
+
+    by_sql = followers_by_sql(conn, *week_before(day)) | followers_by_sql(conn, day, day)
+    new, cancel, net, total = by_sql[day]
+    followers = figures.followers
+    assert followers is not None
+    assert (followers.new, followers.cancel, followers.net.value, followers.total) == (new, cancel, net, total)
+    assert followers.net.source == "getusersummary"
+    history = [row[2] for d, row in by_sql.items() if d < day]
+    median = statistics.median(history)
+    assert followers.net.change is not None and followers.net.change.days == len(history) == 7
+    assert followers.net.change.median == median
+    assert followers.net.change.absolute == net - median
+    assert followers.net.change.percent == pytest.approx(100 * (net - median) / median)
+
+    line = next(line for line in report_event(figures).details if line.startswith("**Followers**"))
+    assert line.startswith(f"**Followers**: +{new:,} -{cancel:,} = net {net:+,} (total {total:,}) · ")
+    assert summary(figures)["followers"]["net"] == net
+
+
+def test_the_loss_day_loses_followers_by_the_fixtures_own_numbers(conn: psycopg.Connection[Any]) -> None:
+    figures = daily_figures(conn, "wechat", account(endpoints=("legacy", "user")), UNFOLLOW_DAY, today=TODAY)
+    day_rows = [r for r in follow_rows() if r["ref_date"] == UNFOLLOW_DAY.isoformat()]
+    expected = sum(r["new_user"] for r in day_rows) - sum(r["cancel_user"] for r in day_rows)
+    assert figures.followers is not None and figures.followers.net.value == expected < 0
+    assert figures.followers.net.change is not None and figures.followers.net.change.percent is not None
+    assert figures.followers.net.change.percent < 0
+    assert "· -" in next(line for line in report_event(figures).details if line.startswith("**Followers**"))
+
+
+def test_an_account_without_the_user_family_gets_no_followers_line_on_the_same_database(
+    conn: psycopg.Connection[Any],
+) -> None:
+    figures = daily_figures(conn, "wechat", account(), DAY, today=TODAY)
+    assert figures.followers is None
+    assert not any("Followers" in line for line in report_event(figures).details)
+    assert "followers" not in summary(figures)
+    with_family = daily_figures(conn, "wechat", account(endpoints=("legacy", "user")), DAY, today=TODAY)
+    assert report_event(with_family).details[:2] == report_event(figures).details[:2]
+
+
+def test_followers_of_a_day_or_account_without_rows_are_no_data(conn: psycopg.Connection[Any],
+                                                                fresh_pg: tuple[str, str]) -> None:
+    quiet = daily_figures(conn, "wechat", account(name="quiet", endpoints=("legacy", "user")), DAY, today=TODAY)
+    assert quiet.followers is not None and quiet.followers.net.value is None and quiet.followers.total is None
+    assert "**Followers**: no data for the day" in report_event(quiet).details
+    first = daily_figures(conn, "wechat", account(endpoints=("legacy", "user")), BEGIN, today=TODAY)
+    assert first.followers is not None and first.followers.net.value is not None
+    assert first.followers.net.change is None and first.followers.net.history_days == 0
+    with psycopg.connect(fresh_pg[1]) as blank:
+        nothing = daily_figures(blank, "wechat", account(endpoints=("legacy", "user")), DAY, today=TODAY)
+    assert nothing.followers is not None and nothing.followers.net.value is None

@@ -13,12 +13,16 @@ from wechat_datacube.alerts.daily_report import (
     DailyFigures,
     EndpointState,
     Figure,
+    Followers,
     TopArticle,
     endpoint_states,
     family_order,
     figure,
+    followers_figure,
+    followers_line,
     headline,
     median_change,
+    pulls_followers,
     report_event,
     summary,
     title_text,
@@ -234,3 +238,95 @@ def test_summary_is_small_json_with_figures_and_flags() -> None:
         "top_msgids": ["2247_1", "2247_2", "2246_1"],
         "not_loaded": ["getusershare", "getusersharehour"],
     }
+
+
+# --- followers (accounts of the user family) --------------------------------------------------
+
+
+def test_a_negative_value_against_a_positive_median_is_a_negative_percentage() -> None:
+    assert median_change(-15, [10, 20, 30]) == Change(median=20.0, absolute=-35.0, percent=-175.0, days=3)
+
+
+def test_a_negative_median_keeps_the_absolute_change_and_has_no_percentage() -> None:
+    # -10 - (-30) would be "-66.7%" of a loss: a rise worded as a fall. The absolute change says it plainly.
+    assert median_change(-10, [-20, -30, -40, 5]) == Change(median=-25.0, absolute=15.0, percent=None, days=4)
+    assert median_change(-40, [-20, -30, -10]) == Change(median=-20.0, absolute=-20.0, percent=None, days=3)
+
+
+def followers_rows(nets: list[int]) -> dict[dt.date, tuple[int, int, int, int]]:
+    """``daily_followers`` rows of the days before DAY with these nets (new = 10 + net, cancel = 10)."""
+    return {d: (10 + net, 10, net, 1000 + i) for i, (d, net) in enumerate(days_before(DAY, nets).items())}
+
+
+def test_followers_figure_is_the_days_net_against_the_median_with_new_cancel_and_total() -> None:
+    rows = followers_rows([5, 8, -2, 6, 4, 30, 7]) | {DAY: (3, 20, -17, 1031)}
+    followers = followers_figure(DAY, rows)
+    assert (followers.new, followers.cancel, followers.total) == (3, 20, 1031)
+    assert followers.net == Figure("net followers", -17, "getusersummary", Change(6.0, -23.0, 100 * -23 / 6, 7), 7)
+
+
+def test_followers_of_a_day_without_a_row_have_no_data() -> None:
+    followers = followers_figure(DAY, followers_rows([5, 8, 6]))
+    assert followers == Followers(Figure("net followers", None, None, None, 3))
+    assert followers_line(followers) == "**Followers**: no data for the day"
+
+
+def test_a_day_with_a_total_but_no_follows_has_no_net_and_still_shows_the_total() -> None:
+    followers = followers_figure(DAY, followers_rows([5, 8, 6]) | {DAY: (None, None, None, 12345)})
+    assert (followers.net.value, followers.total) == (None, 12345)
+    assert followers_line(followers) == "**Followers**: no data for the day (total 12,345)"
+    # ... and days without a net do not count as history.
+    assert followers_figure(DAY, {DAY - dt.timedelta(1): (None, None, None, 9), DAY: (1, 0, 1, 10)}).net.history_days == 0
+
+
+def test_followers_line_gives_follows_unfollows_net_total_and_the_change() -> None:
+    followers = Followers(Figure("net followers", 78, "getusersummary", median_change(78, [60, 70, 80, 70, 65]), 5),
+                          new=123, cancel=45, total=12345)
+    assert followers_line(followers) == (
+        "**Followers**: +123 -45 = net +78 (total 12,345) · +11.4% vs 7-day median (70, +8 over 5 days) · getusersummary"
+    )
+
+
+def test_followers_line_of_a_loss_against_a_losing_week_is_worded_as_an_absolute_change() -> None:
+    followers = Followers(Figure("net followers", -5, "getusersummary", median_change(-5, [-20, -12, -3]), 3),
+                          new=0, cancel=5, total=None)
+    assert followers_line(followers) == (
+        "**Followers**: +0 -5 = net -5 · +7 vs 7-day median (-12, +7 over 3 days) · getusersummary"
+    )
+
+
+def test_followers_line_without_history_says_why_there_is_no_change() -> None:
+    followers = Followers(Figure("net followers", 0, "getusersummary", None, 1), new=4, cancel=4, total=500)
+    assert followers_line(followers) == (
+        "**Followers**: +4 -4 = net 0 (total 500) · no 7-day median yet (1 of 7 days of history, 3 needed)"
+        " · getusersummary"
+    )
+
+
+def test_only_an_account_of_the_user_family_has_followers() -> None:
+    assert not pulls_followers(account())
+    assert not pulls_followers(account(endpoints=["replacement", "message", "interface"]))
+    assert pulls_followers(account(endpoints=["legacy", "user"]))
+    assert pulls_followers(account(endpoints=["replacement", "getusercumulate"]))
+
+
+def test_the_followers_line_comes_after_the_shares_and_only_with_followers() -> None:
+    followers = Followers(Figure("net followers", -3, "getusersummary", None, 0), new=2, cancel=5, total=99)
+    with_line = report_event(figures(followers=followers)).details
+    without = report_event(figures()).details
+    assert with_line[2] == "**Followers**: +2 -5 = net -3 (total 99) · no 7-day median yet (0 of 7 days of history," \
+                           " 3 needed) · getusersummary"
+    assert with_line[:2] + with_line[3:] == without
+    assert not any("Followers" in line for line in without)
+    assert report_event(figures(followers=followers)).headline == report_event(figures()).headline
+
+
+def test_summary_of_an_account_with_followers_carries_them() -> None:
+    followers = Followers(Figure("net followers", -17, "getusersummary", median_change(-17, [6, 4, 8]), 3),
+                          new=3, cancel=20, total=1031)
+    result = summary(figures(followers=followers))
+    assert json.loads(json.dumps(result["followers"])) == {
+        "net": -17, "net_change_percent": -383.3, "new": 3, "cancel": 20, "total": 1031,
+    }
+    assert {k: v for k, v in result.items() if k != "followers"} == summary(figures())
+    assert "followers" not in summary(figures())
