@@ -84,14 +84,37 @@ class ManagedProcess:
 
 
 def group_alive(pgid: int) -> bool:
-    """Whether process group ``pgid`` still has a member."""
+    """Whether process group ``pgid`` still has a member that runs (a zombie does not).
+
+    ``killpg(pgid, 0)`` also finds zombies: a member that died after its parent waits for
+    PID 1 to reap it, and in a container PID 1 often never does. Where ``/proc`` exists the
+    members' states are read instead; elsewhere ``killpg`` is the answer.
+    """
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, but not ours
         return True
-    return True
+    states = _member_states(pgid)
+    return states is None or any(state != "Z" for state in states)
+
+
+def _member_states(pgid: int) -> list[str] | None:
+    """The states (R, S, Z, ...) of the processes in group ``pgid`` from ``/proc``; None without ``/proc``."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return None
+    states = []
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so split after the last ')'.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        if int(fields[2]) == pgid:
+            states.append(fields[0])
+    return states
 
 
 def stop_processes(processes: Iterable[ManagedProcess], *, grace: float = 30.0) -> None:
@@ -115,3 +138,7 @@ def stop_processes(processes: Iterable[ManagedProcess], *, grace: float = 30.0) 
                 proc.popen.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
+    # SIGKILL is not instant for members the kernel is still tearing down.
+    killed = time.monotonic() + 10
+    while time.monotonic() < killed and any(p.group_alive() for p in procs):
+        time.sleep(0.1)
