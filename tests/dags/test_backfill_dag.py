@@ -67,9 +67,10 @@ def run(dag: Any, **conf: Any) -> Any:
     return dag_run
 
 
-def data_calls(simulator: Any) -> dict[str, int]:
+def data_calls(simulator: Any, endpoints: tuple[str, ...] = LEGACY) -> dict[str, int]:
+    """Datacube calls the simulator saw per endpoint of ``endpoints``."""
     paths = simulator.state.counters()["paths"]
-    return {e: paths.get(f"/datacube/{e}", 0) for e in LEGACY}
+    return {e: paths.get(f"/datacube/{e}", 0) for e in endpoints}
 
 
 def states(dag_run: Any) -> dict[str, int]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
+from tests.dags.test_backfill_dag import data_calls
 from tests.fixtures.accounts import write_accounts_file
 from tests.fixtures.simulator import TEST_APPID
 from tests.fixtures.truth import stored_rows, truth_rows
@@ -54,11 +55,6 @@ def run_after(business_day: dt.date) -> dt.datetime:
     return dt.datetime.combine(business_day + dt.timedelta(days=1), dt.time(10), tzinfo=BEIJING)
 
 
-def data_calls(simulator) -> dict[str, int]:  # noqa: ANN001
-    paths = simulator.state.counters()["paths"]
-    return {e: paths.get(f"/datacube/{e}", 0) for e in NEW_ENDPOINTS}
-
-
 def stored_dates(endpoint: str, business_day: dt.date) -> tuple[dt.date, dt.date]:
     """The ref_dates a run of ``business_day`` stores: the period's label, and getusersummary's day before."""
     spec = get_endpoint(endpoint)
@@ -73,7 +69,7 @@ def test_a_sunday_at_a_month_end_stores_every_new_endpoint_equal_to_the_servers_
 
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert run.state == "success" and set(states.values()) == {"success"}, states
-    assert data_calls(simulator) == dict.fromkeys(NEW_ENDPOINTS, 1)  # one round trip each, periods included
+    assert data_calls(simulator, NEW_ENDPOINTS) == dict.fromkeys(NEW_ENDPOINTS, 1)  # one round trip each, periods included
     for endpoint in NEW_ENDPOINTS:
         begin, end = stored_dates(endpoint, SUNDAY_MONTH_END)
         stored = stored_rows(fresh_pg[1], endpoint, begin, end, account="audience")
@@ -98,6 +94,6 @@ def test_a_midweek_day_skips_the_week_and_month_endpoints_without_a_call(
     periodic = {e for e in NEW_ENDPOINTS if get_endpoint(e).period != "day"}
     assert run.state == "success", states
     assert {t for t, s in states.items() if s == "skipped"} == periodic, states
-    calls = data_calls(simulator)
+    calls = data_calls(simulator, NEW_ENDPOINTS)
     assert {e for e, n in calls.items() if n} == set(NEW_ENDPOINTS) - periodic
     assert all(calls[e] == 1 for e in set(NEW_ENDPOINTS) - periodic)

@@ -21,8 +21,8 @@ from wechat_datacube.endpoints import Family, get_endpoint
 
 #: The view of readers per account and day across the legacy -> replacement cutover (storage/views.py).
 DAILY_READERS = "daily_readers"
-#: The view of follows, unfollows, net and total followers per account and day (storage/views.py).
-DAILY_FOLLOWERS = "daily_followers"
+#: The view of follows, unfollows, net and total followers per account and day (the dashboard reads it too).
+DAILY_FOLLOWERS = q.DAILY_FOLLOWERS
 
 
 class DailyTotal(NamedTuple):
@@ -87,14 +87,8 @@ def followers_by_day(
 
     A side the view has no row for is None (a day getusercumulate has and getusersummary not yet).
     """
-    cur.execute(
-        sql.SQL(
-            "SELECT ref_date, new_user, cancel_user, net_user, cumulate_user FROM {view}"
-            " WHERE account = %s AND ref_date BETWEEN %s AND %s ORDER BY ref_date"
-        ).format(view=sql.Identifier(schema, DAILY_FOLLOWERS)),
-        (account, begin, end),
-    )
-    return {day: (new, cancel, net, total) for day, new, cancel, net, total in cur.fetchall()}
+    rows = q.daily_followers(cur, schema, account, begin, end)  # the dashboard's read of the same view
+    return {r["ref_date"]: (r["new_user"], r["cancel_user"], r["net_user"], r["cumulate_user"]) for r in rows}
 
 
 def totals_by_day(
