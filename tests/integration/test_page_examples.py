@@ -77,7 +77,9 @@ def test_the_page_example_is_stored_field_by_field(pages: PageExampleServer, fre
         assert row["extra"] in (None, {}), (endpoint, row["extra"])  # every documented field has its column
     asked = [body for path, body in pages.calls if path == spec.path]
     assert len(asked) == summary["calls"] and all(b["begin_date"] <= b["end_date"] for b in asked)
-    assert TOKEN not in str(summary)
+    with psycopg.connect(fresh_pg[1]) as conn:  # the token travels in the URL; nothing stored may carry it
+        kept = conn.execute("SELECT count(*) FROM wechat.api_response WHERE payload::text LIKE %s", (f"%{TOKEN}%",))
+        assert kept.fetchone()[0] == 0 and TOKEN not in str(summary)
 
 
 def test_week_and_month_examples_are_asked_for_by_their_labels(pages: PageExampleServer, fresh_pg: tuple[str, str]) -> None:
